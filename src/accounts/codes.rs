@@ -1,0 +1,273 @@
+//! Multi-step flows and the access codes that confirm them. A flow lives in
+//! `auth_flows` under the hash of a token the browser keeps in a cookie; each code
+//! is stored as a keyed hash bound to its flow, used once, valid for a few minutes,
+//! and a flow allows only a few wrong codes (a new code does not reset that count).
+
+use std::time::Duration;
+
+use minijinja::context;
+
+use super::email::Email;
+use super::repo::{self, Flow, NewFlow};
+use super::{AccountError, AccountResult};
+use crate::app::AppState;
+use crate::infra::crypto::{constant_time_eq, random_code, random_token, token_hash};
+use crate::infra::db::now;
+use crate::infra::mail;
+use crate::infra::web::Visitor;
+
+/// What a flow is for. The strings are stored in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Signup,
+    Signin,
+    Reset,
+    Merge,
+    EmailChange,
+    PinChange,
+    Staff,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Signup => "signup",
+            Purpose::Signin => "signin",
+            Purpose::Reset => "reset",
+            Purpose::Merge => "merge",
+            Purpose::EmailChange => "email_change",
+            Purpose::PinChange => "pin_change",
+            Purpose::Staff => "staff",
+        }
+    }
+
+    /// What the code email says the code is for.
+    fn action(self) -> &'static str {
+        match self {
+            Purpose::Signup => "verify your email address and create your account",
+            Purpose::Signin => "sign in",
+            Purpose::Reset => "set a new PIN",
+            Purpose::Merge => "add this address to your portal",
+            Purpose::EmailChange => "make this your sign-in address",
+            Purpose::PinChange => "confirm your new PIN",
+            Purpose::Staff => "sign in",
+        }
+    }
+}
+
+/// How long a whole flow may take, start to finish.
+const FLOW_LIFETIME_SECS: i64 = 30 * 60;
+/// The shortest wait between two codes for one flow.
+const RESEND_AFTER_SECS: i64 = 30;
+/// The most codes one flow may send.
+const MAX_CODES_PER_FLOW: i64 = 5;
+
+pub struct Started {
+    /// For the browser's cookie; only its hash is stored.
+    pub token: String,
+    pub flow: Flow,
+}
+
+pub struct FlowStart<'a> {
+    pub purpose: Purpose,
+    pub stage: &'a str,
+    pub email: &'a str,
+    pub name: Option<&'a str>,
+    pub client_id: Option<i64>,
+    pub staff_id: Option<i64>,
+    pub next_path: Option<&'a str>,
+}
+
+pub async fn start(state: &AppState, s: FlowStart<'_>) -> AccountResult<Started> {
+    let token = random_token();
+    let hash = token_hash(&token);
+    let new = (
+        hash.clone(),
+        s.purpose.as_str(),
+        s.stage.to_string(),
+        s.email.to_string(),
+        s.name.map(str::to_string),
+        s.client_id,
+        s.staff_id,
+        s.next_path.map(str::to_string),
+    );
+    let flow = state
+        .db
+        .write(move |tx| {
+            let (hash, purpose, stage, email, name, client_id, staff_id, next_path) = new;
+            repo::insert_flow(
+                tx,
+                NewFlow {
+                    token_hash: &hash,
+                    purpose,
+                    stage: &stage,
+                    email: &email,
+                    name: name.as_deref(),
+                    client_id,
+                    staff_id,
+                    next_path: next_path.as_deref(),
+                    lifetime_secs: FLOW_LIFETIME_SECS,
+                },
+            )?;
+            repo::flow(tx, &hash)?.ok_or(AccountError::FlowExpired)
+        })
+        .await?;
+    Ok(Started { token, flow })
+}
+
+/// The unexpired flow of this purpose behind the browser's token, if any.
+pub async fn load(state: &AppState, token: Option<&str>, purpose: Purpose) -> AccountResult<Flow> {
+    let Some(token) = token else {
+        return Err(AccountError::FlowExpired);
+    };
+    let hash = token_hash(token);
+    let flow = state
+        .db
+        .read(move |conn| repo::flow(conn, &hash).map_err(AccountError::from))
+        .await?;
+    match flow {
+        Some(f) if f.purpose == purpose.as_str() => Ok(f),
+        _ => Err(AccountError::FlowExpired),
+    }
+}
+
+/// Sends a new code for `flow` to its address. With `deliver` false nothing is
+/// sent (the address has no account, or may not sign up) but every limit and
+/// every database write happens just the same, so the two cases look alike.
+pub async fn send_code(
+    state: &AppState,
+    flow: &Flow,
+    visitor: &Visitor,
+    deliver: bool,
+) -> AccountResult<()> {
+    let t = now();
+    if let Some(last) = flow.last_code_at {
+        let wait = last + RESEND_AFTER_SECS - t;
+        if wait > 0 {
+            return Err(AccountError::CodeTooSoon(wait));
+        }
+    }
+    if flow.codes_sent >= MAX_CODES_PER_FLOW {
+        return Err(AccountError::CodeLimit);
+    }
+    let cfg = &state.config.accounts;
+    let hour = Duration::from_secs(3600);
+    let email_key = flow.email.to_lowercase();
+    if !state.limiter.allow(
+        &format!("code-ip:{}", visitor.ip),
+        cfg.codes_per_ip_per_hour,
+        hour,
+    ) || !state.limiter.allow(
+        &format!("code-email:{email_key}"),
+        cfg.codes_per_email_per_hour,
+        hour,
+    ) {
+        tracing::warn!(ip = %visitor.ip, "access code refused: rate limit reached");
+        return Err(AccountError::CodeLimit);
+    }
+
+    let code = random_code();
+    let code_hash = code_mac(state, &flow.token_hash, &code);
+    let purpose = purpose_of(flow);
+    let ttl_minutes = cfg.code_ttl_minutes;
+    let rendered = state.email(
+        "access_code",
+        context! { code, action => purpose.action(), minutes => ttl_minutes, email => flow.email.clone() },
+    )?;
+    let flow_hash = flow.token_hash.clone();
+    let to = flow.email.clone();
+    let subject = flow.email.clone();
+    let ip = visitor.ip.clone();
+    state
+        .db
+        .write(move |tx| {
+            let stored = deliver.then_some(code_hash.as_slice());
+            repo::set_flow_code(tx, &flow_hash, stored, now() + i64::from(ttl_minutes) * 60)?;
+            if deliver {
+                mail::queue(tx, &to, &rendered)?;
+            }
+            crate::infra::audit::append(
+                tx,
+                crate::infra::audit::Entry {
+                    actor: crate::infra::audit::Actor::Visitor,
+                    event: "access_code_requested",
+                    subject: &subject,
+                    detail: purpose.as_str(),
+                    ip: &ip,
+                },
+            )?;
+            Ok::<_, AccountError>(())
+        })
+        .await?;
+    if deliver {
+        state.mailer.wake();
+    }
+    Ok(())
+}
+
+/// Checks a typed code against the flow's current code. On success the code is
+/// spent and the flow moves to `next_stage`.
+pub async fn verify_code(
+    state: &AppState,
+    flow: &Flow,
+    typed: &str,
+    next_stage: &str,
+) -> AccountResult<()> {
+    let max = i64::from(state.config.accounts.code_max_attempts);
+    if flow.code_failures >= max {
+        return Err(AccountError::CodeAttemptsExhausted);
+    }
+    let typed: String = typed
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
+    let matches = match &flow.code_hash {
+        Some(stored) => constant_time_eq(&code_mac(state, &flow.token_hash, &typed), stored),
+        None => false,
+    };
+    let expired = flow.code_expires_at.is_some_and(|at| at < now());
+    let hash = flow.token_hash.clone();
+    let next = next_stage.to_string();
+    let ok = matches && !expired;
+    state
+        .db
+        .write(move |tx| {
+            if ok {
+                repo::advance_flow(tx, &hash, &next)?;
+            } else {
+                repo::flow_code_failed(tx, &hash)?;
+            }
+            Ok::<_, AccountError>(())
+        })
+        .await?;
+    match (matches, expired) {
+        (true, false) => Ok(()),
+        (true, true) => Err(AccountError::ExpiredCode),
+        _ if flow.code_failures + 1 >= max => Err(AccountError::CodeAttemptsExhausted),
+        _ => Err(AccountError::WrongCode),
+    }
+}
+
+fn code_mac(state: &AppState, flow_hash: &[u8], code: &str) -> Vec<u8> {
+    state.key.mac(&[b"access-code", flow_hash, code.as_bytes()])
+}
+
+fn purpose_of(flow: &Flow) -> Purpose {
+    [
+        Purpose::Signup,
+        Purpose::Signin,
+        Purpose::Reset,
+        Purpose::Merge,
+        Purpose::EmailChange,
+        Purpose::PinChange,
+        Purpose::Staff,
+    ]
+    .into_iter()
+    .find(|p| p.as_str() == flow.purpose)
+    .unwrap_or(Purpose::Signin)
+}
+
+/// Parses the address a flow is for (always valid: it was parsed when the flow began).
+pub fn flow_email(flow: &Flow) -> AccountResult<Email> {
+    Email::parse(&flow.email).map_err(AccountError::from)
+}

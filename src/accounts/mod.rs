@@ -1,0 +1,85 @@
+//! S1–S6: invitations, sign-up, sign-in with PIN and access code, forgotten PINs,
+//! portal requests, sessions, trusted devices and Security Settings.
+//!
+//! The service functions here take plain values (no HTTP types); `routes` turns
+//! requests into calls and results into pages.
+
+pub mod codes;
+pub mod email;
+pub mod invite;
+pub mod pin;
+pub mod repo;
+pub mod routes;
+pub mod session;
+pub mod settings;
+pub mod signin;
+pub mod throttle;
+
+use crate::error::AppError;
+use crate::infra::db::DbError;
+
+/// What can go wrong in these flows. Every variant but `Internal` is the user's to
+/// fix, and its text is shown in the page.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("That code is not right. Check the latest email from us and try again.")]
+    WrongCode,
+    #[error("That code has expired. Ask for a new one.")]
+    ExpiredCode,
+    #[error("Too many wrong codes. Please start again.")]
+    CodeAttemptsExhausted,
+    #[error("Please wait {0} seconds before asking for another code.")]
+    CodeTooSoon(i64),
+    #[error("Too many codes were asked for. Please wait an hour and try again.")]
+    CodeLimit,
+    #[error("The email or PIN is not right.")]
+    WrongPin,
+    #[error("That PIN is not right.")]
+    WrongCurrentPin,
+    #[error("Too many wrong attempts. Try again in {0} minutes, or use Forgot PIN.")]
+    Locked(i64),
+    #[error("Too many wrong attempts. Use Forgot PIN to set a new PIN.")]
+    LockedUntilReset,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("This step has expired. Please start again.")]
+    FlowExpired,
+    #[error("That email address already belongs to another portal, so it cannot be added here.")]
+    EmailTaken,
+    #[error(transparent)]
+    Internal(#[from] AppError),
+}
+
+impl From<DbError> for AccountError {
+    fn from(e: DbError) -> Self {
+        AccountError::Internal(e.into())
+    }
+}
+
+impl From<rusqlite::Error> for AccountError {
+    fn from(e: rusqlite::Error) -> Self {
+        AccountError::Internal(e.into())
+    }
+}
+
+impl From<email::InvalidEmail> for AccountError {
+    fn from(e: email::InvalidEmail) -> Self {
+        AccountError::Invalid(e.to_string())
+    }
+}
+
+pub type AccountResult<T> = Result<T, AccountError>;
+
+/// A name typed by a person: trimmed, at most 100 characters, no control characters.
+pub fn clean_name(input: &str, field: &str) -> AccountResult<String> {
+    let name = input.trim();
+    if name.is_empty() {
+        return Err(AccountError::Invalid(format!("Enter your {field}.")));
+    }
+    if name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(AccountError::Invalid(format!(
+            "The {field} must be at most 100 characters of text."
+        )));
+    }
+    Ok(name.to_string())
+}

@@ -1,0 +1,490 @@
+//! S2 sign-up, S3 sign-in and S3a forgotten PIN, as step-by-step services.
+
+use minijinja::context;
+
+use super::codes::{self, FlowStart, Purpose, Started};
+use super::email::Email;
+use super::repo::{self, Client, Flow};
+use super::session::{self, Subject};
+use super::{AccountError, AccountResult, clean_name, pin, throttle};
+use crate::app::AppState;
+use crate::config::Signup;
+use crate::infra::audit::{self, Actor, Entry};
+use crate::infra::mail;
+use crate::infra::web::Visitor;
+
+/// What a sign-up for an address may do. Never shown to the visitor.
+enum Eligibility {
+    /// Invited by the firm and not yet signed up.
+    Invited(i64),
+    /// Unknown address, and the firm allows open sign-up.
+    New,
+    /// Already a portal's address: told so by email, no code.
+    HasAccount,
+    /// Unknown address and sign-up is by invitation only: nothing is sent.
+    NotAllowed,
+}
+
+fn eligibility(
+    conn: &rusqlite::Connection,
+    state: &AppState,
+    email: &Email,
+) -> rusqlite::Result<Eligibility> {
+    Ok(match repo::email_owner(conn, &email.key)? {
+        Some((client_id, true)) => match repo::client_by_id(conn, client_id)? {
+            Some(c) if c.pin_hash.is_none() => Eligibility::Invited(client_id),
+            _ => Eligibility::HasAccount,
+        },
+        Some((_, false)) => Eligibility::HasAccount,
+        None if state.config.accounts.signup == Signup::Open => Eligibility::New,
+        None => Eligibility::NotAllowed,
+    })
+}
+
+fn audit(
+    tx: &rusqlite::Connection,
+    actor: Actor,
+    event: &str,
+    subject: &str,
+    detail: &str,
+    visitor: &Visitor,
+) -> rusqlite::Result<()> {
+    audit::append(
+        tx,
+        Entry {
+            actor,
+            event,
+            subject,
+            detail,
+            ip: &visitor.ip,
+        },
+    )
+}
+
+fn require_stage(flow: &Flow, stage: &str) -> AccountResult<()> {
+    if flow.stage == stage {
+        Ok(())
+    } else {
+        Err(AccountError::FlowExpired)
+    }
+}
+
+// ---- S2 sign-up ----
+
+/// Name and email entered, "Verify your email" pressed. Every address gets the
+/// same answer; only an invited (or, with open sign-up, a new) one gets a code.
+pub async fn signup_start(
+    state: &AppState,
+    name: &str,
+    email: &str,
+    visitor: &Visitor,
+) -> AccountResult<Started> {
+    let name = clean_name(name, "name")?;
+    let email = Email::parse(email)?;
+    let lookup = email.clone();
+    let st = state.clone();
+    let found = state
+        .db
+        .read(move |conn| eligibility(conn, &st, &lookup).map_err(AccountError::from))
+        .await?;
+    let client_id = match found {
+        Eligibility::Invited(id) => Some(id),
+        _ => None,
+    };
+    let started = codes::start(
+        state,
+        FlowStart {
+            purpose: Purpose::Signup,
+            stage: "code",
+            email: &email.address,
+            name: Some(&name),
+            client_id,
+            staff_id: None,
+            next_path: None,
+        },
+    )
+    .await?;
+    let deliver = matches!(found, Eligibility::Invited(_) | Eligibility::New);
+    codes::send_code(state, &started.flow, visitor, deliver).await?;
+    if matches!(found, Eligibility::HasAccount) {
+        let notice = state.email("signup_exists", context! { email => email.address.clone() })?;
+        let to = email.address.clone();
+        state
+            .db
+            .write(move |tx| mail::queue(tx, &to, &notice).map_err(AccountError::from))
+            .await?;
+        state.mailer.wake();
+    }
+    Ok(started)
+}
+
+pub async fn signup_resend(
+    state: &AppState,
+    token: Option<&str>,
+    visitor: &Visitor,
+) -> AccountResult<Flow> {
+    let flow = codes::load(state, token, Purpose::Signup).await?;
+    require_stage(&flow, "code")?;
+    let email = codes::flow_email(&flow)?;
+    let st = state.clone();
+    let found = state
+        .db
+        .read(move |conn| eligibility(conn, &st, &email).map_err(AccountError::from))
+        .await?;
+    codes::send_code(
+        state,
+        &flow,
+        visitor,
+        matches!(found, Eligibility::Invited(_) | Eligibility::New),
+    )
+    .await?;
+    Ok(flow)
+}
+
+pub async fn signup_verify(state: &AppState, token: Option<&str>, code: &str) -> AccountResult<()> {
+    let flow = codes::load(state, token, Purpose::Signup).await?;
+    require_stage(&flow, "code")?;
+    codes::verify_code(state, &flow, code, "pin").await
+}
+
+/// "Create Account": sets the PIN. Returns the address, to prefill sign-in.
+pub async fn signup_finish(
+    state: &AppState,
+    token: Option<&str>,
+    new_pin: &str,
+    confirm: &str,
+    visitor: &Visitor,
+) -> AccountResult<String> {
+    let flow = codes::load(state, token, Purpose::Signup).await?;
+    require_stage(&flow, "pin")?;
+    let pin = pin::check_new(new_pin, confirm)?;
+    let pin_hash = state.hash_secret(pin).await?;
+    let email = codes::flow_email(&flow)?;
+    let name = flow.name.clone().unwrap_or_default();
+    let st = state.clone();
+    let visitor = visitor.clone();
+    state
+        .db
+        .write(move |tx| {
+            let client_id = match eligibility(tx, &st, &email)? {
+                Eligibility::Invited(id) => id,
+                Eligibility::New => repo::insert_client(tx, &name, &email, false)?,
+                Eligibility::HasAccount => {
+                    return Err(AccountError::Invalid(
+                        "An account already exists for this email. Please sign in.".into(),
+                    ));
+                }
+                Eligibility::NotAllowed => return Err(AccountError::FlowExpired),
+            };
+            if !repo::create_account(tx, client_id, &name, &pin_hash)? {
+                return Err(AccountError::Invalid(
+                    "An account already exists for this email. Please sign in.".into(),
+                ));
+            }
+            let client = repo::client_by_id(tx, client_id)?.ok_or(AccountError::FlowExpired)?;
+            audit(
+                tx,
+                Actor::Client(client.public_id),
+                "signup",
+                &email.address,
+                "",
+                &visitor,
+            )?;
+            repo::delete_flow(tx, &flow.token_hash)?;
+            Ok(email.address.clone())
+        })
+        .await
+}
+
+// ---- S3 sign-in ----
+
+pub enum NextStep {
+    Pin,
+    Code,
+}
+
+/// Email entered, "Continue" pressed. A trusted device of that account goes
+/// straight to the access code; everyone else is asked for a PIN.
+pub async fn signin_start(
+    state: &AppState,
+    email: &str,
+    next: &str,
+    device: Option<&str>,
+    visitor: &Visitor,
+) -> AccountResult<(Started, NextStep)> {
+    let email = Email::parse(email)?;
+    let key = email.key.clone();
+    let device = device.map(str::to_string);
+    let (client, trusted) = state
+        .db
+        .read(move |conn| {
+            let client =
+                repo::client_by_primary_email(conn, &key)?.filter(|c| c.pin_hash.is_some());
+            let trusted = match &client {
+                Some(c) => session::is_trusted(conn, c.id, device.as_deref())?,
+                None => false,
+            };
+            Ok::<_, AccountError>((client, trusted))
+        })
+        .await?;
+    let stage = if trusted { "code" } else { "pin" };
+    let started = codes::start(
+        state,
+        FlowStart {
+            purpose: Purpose::Signin,
+            stage,
+            email: &email.address,
+            name: None,
+            client_id: client.map(|c| c.id),
+            staff_id: None,
+            next_path: Some(next),
+        },
+    )
+    .await?;
+    if trusted {
+        codes::send_code(state, &started.flow, visitor, true).await?;
+        Ok((started, NextStep::Code))
+    } else {
+        Ok((started, NextStep::Pin))
+    }
+}
+
+/// The flow behind the browser's cookie, for showing its pages.
+pub async fn current_flow(
+    state: &AppState,
+    token: Option<&str>,
+    purpose: Purpose,
+) -> AccountResult<Flow> {
+    codes::load(state, token, purpose).await
+}
+
+/// PIN entered on a browser that is not trusted. Wrong PINs count against the
+/// address (known or not) and lock it out for a while.
+pub async fn signin_pin(
+    state: &AppState,
+    token: Option<&str>,
+    typed_pin: &str,
+    visitor: &Visitor,
+) -> AccountResult<Flow> {
+    let flow = codes::load(state, token, Purpose::Signin).await?;
+    require_stage(&flow, "pin")?;
+    let email = codes::flow_email(&flow)?;
+    let key = throttle::key("pin", &email.key);
+    let (lookup_key, email_key) = (key.clone(), email.key.clone());
+    let client = state
+        .db
+        .read(move |conn| {
+            throttle::check(conn, &lookup_key)?;
+            Ok::<_, AccountError>(repo::client_by_primary_email(conn, &email_key)?)
+        })
+        .await?;
+    let stored = client.as_ref().and_then(|c| c.pin_hash.clone());
+    let ok = state
+        .verify_secret(typed_pin.trim().to_string(), stored)
+        .await?;
+    let lockout_after = state.config.accounts.lockout_after;
+    let (hash, v, address) = (
+        flow.token_hash.clone(),
+        visitor.clone(),
+        email.address.clone(),
+    );
+    let actor = client
+        .as_ref()
+        .map(|c| Actor::Client(c.public_id.clone()))
+        .unwrap_or(Actor::Visitor);
+    state
+        .db
+        .write(move |tx| {
+            if ok {
+                throttle::clear(tx, &key)?;
+                repo::advance_flow(tx, &hash, "code")?;
+            } else {
+                throttle::fail(tx, &key, lockout_after)?;
+                audit(tx, actor, "signin_failed", &address, "wrong PIN", &v)?;
+            }
+            Ok::<_, AccountError>(())
+        })
+        .await?;
+    if !ok {
+        return Err(AccountError::WrongPin);
+    }
+    codes::send_code(state, &flow, visitor, true).await?;
+    Ok(flow)
+}
+
+pub async fn signin_resend(
+    state: &AppState,
+    token: Option<&str>,
+    visitor: &Visitor,
+) -> AccountResult<Flow> {
+    let flow = codes::load(state, token, Purpose::Signin).await?;
+    require_stage(&flow, "code")?;
+    codes::send_code(state, &flow, visitor, true).await?;
+    Ok(flow)
+}
+
+/// What a finished sign-in hands the browser.
+pub struct SignedIn {
+    pub session_token: String,
+    pub device_token: String,
+    pub client: Client,
+    /// The local page to go to now.
+    pub next: String,
+}
+
+/// The access code confirmed: the session starts and this browser becomes trusted.
+pub async fn signin_code(
+    state: &AppState,
+    token: Option<&str>,
+    code: &str,
+    device: Option<&str>,
+    visitor: &Visitor,
+) -> AccountResult<SignedIn> {
+    let flow = codes::load(state, token, Purpose::Signin).await?;
+    require_stage(&flow, "code")?;
+    if let Err(e) = codes::verify_code(state, &flow, code, "done").await {
+        let (address, v) = (flow.email.clone(), visitor.clone());
+        state
+            .db
+            .write(move |tx| {
+                audit(
+                    tx,
+                    Actor::Visitor,
+                    "signin_failed",
+                    &address,
+                    "wrong access code",
+                    &v,
+                )
+                .map_err(AccountError::from)
+            })
+            .await?;
+        return Err(e);
+    }
+    let email = codes::flow_email(&flow)?;
+    let st = state.clone();
+    let (device, v) = (device.map(str::to_string), visitor.clone());
+    state
+        .db
+        .write(move |tx| {
+            let client = repo::client_by_primary_email(tx, &email.key)?
+                .filter(|c| c.pin_hash.is_some())
+                .ok_or(AccountError::FlowExpired)?;
+            let session_token = session::open(tx, &st, Subject::Client(client.id), &v)?;
+            let device_token = session::trust_device(tx, &st, client.id, device.as_deref(), &v)?;
+            repo::delete_flow(tx, &flow.token_hash)?;
+            audit(
+                tx,
+                Actor::Client(client.public_id.clone()),
+                "signin",
+                &email.address,
+                "",
+                &v,
+            )?;
+            let next = crate::infra::web::local_path(flow.next_path.as_deref());
+            Ok(SignedIn {
+                session_token,
+                device_token,
+                client,
+                next,
+            })
+        })
+        .await
+}
+
+// ---- S3a forgotten PIN ----
+
+/// "Forgot PIN?" on the PIN step: a code goes to the address (if it has an account).
+pub async fn reset_start(
+    state: &AppState,
+    signin_token: Option<&str>,
+    visitor: &Visitor,
+) -> AccountResult<Started> {
+    let signin = codes::load(state, signin_token, Purpose::Signin).await?;
+    let email = codes::flow_email(&signin)?;
+    let key = email.key.clone();
+    let client = state
+        .db
+        .read(move |conn| {
+            Ok::<_, AccountError>(
+                repo::client_by_primary_email(conn, &key)?.filter(|c| c.pin_hash.is_some()),
+            )
+        })
+        .await?;
+    let started = codes::start(
+        state,
+        FlowStart {
+            purpose: Purpose::Reset,
+            stage: "code",
+            email: &email.address,
+            name: None,
+            client_id: client.as_ref().map(|c| c.id),
+            staff_id: None,
+            next_path: None,
+        },
+    )
+    .await?;
+    codes::send_code(state, &started.flow, visitor, client.is_some()).await?;
+    Ok(started)
+}
+
+pub async fn reset_resend(
+    state: &AppState,
+    token: Option<&str>,
+    visitor: &Visitor,
+) -> AccountResult<Flow> {
+    let flow = codes::load(state, token, Purpose::Reset).await?;
+    require_stage(&flow, "code")?;
+    codes::send_code(state, &flow, visitor, flow.client_id.is_some()).await?;
+    Ok(flow)
+}
+
+pub async fn reset_verify(state: &AppState, token: Option<&str>, code: &str) -> AccountResult<()> {
+    let flow = codes::load(state, token, Purpose::Reset).await?;
+    require_stage(&flow, "code")?;
+    codes::verify_code(state, &flow, code, "pin").await
+}
+
+/// The new PIN is set; every session and trusted device of the account ends, the
+/// lockout is lifted and the address is told.
+pub async fn reset_finish(
+    state: &AppState,
+    token: Option<&str>,
+    new_pin: &str,
+    confirm: &str,
+    visitor: &Visitor,
+) -> AccountResult<String> {
+    let flow = codes::load(state, token, Purpose::Reset).await?;
+    require_stage(&flow, "pin")?;
+    let pin = pin::check_new(new_pin, confirm)?;
+    let pin_hash = state.hash_secret(pin).await?;
+    let email = codes::flow_email(&flow)?;
+    let notice = state.email(
+        "pin_changed",
+        context! { email => email.address.clone(), reset => true },
+    )?;
+    let v = visitor.clone();
+    let address = state
+        .db
+        .write(move |tx| {
+            let client =
+                repo::client_by_primary_email(tx, &email.key)?.ok_or(AccountError::FlowExpired)?;
+            repo::set_pin(tx, client.id, &pin_hash)?;
+            repo::delete_client_sessions(tx, client.id, None)?;
+            repo::delete_client_devices(tx, client.id)?;
+            throttle::clear(tx, &throttle::key("pin", &email.key))?;
+            repo::delete_flow(tx, &flow.token_hash)?;
+            mail::queue(tx, &email.address, &notice)?;
+            audit(
+                tx,
+                Actor::Client(client.public_id),
+                "pin_reset",
+                &email.address,
+                "sessions and trusted devices ended",
+                &v,
+            )?;
+            Ok::<_, AccountError>(email.address.clone())
+        })
+        .await?;
+    state.mailer.wake();
+    Ok(address)
+}

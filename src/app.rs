@@ -1,0 +1,100 @@
+//! Composition root: builds the shared state and the route tree, nothing else.
+
+use std::sync::Arc;
+
+use poem::middleware::{CookieJarManager, SizeLimit};
+use poem::{Endpoint, EndpointExt, Response, Route};
+
+use crate::config::Config;
+use crate::error::{AppError, AppResult};
+use crate::infra::crypto::{PasswordHasher, SecretKey};
+use crate::infra::db::Db;
+use crate::infra::mail::Mailer;
+use crate::infra::ratelimit::RateLimiter;
+use crate::infra::render::{RenderedEmail, Renderer};
+use crate::infra::web::WebSettings;
+use crate::infra::web::cookies::CookieNames;
+use crate::infra::web::csrf::BrowserIdMiddleware;
+use crate::infra::web::headers::SecurityHeaders;
+use crate::{accounts, firm, home};
+
+/// Everything a request handler or background job needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub mailer: Mailer,
+    pub renderer: Arc<Renderer>,
+    pub key: SecretKey,
+    pub hasher: Arc<PasswordHasher>,
+    pub limiter: Arc<RateLimiter>,
+    pub web: WebSettings,
+}
+
+impl AppState {
+    /// Opens the data directory (creating it on first start) and everything in it.
+    pub fn open(config: Config) -> anyhow::Result<Self> {
+        let data = &config.storage.data_dir;
+        std::fs::create_dir_all(data).map_err(|e| {
+            anyhow::anyhow!("cannot create the data directory {}: {e}", data.display())
+        })?;
+        let db = Db::open(&data.join("portal.db"))?;
+        let key = SecretKey::load_or_create(&data.join("keys").join("secret.key"))?;
+        let hasher = PasswordHasher::new(&config.security)?;
+        let mailer = Mailer::new(&config, db.clone())?;
+        let renderer = Renderer::new(&config);
+        let web = WebSettings {
+            https: config.is_https(),
+            trust_proxy_headers: config.server.trust_proxy_headers,
+            cookies: CookieNames::new(config.is_https()),
+        };
+        Ok(AppState {
+            config: Arc::new(config),
+            db,
+            mailer,
+            renderer: Arc::new(renderer),
+            key,
+            hasher: Arc::new(hasher),
+            limiter: Arc::new(RateLimiter::default()),
+            web,
+        })
+    }
+
+    pub fn email(&self, template: &str, ctx: minijinja::Value) -> AppResult<RenderedEmail> {
+        Ok(self.renderer.render_email(template, ctx)?)
+    }
+
+    /// argon2id off the async runtime.
+    pub async fn hash_secret(&self, secret: String) -> AppResult<String> {
+        let hasher = self.hasher.clone();
+        tokio::task::spawn_blocking(move || hasher.hash(&secret))
+            .await?
+            .map_err(AppError::Internal)
+    }
+
+    /// Constant work whether or not `stored` exists (a decoy hash is checked instead).
+    pub async fn verify_secret(&self, secret: String, stored: Option<String>) -> AppResult<bool> {
+        let hasher = self.hasher.clone();
+        Ok(tokio::task::spawn_blocking(move || hasher.verify(&secret, stored.as_deref())).await?)
+    }
+}
+
+/// The whole HTTP application.
+pub fn build(state: AppState) -> impl Endpoint<Output = Response> {
+    let routes = accounts::routes::add(home::routes::add(Route::new()))
+        .nest("/staff", firm::routes::routes());
+    let error_state = state.clone();
+    routes
+        .catch_all_error(move |err| {
+            let state = error_state.clone();
+            async move { crate::error::error_page(&state, err) }
+        })
+        .with(BrowserIdMiddleware)
+        .with(CookieJarManager::new())
+        .with(SizeLimit::new(64 * 1024))
+        .with(SecurityHeaders)
+        .data(state.key.clone())
+        .data(state.web.clone())
+        .data(state)
+        .map_to_response()
+}

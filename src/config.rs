@@ -1,0 +1,510 @@
+//! Typed configuration: embedded defaults < `portal.toml` < `PORTAL_*` environment.
+//!
+//! Every key has a default (see [`Config::default`]) and is documented in the sample
+//! `portal.toml` at the top of the repository. Unknown keys and variables are warned
+//! about at start; invalid values are refused with a message naming the key.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Value};
+use figment::{Figment, Provider};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: Server,
+    pub storage: Storage,
+    pub firm: Firm,
+    pub branding: Branding,
+    pub theme: Theme,
+    pub mail: Mail,
+    pub accounts: Accounts,
+    pub security: Security,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Server {
+    /// Address and port to listen on.
+    pub listen: String,
+    /// The URL clients use to reach the portal (may be a custom domain). Links in
+    /// emails point here; an `https://` URL turns on Secure `__Host-` cookies and HSTS.
+    pub public_url: String,
+    /// Take the client address from `X-Forwarded-For` (only behind a reverse proxy).
+    pub trust_proxy_headers: bool,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: "127.0.0.1:8080".into(),
+            public_url: "http://localhost:8080".into(),
+            trust_proxy_headers: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Storage {
+    /// Directory holding the database, documents, keys and the mail outbox.
+    pub data_dir: PathBuf,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            data_dir: PathBuf::from("./data"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Firm {
+    pub name: String,
+    pub email: String,
+    pub phone: String,
+    pub address: String,
+    pub website: String,
+    pub hours: String,
+}
+
+impl Default for Firm {
+    fn default() -> Self {
+        Firm {
+            name: "Your Tax Firm".into(),
+            email: String::new(),
+            phone: String::new(),
+            address: String::new(),
+            website: String::new(),
+            hours: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Branding {
+    /// Path to a logo image (PNG, JPEG, SVG or WebP); empty shows the firm name.
+    pub logo: String,
+    /// Main colour of headers and buttons, as `#rrggbb`.
+    pub primary_color: String,
+    /// Colour of links and highlights, as `#rrggbb`.
+    pub accent_color: String,
+}
+
+impl Default for Branding {
+    fn default() -> Self {
+        Branding {
+            logo: String::new(),
+            primary_color: "#1d4f73".into(),
+            accent_color: "#0b6e4f".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Theme {
+    /// A directory whose files override the embedded default theme (templates/, static/).
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// STARTTLS upgrade on a plain connection (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption (only for a relay on the same machine).
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mail {
+    /// Sender address of every email.
+    pub from: String,
+    /// SMTP server; empty writes mail to the outbox directory as `.eml` files.
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_security: SmtpSecurity,
+    pub smtp_username: String,
+    pub smtp_password: String,
+    /// Where `.eml` files go when no SMTP server is set; empty means `<data_dir>/outbox`.
+    pub outbox_dir: String,
+    /// Attempts before a message is marked failed (with backoff up to an hour).
+    pub max_attempts: u32,
+    /// Addresses that receive staff notifications; empty means every staff member.
+    pub staff_notify: Vec<String>,
+}
+
+impl Default for Mail {
+    fn default() -> Self {
+        Mail {
+            from: "Client Portal <portal@localhost>".into(),
+            smtp_host: String::new(),
+            smtp_port: 587,
+            smtp_security: SmtpSecurity::Starttls,
+            smtp_username: String::new(),
+            smtp_password: String::new(),
+            outbox_dir: String::new(),
+            max_attempts: 30,
+            staff_notify: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Signup {
+    /// Only addresses the firm invited may create an account.
+    Invited,
+    /// Anyone may create an account.
+    Open,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Accounts {
+    pub signup: Signup,
+    pub session_idle_minutes: u32,
+    pub session_max_hours: u32,
+    pub trusted_device_days: u32,
+    pub code_ttl_minutes: u32,
+    pub code_max_attempts: u32,
+    pub codes_per_email_per_hour: u32,
+    pub codes_per_ip_per_hour: u32,
+    /// Wrong PINs (or staff passwords) in a row before the first short lockout.
+    pub lockout_after: u32,
+}
+
+impl Default for Accounts {
+    fn default() -> Self {
+        Accounts {
+            signup: Signup::Invited,
+            session_idle_minutes: 30,
+            session_max_hours: 12,
+            trusted_device_days: 90,
+            code_ttl_minutes: 10,
+            code_max_attempts: 5,
+            codes_per_email_per_hour: 8,
+            codes_per_ip_per_hour: 30,
+            lockout_after: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Security {
+    /// argon2id memory cost in KiB (OWASP: at least 19456).
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            argon2_memory_kib: 19456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    /// `error`, `warn`, `info`, `debug` or a tracing filter such as `portal=debug`.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Figment(#[from] Box<figment::Error>),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// A loaded configuration plus the warnings found while loading it.
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if it exists), then `PORTAL_*` variables
+    /// (`PORTAL_SERVER__LISTEN` sets `server.listen`).
+    pub fn load(file: Option<&Path>) -> Result<Loaded, ConfigError> {
+        let env = Env::prefixed("PORTAL_").split("__");
+        Self::load_from(file, env)
+    }
+
+    fn load_from(file: Option<&Path>, env: Env) -> Result<Loaded, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let mut warnings = Vec::new();
+        let mut user = Figment::new();
+        if let Some(path) = file {
+            if path.exists() {
+                figment = figment.merge(Toml::file_exact(path));
+                user = user.merge(Toml::file_exact(path));
+            } else {
+                warnings.push(format!(
+                    "configuration file {} not found; using defaults",
+                    path.display()
+                ));
+            }
+        }
+        // Variables that are not configuration keys (say PORTAL_CONFIG) are reported too.
+        let env = env.ignore(&["CONFIG"]);
+        figment = figment.merge(env.clone());
+        user = user.merge(env);
+
+        let known = known_keys();
+        if let Ok(values) = user.data() {
+            for dict in values.values() {
+                let mut keys = Vec::new();
+                collect_keys("", dict, &mut keys);
+                for key in keys {
+                    if !known.contains(&key) {
+                        warnings.push(format!("unknown configuration key `{key}` is ignored"));
+                    }
+                }
+            }
+        }
+        // Unknown keys were reported above; extract what is known, leniently.
+        let lenient = strip_unknown(figment, &known)?;
+        let config: Config = lenient.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(Loaded { config, warnings })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.into(),
+            })
+        };
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            return invalid(
+                "server.listen",
+                "expected an address and port such as 127.0.0.1:8080",
+            );
+        }
+        match url::Url::parse(&self.server.public_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => return invalid("server.public_url", "expected an http:// or https:// URL"),
+        }
+        for (key, colour) in [
+            ("branding.primary_color", &self.branding.primary_color),
+            ("branding.accent_color", &self.branding.accent_color),
+        ] {
+            if !is_hex_colour(colour) {
+                return invalid(key, "expected a colour such as #1d4f73");
+            }
+        }
+        if !self.branding.logo.is_empty() && !Path::new(&self.branding.logo).is_file() {
+            return invalid("branding.logo", "the file does not exist");
+        }
+        if !self.theme.dir.is_empty() && !Path::new(&self.theme.dir).is_dir() {
+            return invalid("theme.dir", "the directory does not exist");
+        }
+        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
+            return invalid(
+                "mail.from",
+                "expected an address such as \"Firm <portal@example.com>\"",
+            );
+        }
+        let a = &self.accounts;
+        for (key, value) in [
+            ("accounts.session_idle_minutes", a.session_idle_minutes),
+            ("accounts.session_max_hours", a.session_max_hours),
+            ("accounts.trusted_device_days", a.trusted_device_days),
+            ("accounts.code_max_attempts", a.code_max_attempts),
+            (
+                "accounts.codes_per_email_per_hour",
+                a.codes_per_email_per_hour,
+            ),
+            ("accounts.codes_per_ip_per_hour", a.codes_per_ip_per_hour),
+            ("accounts.lockout_after", a.lockout_after),
+            ("mail.max_attempts", self.mail.max_attempts),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be at least 1");
+            }
+        }
+        if !(1..=10).contains(&a.code_ttl_minutes) {
+            return invalid("accounts.code_ttl_minutes", "must be between 1 and 10");
+        }
+        if a.lockout_after > 20 {
+            return invalid("accounts.lockout_after", "must be at most 20");
+        }
+        if self.security.argon2_memory_kib < 8 || self.security.argon2_iterations == 0 {
+            return invalid(
+                "security.argon2_memory_kib",
+                "argon2 parameters are too small",
+            );
+        }
+        if crate::infra::crypto::PasswordHasher::new(&self.security).is_err() {
+            return invalid(
+                "security.argon2_memory_kib",
+                "argon2 parameters are not valid",
+            );
+        }
+        Ok(())
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.server.public_url.starts_with("https://")
+    }
+
+    /// The public URL without a trailing slash, for building links.
+    pub fn base_url(&self) -> &str {
+        self.server.public_url.trim_end_matches('/')
+    }
+
+    pub fn outbox_dir(&self) -> PathBuf {
+        if self.mail.outbox_dir.is_empty() {
+            self.storage.data_dir.join("outbox")
+        } else {
+            PathBuf::from(&self.mail.outbox_dir)
+        }
+    }
+}
+
+fn is_hex_colour(s: &str) -> bool {
+    let hex = s.strip_prefix('#').unwrap_or("");
+    matches!(hex.len(), 3 | 6) && hex.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+fn known_keys() -> BTreeSet<String> {
+    let defaults = Figment::from(Serialized::defaults(Config::default()));
+    let mut keys = Vec::new();
+    if let Ok(data) = defaults.data() {
+        for dict in data.values() {
+            collect_keys("", dict, &mut keys);
+        }
+    }
+    keys.into_iter().collect()
+}
+
+fn collect_keys(prefix: &str, dict: &Dict, out: &mut Vec<String>) {
+    for (key, value) in dict {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            Value::Dict(_, inner) => collect_keys(&path, inner, out),
+            _ => out.push(path),
+        }
+    }
+}
+
+fn strip_unknown(figment: Figment, known: &BTreeSet<String>) -> Result<Figment, ConfigError> {
+    let data = figment.data().map_err(Box::new)?;
+    let mut merged = Dict::new();
+    for dict in data.into_values() {
+        merged = dict;
+    }
+    let cleaned = retain_known("", merged, known);
+    Ok(Figment::from(Serialized::defaults(cleaned)))
+}
+
+fn retain_known(prefix: &str, dict: Dict, known: &BTreeSet<String>) -> Dict {
+    let mut out = Dict::new();
+    for (key, value) in dict {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            Value::Dict(tag, inner) => {
+                if known.iter().any(|k| k.starts_with(&format!("{path}."))) {
+                    out.insert(key, Value::Dict(tag, retain_known(&path, inner, known)));
+                }
+            }
+            other => {
+                if known.contains(&path) {
+                    out.insert(key, other);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load_toml(text: &str) -> Result<Loaded, ConfigError> {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        Config::load_from(Some(file.path()), Env::prefixed("PORTAL_TEST_NOTHING_"))
+    }
+
+    #[test]
+    fn defaults_load_without_a_file() {
+        let loaded = Config::load_from(None, Env::prefixed("PORTAL_TEST_NOTHING_")).unwrap();
+        assert_eq!(loaded.config.server.listen, "127.0.0.1:8080");
+        assert!(loaded.warnings.is_empty());
+    }
+
+    #[test]
+    fn file_values_override_defaults() {
+        let loaded =
+            load_toml("[firm]\nname = \"Smith CPA\"\n[accounts]\nsignup = \"open\"\n").unwrap();
+        assert_eq!(loaded.config.firm.name, "Smith CPA");
+        assert_eq!(loaded.config.accounts.signup, Signup::Open);
+    }
+
+    #[test]
+    fn unknown_keys_are_warned_about_not_fatal() {
+        let loaded = load_toml("[firm]\nnmae = \"typo\"\n[nonsense]\nx = 1\n").unwrap();
+        assert!(
+            loaded.warnings.iter().any(|w| w.contains("firm.nmae")),
+            "{:?}",
+            loaded.warnings
+        );
+        assert!(
+            loaded.warnings.iter().any(|w| w.contains("nonsense.x")),
+            "{:?}",
+            loaded.warnings
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let err = load_toml("[branding]\nprimary_color = \"red; }\"\n")
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("branding.primary_color"), "{err}");
+        let err = load_toml("[server]\nlisten = \"nowhere\"\n").err().unwrap();
+        assert!(err.to_string().contains("server.listen"), "{err}");
+        let err = load_toml("[accounts]\nsignup = \"maybe\"\n").err().unwrap();
+        assert!(err.to_string().contains("signup"), "{err}");
+    }
+}

@@ -1,0 +1,417 @@
+//! F1 staff sign-in (password + TOTP), the staff home, S3b portal requests, and
+//! the staff-side client list and invitations (F2, first part).
+
+pub mod password;
+pub mod repo;
+pub mod routes;
+pub mod totp;
+
+use std::time::Duration;
+
+use minijinja::context;
+
+use crate::accounts::codes::{self, FlowStart, Purpose, Started};
+use crate::accounts::email::Email;
+use crate::accounts::{AccountError, AccountResult, clean_name, throttle};
+use crate::app::AppState;
+use crate::infra::audit::{self, Actor, Entry};
+use crate::infra::db::DbError;
+use crate::infra::mail;
+use crate::infra::web::Visitor;
+use repo::{PortalRequest, Staff};
+
+/// Adds a staff member (from the command line). The password must meet the policy.
+pub async fn add_staff(
+    state: &AppState,
+    email: &str,
+    name: &str,
+    password: &str,
+) -> AccountResult<Staff> {
+    let email = Email::parse(email)?;
+    let name = clean_name(name, "name")?;
+    password::check(password, &email.address).map_err(AccountError::Invalid)?;
+    let hash = state.hash_secret(password.to_string()).await?;
+    state
+        .db
+        .write(move |tx| {
+            if repo::staff_by_email(tx, &email.key)?.is_some() {
+                return Err(AccountError::Invalid(format!(
+                    "A staff member with the address {} already exists.",
+                    email.address
+                )));
+            }
+            let id = repo::insert_staff(tx, &email.key, &email.address, &name, &hash)?;
+            audit::append(
+                tx,
+                Entry {
+                    actor: Actor::System,
+                    event: "staff_added",
+                    subject: &email.address,
+                    detail: "",
+                    ip: "",
+                },
+            )?;
+            repo::staff_by_id(tx, id)?.ok_or(AccountError::FlowExpired)
+        })
+        .await
+}
+
+/// Makes a staff member enrol a new authenticator at the next sign-in.
+pub async fn reset_staff_totp(state: &AppState, email: &str) -> AccountResult<Staff> {
+    let email = Email::parse(email)?;
+    state
+        .db
+        .write(move |tx| {
+            let staff = repo::staff_by_email(tx, &email.key)?.ok_or_else(|| {
+                AccountError::Invalid(format!(
+                    "No staff member has the address {}.",
+                    email.address
+                ))
+            })?;
+            repo::reset_totp(tx, staff.id)?;
+            audit::append(
+                tx,
+                Entry {
+                    actor: Actor::System,
+                    event: "staff_totp_reset",
+                    subject: &staff.email,
+                    detail: "",
+                    ip: "",
+                },
+            )?;
+            Ok(staff)
+        })
+        .await
+}
+
+pub async fn list_staff(state: &AppState) -> AccountResult<Vec<Staff>> {
+    state.db.read(|conn| Ok(repo::list_staff(conn)?)).await
+}
+
+/// Email and password checked; the second factor comes next. Returns the flow and
+/// whether the staff member must first enrol an authenticator.
+pub async fn signin_password(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    visitor: &Visitor,
+) -> AccountResult<(Started, bool)> {
+    let email = Email::parse(email)
+        .map_err(|_| AccountError::Invalid("The email or password is not right.".into()))?;
+    let key = throttle::key("staff", &email.key);
+    let (lookup, email_key) = (key.clone(), email.key.clone());
+    let staff = state
+        .db
+        .read(move |conn| {
+            throttle::check(conn, &lookup)?;
+            Ok::<_, AccountError>(
+                repo::staff_by_email(conn, &email_key)?.filter(|s| s.disabled_at.is_none()),
+            )
+        })
+        .await
+        .map_err(staff_lockout)?;
+    let stored = staff.as_ref().map(|s| s.password_hash.clone());
+    let ok = state.verify_secret(password.to_string(), stored).await?;
+    let (after, v, address) = (
+        state.config.accounts.lockout_after,
+        visitor.clone(),
+        email.address.clone(),
+    );
+    state
+        .db
+        .write(move |tx| {
+            if ok {
+                throttle::clear(tx, &key)?;
+            } else {
+                throttle::fail(tx, &key, after)?;
+                audit::append(
+                    tx,
+                    Entry {
+                        actor: Actor::Visitor,
+                        event: "staff_signin_failed",
+                        subject: &address,
+                        detail: "wrong password",
+                        ip: &v.ip,
+                    },
+                )?;
+            }
+            Ok::<_, DbError>(())
+        })
+        .await?;
+    let Some(staff) = staff.filter(|_| ok) else {
+        return Err(AccountError::Invalid(
+            "The email or password is not right.".into(),
+        ));
+    };
+    let enrol = staff.totp_enabled_at.is_none();
+    let stage = if enrol { "enrol" } else { "totp" };
+    let started = codes::start(
+        state,
+        FlowStart {
+            purpose: Purpose::Staff,
+            stage,
+            email: &staff.email,
+            name: None,
+            client_id: None,
+            staff_id: Some(staff.id),
+            next_path: None,
+        },
+    )
+    .await?;
+    if enrol {
+        let secret = totp::new_secret();
+        let hash = started.flow.token_hash.clone();
+        state
+            .db
+            .write(move |tx| {
+                crate::accounts::repo::set_flow_secret(tx, &hash, &secret).map_err(DbError::from)
+            })
+            .await?;
+    }
+    Ok((started, enrol))
+}
+
+fn staff_lockout(e: AccountError) -> AccountError {
+    match e {
+        AccountError::Locked(m) => AccountError::Invalid(format!(
+            "Too many wrong attempts. Try again in {m} minutes."
+        )),
+        AccountError::LockedUntilReset => AccountError::Invalid(
+            "Too many wrong attempts. Ask an administrator to unlock your account.".into(),
+        ),
+        other => other,
+    }
+}
+
+/// What the second-factor page needs: the staff member, and during enrolment the
+/// secret with its QR code.
+pub struct SecondFactor {
+    pub staff: Staff,
+    pub enrol: Option<totp::Enrolment>,
+}
+
+pub async fn second_factor(state: &AppState, token: Option<&str>) -> AccountResult<SecondFactor> {
+    let flow = codes::load(state, token, Purpose::Staff).await?;
+    let id = flow.staff_id.ok_or(AccountError::FlowExpired)?;
+    let staff = state
+        .db
+        .read(move |conn| Ok::<_, AccountError>(repo::staff_by_id(conn, id)?))
+        .await?
+        .ok_or(AccountError::FlowExpired)?;
+    let enrol = match (flow.stage.as_str(), flow.pending_secret) {
+        ("enrol", Some(secret)) => Some(totp::enrolment(
+            &secret,
+            &state.config.firm.name,
+            &staff.email,
+        )?),
+        ("totp", _) => None,
+        _ => return Err(AccountError::FlowExpired),
+    };
+    Ok(SecondFactor { staff, enrol })
+}
+
+/// The TOTP code checked (each code works once); the staff session starts.
+pub async fn signin_totp(
+    state: &AppState,
+    token: Option<&str>,
+    code: &str,
+    visitor: &Visitor,
+) -> AccountResult<String> {
+    let flow = codes::load(state, token, Purpose::Staff).await?;
+    let factor = second_factor(state, token).await?;
+    let staff = factor.staff;
+    let key = throttle::key("staff", &staff.email.to_lowercase());
+    let lookup = key.clone();
+    state
+        .db
+        .read(move |conn| throttle::check(conn, &lookup))
+        .await
+        .map_err(staff_lockout)?;
+    let secret = match &factor.enrol {
+        Some(e) => e.secret.clone(),
+        None => staff.totp_secret.clone().ok_or(AccountError::FlowExpired)?,
+    };
+    let step = totp::verify(&secret, code, staff.totp_last_step)?;
+    let (st, v, after, enrolling) = (
+        state.clone(),
+        visitor.clone(),
+        state.config.accounts.lockout_after,
+        factor.enrol.is_some(),
+    );
+    state
+        .db
+        .write(move |tx| {
+            let Some(step) = step else {
+                throttle::fail(tx, &key, after)?;
+                audit::append(
+                    tx,
+                    Entry {
+                        actor: Actor::Staff(staff.public_id.clone()),
+                        event: "staff_signin_failed",
+                        subject: &staff.email,
+                        detail: "wrong TOTP code",
+                        ip: &v.ip,
+                    },
+                )?;
+                return Ok(Err(AccountError::Invalid(
+                    "That code is not right. Use the current code from your authenticator app."
+                        .into(),
+                )));
+            };
+            throttle::clear(tx, &key)?;
+            if enrolling {
+                repo::enable_totp(tx, staff.id, &secret, step)?;
+            } else {
+                repo::set_totp_step(tx, staff.id, step)?;
+            }
+            let token = crate::accounts::session::open(
+                tx,
+                &st,
+                crate::accounts::session::Subject::Staff(staff.id),
+                &v,
+            )?;
+            crate::accounts::repo::delete_flow(tx, &flow.token_hash)?;
+            let detail = if enrolling {
+                "authenticator enrolled"
+            } else {
+                ""
+            };
+            audit::append(
+                tx,
+                Entry {
+                    actor: Actor::Staff(staff.public_id.clone()),
+                    event: "staff_signin",
+                    subject: &staff.email,
+                    detail,
+                    ip: &v.ip,
+                },
+            )?;
+            Ok::<_, AccountError>(Ok(token))
+        })
+        .await?
+}
+
+pub async fn staff_by_id(state: &AppState, id: i64) -> AccountResult<Option<Staff>> {
+    state
+        .db
+        .read(move |conn| Ok(repo::staff_by_id(conn, id)?))
+        .await
+}
+
+// ---- S3b portal requests ----
+
+/// A visitor asks for a portal. The answer is the same whatever happens next;
+/// staff are emailed.
+pub async fn request_portal(
+    state: &AppState,
+    name: &str,
+    email: &str,
+    phone: &str,
+    message: &str,
+    visitor: &Visitor,
+) -> AccountResult<()> {
+    let name = clean_name(name, "name")?;
+    let email = Email::parse(email)?;
+    let phone = phone.trim().chars().take(40).collect::<String>();
+    let message = message.trim().chars().take(2000).collect::<String>();
+    if !state.limiter.allow(
+        &format!("portal-request:{}", visitor.ip),
+        5,
+        Duration::from_secs(3600),
+    ) {
+        return Err(AccountError::CodeLimit);
+    }
+    let notice = state.email(
+        "portal_request",
+        context! { name => name.clone(), email => email.address.clone(), phone => phone.clone(), message => message.clone() },
+    )?;
+    let configured = state.config.mail.staff_notify.clone();
+    let ip = visitor.ip.clone();
+    state
+        .db
+        .write(move |tx| {
+            repo::insert_request(tx, &name, &email.address, &phone, &message)?;
+            let recipients = if configured.is_empty() {
+                repo::list_staff(tx)?
+                    .into_iter()
+                    .filter(|s| s.disabled_at.is_none())
+                    .map(|s| s.email)
+                    .collect()
+            } else {
+                configured
+            };
+            for to in recipients {
+                mail::queue(tx, &to, &notice)?;
+            }
+            audit::append(
+                tx,
+                Entry {
+                    actor: Actor::Visitor,
+                    event: "portal_requested",
+                    subject: &email.address,
+                    detail: "",
+                    ip: &ip,
+                },
+            )?;
+            Ok::<_, AccountError>(())
+        })
+        .await?;
+    state.mailer.wake();
+    Ok(())
+}
+
+pub async fn open_requests(state: &AppState) -> AccountResult<Vec<PortalRequest>> {
+    state.db.read(|conn| Ok(repo::open_requests(conn)?)).await
+}
+
+/// Staff invite the visitor who asked (or dismiss the request).
+pub async fn handle_request(
+    state: &AppState,
+    staff: &Staff,
+    request_id: &str,
+    invite: bool,
+    ip: &str,
+) -> AccountResult<()> {
+    let id = request_id.to_string();
+    let request = state
+        .db
+        .read(move |conn| Ok::<_, AccountError>(repo::open_request(conn, &id)?))
+        .await?
+        .ok_or_else(|| AccountError::Invalid("That request was already handled.".into()))?;
+    let actor = Actor::Staff(staff.public_id.clone());
+    let outcome = if invite {
+        match crate::accounts::invite::invite_client(
+            state,
+            &request.name,
+            &request.email,
+            actor.clone(),
+            ip,
+        )
+        .await
+        {
+            Ok(_) => "invited",
+            Err(AccountError::EmailTaken) => "already a client",
+            Err(e) => return Err(e),
+        }
+    } else {
+        "dismissed"
+    };
+    let ip = ip.to_string();
+    state
+        .db
+        .write(move |tx| {
+            repo::close_request(tx, request.id, outcome)?;
+            audit::append(
+                tx,
+                Entry {
+                    actor,
+                    event: "portal_request_handled",
+                    subject: &request.email,
+                    detail: outcome,
+                    ip: &ip,
+                },
+            )?;
+            Ok::<_, AccountError>(())
+        })
+        .await
+}

@@ -1,0 +1,159 @@
+//! SQL for staff members and portal requests.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::infra::crypto::random_id;
+use crate::infra::db::now;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Staff {
+    pub id: i64,
+    pub public_id: String,
+    pub email: String,
+    pub name: String,
+    #[serde(skip)]
+    pub password_hash: String,
+    #[serde(skip)]
+    pub totp_secret: Option<String>,
+    pub totp_enabled_at: Option<i64>,
+    #[serde(skip)]
+    pub totp_last_step: i64,
+    pub disabled_at: Option<i64>,
+}
+
+const STAFF_COLUMNS: &str = "id, public_id, email, name, password_hash, totp_secret, totp_enabled_at, totp_last_step, disabled_at";
+
+fn staff_row(r: &Row) -> rusqlite::Result<Staff> {
+    Ok(Staff {
+        id: r.get(0)?,
+        public_id: r.get(1)?,
+        email: r.get(2)?,
+        name: r.get(3)?,
+        password_hash: r.get(4)?,
+        totp_secret: r.get(5)?,
+        totp_enabled_at: r.get(6)?,
+        totp_last_step: r.get(7)?,
+        disabled_at: r.get(8)?,
+    })
+}
+
+pub fn insert_staff(
+    conn: &Connection,
+    email_key: &str,
+    email: &str,
+    name: &str,
+    password_hash: &str,
+) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT INTO staff (public_id, email_key, email, name, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![random_id(), email_key, email, name, password_hash, now()],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub fn staff_by_email(conn: &Connection, email_key: &str) -> rusqlite::Result<Option<Staff>> {
+    conn.query_row(
+        &format!("SELECT {STAFF_COLUMNS} FROM staff WHERE email_key = ?1"),
+        [email_key],
+        staff_row,
+    )
+    .optional()
+}
+
+pub fn staff_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<Staff>> {
+    conn.query_row(
+        &format!("SELECT {STAFF_COLUMNS} FROM staff WHERE id = ?1"),
+        [id],
+        staff_row,
+    )
+    .optional()
+}
+
+pub fn list_staff(conn: &Connection) -> rusqlite::Result<Vec<Staff>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {STAFF_COLUMNS} FROM staff ORDER BY name COLLATE NOCASE"
+    ))?;
+    stmt.query_map([], staff_row)?.collect()
+}
+
+pub fn enable_totp(conn: &Connection, id: i64, secret: &str, step: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE staff SET totp_secret = ?2, totp_enabled_at = ?3, totp_last_step = ?4 WHERE id = ?1",
+        params![id, secret, now(), step],
+    )?;
+    Ok(())
+}
+
+pub fn set_totp_step(conn: &Connection, id: i64, step: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE staff SET totp_last_step = ?2 WHERE id = ?1",
+        params![id, step],
+    )?;
+    Ok(())
+}
+
+pub fn reset_totp(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.execute("UPDATE staff SET totp_secret = NULL, totp_enabled_at = NULL, totp_last_step = 0 WHERE id = ?1", [id])?;
+    conn.execute("DELETE FROM sessions WHERE staff_id = ?1", [id])?;
+    Ok(())
+}
+
+// ---- portal requests ----
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PortalRequest {
+    pub id: i64,
+    pub public_id: String,
+    pub name: String,
+    pub email: String,
+    pub phone: String,
+    pub message: String,
+    pub created_at: i64,
+}
+
+pub fn insert_request(
+    conn: &Connection,
+    name: &str,
+    email: &str,
+    phone: &str,
+    message: &str,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO portal_requests (public_id, name, email, phone, message, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![random_id(), name, email, phone, message, now()],
+    )?;
+    Ok(())
+}
+
+pub fn open_requests(conn: &Connection) -> rusqlite::Result<Vec<PortalRequest>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, public_id, name, email, phone, message, created_at FROM portal_requests
+         WHERE handled_at IS NULL ORDER BY created_at",
+    )?;
+    stmt.query_map([], |r| {
+        Ok(PortalRequest {
+            id: r.get(0)?,
+            public_id: r.get(1)?,
+            name: r.get(2)?,
+            email: r.get(3)?,
+            phone: r.get(4)?,
+            message: r.get(5)?,
+            created_at: r.get(6)?,
+        })
+    })?
+    .collect()
+}
+
+pub fn open_request(conn: &Connection, public_id: &str) -> rusqlite::Result<Option<PortalRequest>> {
+    Ok(open_requests(conn)?
+        .into_iter()
+        .find(|r| r.public_id == public_id))
+}
+
+pub fn close_request(conn: &Connection, id: i64, outcome: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE portal_requests SET handled_at = ?2, outcome = ?3 WHERE id = ?1",
+        params![id, now(), outcome],
+    )?;
+    Ok(())
+}

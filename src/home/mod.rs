@@ -1,0 +1,3 @@
+//! H: the taxpayer's home page, help, and the firm's branding assets.
+
+pub mod routes;

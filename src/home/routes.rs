@@ -1,0 +1,109 @@
+//! Home page (H4 contact information), help on every screen (B3), static theme
+//! assets, the firm's brand stylesheet and logo, and the health endpoint (O3).
+
+use minijinja::context;
+use poem::http::{StatusCode, header};
+use poem::web::{Data, Path};
+use poem::{IntoResponse, Request, Response, Route, get, handler};
+
+use crate::accounts::routes::{ClientSession, client_page, public_page};
+use crate::accounts::session::{self, Subject};
+use crate::app::AppState;
+use crate::error::{AppError, AppResult};
+use crate::infra::web::page::cookie;
+
+pub fn add(route: Route) -> Route {
+    let route = route
+        .at("/", get(home))
+        .at("/help", get(help))
+        .at("/static/*path", get(asset))
+        .at("/brand.css", get(brand_css))
+        .at("/brand/logo", get(logo))
+        .at("/healthz", get(health));
+    crate::firm::routes::add_public(route)
+}
+
+#[handler]
+async fn home(
+    req: &Request,
+    Data(state): Data<&AppState>,
+    who: ClientSession,
+) -> AppResult<Response> {
+    client_page(req, state, &who, "home.html", context! {})
+}
+
+/// Help is public (it explains signing in too) but keeps the signed-in navigation.
+#[handler]
+async fn help(req: &Request, Data(state): Data<&AppState>) -> AppResult<Response> {
+    let token = cookie(req, &state.web.cookies.session);
+    if let Some((Subject::Client(id), _)) = session::resolve(state, token.as_deref()).await? {
+        if let Some(client) = session::client(state, id).await? {
+            let who = ClientSession {
+                client,
+                token: token.unwrap_or_default(),
+            };
+            return client_page(req, state, &who, "help.html", context! {});
+        }
+    }
+    public_page(req, state, "help.html", StatusCode::OK, context! {})
+}
+
+#[handler]
+async fn asset(Data(state): Data<&AppState>, Path(path): Path<String>) -> AppResult<Response> {
+    let bytes = state.renderer.asset(&path).ok_or(AppError::NotFound)?;
+    let mime = mime_guess::from_path(&path).first_or_octet_stream();
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, mime.as_ref())
+        .header(header::CACHE_CONTROL, "public, max-age=3600")
+        .body(bytes.into_owned()))
+}
+
+/// The firm's colours as CSS variables (validated as hex colours at start).
+#[handler]
+async fn brand_css(Data(state): Data<&AppState>) -> Response {
+    let b = &state.config.branding;
+    let css = format!(
+        ":root {{ --brand: {}; --accent: {}; }}\n",
+        b.primary_color, b.accent_color
+    );
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/css; charset=utf-8")
+        .header(header::CACHE_CONTROL, "public, max-age=300")
+        .body(css)
+}
+
+#[handler]
+async fn logo(Data(state): Data<&AppState>) -> AppResult<Response> {
+    let path = &state.config.branding.logo;
+    if path.is_empty() {
+        return Err(AppError::NotFound);
+    }
+    let bytes = tokio::fs::read(path).await.map_err(AppError::internal)?;
+    let mime = mime_guess::from_path(path).first_or_octet_stream();
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, mime.as_ref())
+        .header(header::CACHE_CONTROL, "public, max-age=3600")
+        // An SVG logo opened directly must not run script.
+        .header(
+            "content-security-policy",
+            "sandbox; default-src 'none'; style-src 'unsafe-inline'",
+        )
+        .body(bytes))
+}
+
+#[handler]
+async fn health(Data(state): Data<&AppState>) -> Response {
+    let ok = state
+        .db
+        .read(|conn| {
+            conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map_err(crate::infra::db::DbError::from)
+        })
+        .await
+        .is_ok();
+    if ok {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+    }
+}

@@ -1,0 +1,10 @@
+//! Shared machinery. Nothing here knows about capabilities.
+
+pub mod audit;
+pub mod crypto;
+pub mod db;
+pub mod fsutil;
+pub mod mail;
+pub mod ratelimit;
+pub mod render;
+pub mod web;

@@ -1,0 +1,46 @@
+//! In-memory sliding-window limits (code emails per address and per IP).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+pub struct RateLimiter {
+    hits: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl RateLimiter {
+    /// Records a hit for `key` and returns true if it is within `max` per `window`.
+    /// A refused hit is not recorded.
+    pub fn allow(&self, key: &str, max: u32, window: Duration) -> bool {
+        let now = Instant::now();
+        let Ok(mut hits) = self.hits.lock() else {
+            return false;
+        };
+        if hits.len() > 100_000 {
+            hits.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
+        }
+        let q = hits.entry(key.to_string()).or_default();
+        while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
+            q.pop_front();
+        }
+        if q.len() >= max as usize {
+            return false;
+        }
+        q.push_back(now);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn limits_per_key() {
+        let r = super::RateLimiter::default();
+        let w = std::time::Duration::from_secs(60);
+        assert!(r.allow("a", 2, w));
+        assert!(r.allow("a", 2, w));
+        assert!(!r.allow("a", 2, w));
+        assert!(r.allow("b", 2, w));
+    }
+}

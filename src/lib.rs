@@ -1,0 +1,103 @@
+//! Portal: a self-hosted client portal for tax and accounting firms.
+//!
+//! `serve` runs the whole thing from a listener and a shutdown future, so that
+//! `main` and the tests start it the same way.
+
+pub mod accounts;
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod firm;
+pub mod home;
+pub mod infra;
+
+use std::future::Future;
+use std::time::Duration;
+
+use poem::listener::TcpAcceptor;
+
+pub use app::AppState;
+pub use config::Config;
+
+/// Serves the portal on an already-bound listener until `shutdown` resolves, with
+/// the mail worker and housekeeping running beside it.
+pub async fn serve(
+    state: AppState,
+    listener: std::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let mail = tokio::spawn(state.mailer.clone().run(stopped(stop_rx.clone())));
+    let housekeeping = tokio::spawn(housekeeping(state.clone(), stopped(stop_rx.clone())));
+    tracing::info!("mail goes to the {}", state.mailer.describe());
+    tracing::info!(
+        "serving on http://{local} (public URL {})",
+        state.config.server.public_url
+    );
+
+    let acceptor = TcpAcceptor::from_std(listener)?;
+    let server = poem::Server::new_with_acceptor(acceptor);
+    let result = server
+        .run_with_graceful_shutdown(app::build(state), shutdown, Some(Duration::from_secs(10)))
+        .await;
+    let _ = stop_tx.send(true);
+    let _ = mail.await;
+    let _ = housekeeping.await;
+    tracing::info!("stopped");
+    Ok(result?)
+}
+
+/// Removes expired sessions and flows every few minutes.
+async fn housekeeping(state: AppState, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let idle = i64::from(state.config.accounts.session_idle_minutes) * 60;
+    loop {
+        let result = state
+            .db
+            .write(move |tx| {
+                accounts::repo::delete_expired_sessions(tx, idle)?;
+                tx.execute(
+                    "DELETE FROM auth_flows WHERE expires_at < ?1",
+                    [infra::db::now()],
+                )?;
+                Ok::<_, infra::db::DbError>(())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "housekeeping failed");
+        }
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
