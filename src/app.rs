@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use poem::middleware::{CookieJarManager, SizeLimit};
+use poem::middleware::CookieJarManager;
 use poem::{Endpoint, EndpointExt, Response, Route};
 
 use crate::config::Config;
@@ -91,7 +91,6 @@ pub fn build(state: AppState) -> impl Endpoint<Output = Response> {
         })
         .with(BrowserIdMiddleware)
         .with(CookieJarManager::new())
-        .with(SizeLimit::new(64 * 1024))
         .with(SecurityHeaders)
         .data(state.key.clone())
         .data(state.web.clone())

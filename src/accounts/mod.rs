@@ -36,7 +36,7 @@ pub enum AccountError {
     WrongPin,
     #[error("That PIN is not right.")]
     WrongCurrentPin,
-    #[error("Too many wrong attempts. Try again in {0} minutes, or use Forgot PIN.")]
+    #[error("Too many wrong attempts. Try again in {}, or use Forgot PIN.", minutes(*.0))]
     Locked(i64),
     #[error("Too many wrong attempts. Use Forgot PIN to set a new PIN.")]
     LockedUntilReset,
@@ -69,6 +69,15 @@ impl From<email::InvalidEmail> for AccountError {
 }
 
 pub type AccountResult<T> = Result<T, AccountError>;
+
+/// "1 minute", "5 minutes".
+pub fn minutes(n: i64) -> String {
+    if n == 1 {
+        "1 minute".into()
+    } else {
+        format!("{n} minutes")
+    }
+}
 
 /// A name typed by a person: trimmed, at most 100 characters, no control characters.
 pub fn clean_name(input: &str, field: &str) -> AccountResult<String> {

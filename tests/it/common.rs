@@ -1,0 +1,430 @@
+//! Test harness: the real portal on 127.0.0.1:0 with a temp data directory, a real
+//! SMTP server on loopback that receives its mail, and a cookie-keeping browser.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use portal::AppState;
+use portal::config::{Config, SmtpSecurity};
+use portal::infra::audit::Actor;
+use regex::Regex;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, oneshot};
+
+// ---------- SMTP server ----------
+
+#[derive(Clone, Debug)]
+pub struct Mail {
+    pub to: Vec<String>,
+    pub data: String,
+}
+
+impl Mail {
+    /// The message with quoted-printable soft breaks and `=3D` undone.
+    pub fn text(&self) -> String {
+        self.data.replace("=\r\n", "").replace("=3D", "=")
+    }
+
+    pub fn subject(&self) -> String {
+        self.data
+            .lines()
+            .find_map(|l| l.strip_prefix("Subject: "))
+            .unwrap_or("")
+            .to_string()
+    }
+
+    pub fn code(&self) -> String {
+        let re = Regex::new(r"access code is: (\d{6})").unwrap();
+        re.captures(&self.text())
+            .map(|c| c[1].to_string())
+            .unwrap_or_else(|| panic!("no access code in:\n{}", self.data))
+    }
+}
+
+/// A small but real SMTP server (RFC 5321 commands over TCP) that keeps what it receives.
+#[derive(Clone)]
+pub struct Smtp {
+    pub port: u16,
+    mails: Arc<Mutex<Vec<Mail>>>,
+    arrived: Arc<Notify>,
+    down: Arc<AtomicBool>,
+}
+
+impl Smtp {
+    pub async fn start() -> Smtp {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let smtp = Smtp {
+            port: listener.local_addr().unwrap().port(),
+            mails: Arc::default(),
+            arrived: Arc::default(),
+            down: Arc::default(),
+        };
+        let server = smtp.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let s = server.clone();
+                tokio::spawn(async move { s.session(stream).await });
+            }
+        });
+        smtp
+    }
+
+    /// While down, every connection is refused with 421 (a temporary failure).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    async fn session(&self, stream: tokio::net::TcpStream) {
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        if self.down.load(Ordering::SeqCst) {
+            let _ = write.write_all(b"421 test server unavailable\r\n").await;
+            return;
+        }
+        let _ = write.write_all(b"220 localhost test SMTP\r\n").await;
+        let mut to = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let upper = line.to_ascii_uppercase();
+            let reply: &[u8] = if upper.starts_with("EHLO") {
+                b"250-localhost\r\n250 8BITMIME\r\n"
+            } else if upper.starts_with("RCPT TO:") {
+                to.push(line[8..].trim().trim_matches(['<', '>']).to_string());
+                b"250 OK\r\n"
+            } else if upper.starts_with("DATA") {
+                let _ = write.write_all(b"354 go ahead\r\n").await;
+                let mut data = String::new();
+                while let Ok(Some(l)) = lines.next_line().await {
+                    if l == "." {
+                        break;
+                    }
+                    data.push_str(l.strip_prefix('.').unwrap_or(&l));
+                    data.push_str("\r\n");
+                }
+                self.mails.lock().unwrap().push(Mail {
+                    to: std::mem::take(&mut to),
+                    data,
+                });
+                self.arrived.notify_waiters();
+                b"250 queued\r\n"
+            } else if upper.starts_with("QUIT") {
+                let _ = write.write_all(b"221 bye\r\n").await;
+                return;
+            } else {
+                b"250 OK\r\n"
+            };
+            if write.write_all(reply).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    pub fn all(&self) -> Vec<Mail> {
+        self.mails.lock().unwrap().clone()
+    }
+
+    pub fn count_to(&self, to: &str) -> usize {
+        self.all()
+            .iter()
+            .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(to)))
+            .count()
+    }
+
+    /// The newest mail to `to` whose subject contains `subject`, waiting (up to
+    /// 10 s) for it to arrive if needed. Only mail after the first `skip` such ones counts.
+    pub async fn wait_nth(&self, to: &str, subject: &str, n: usize) -> Mail {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let arrived = self.arrived.notified();
+            let matching: Vec<Mail> = self
+                .all()
+                .into_iter()
+                .filter(|m| {
+                    m.to.iter().any(|t| t.eq_ignore_ascii_case(to)) && m.subject().contains(subject)
+                })
+                .collect();
+            if matching.len() > n {
+                return matching[n].clone();
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                panic!(
+                    "no mail #{n} to {to} with subject containing {subject:?}; got {:?}",
+                    self.all()
+                        .iter()
+                        .map(|m| (m.to.clone(), m.subject()))
+                        .collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+
+    pub fn matching(&self, to: &str, subject: &str) -> usize {
+        self.all()
+            .iter()
+            .filter(|m| {
+                m.to.iter().any(|t| t.eq_ignore_ascii_case(to)) && m.subject().contains(subject)
+            })
+            .count()
+    }
+
+    /// The access code of the next code email to `to` (after those already seen).
+    pub async fn next_code(&self, to: &str, seen: &mut usize) -> String {
+        let mail = self.wait_nth(to, "access code", *seen).await;
+        *seen += 1;
+        mail.code()
+    }
+}
+
+// ---------- the portal ----------
+
+pub struct TestPortal {
+    pub url: String,
+    pub smtp: Smtp,
+    pub state: AppState,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestPortal {
+    pub async fn start() -> TestPortal {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestPortal {
+        let smtp = Smtp::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config = Config::default();
+        config.server.listen = addr.to_string();
+        config.server.public_url = format!("http://{addr}");
+        config.storage.data_dir = dir.path().join("data");
+        config.firm.name = "Smith & Lee CPAs".into();
+        config.firm.phone = "555-0100".into();
+        config.mail.smtp_host = "127.0.0.1".into();
+        config.mail.smtp_port = smtp.port;
+        config.mail.smtp_security = SmtpSecurity::None;
+        // Cheap argon2 keeps the suite fast; the default stays strong.
+        config.security.argon2_memory_kib = 64;
+        config.security.argon2_iterations = 1;
+        adjust(&mut config);
+        let state = AppState::open(config).unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(portal::serve(state.clone(), listener, async move {
+            let _ = rx.await;
+        }));
+        TestPortal {
+            url: format!("http://{addr}"),
+            smtp,
+            state,
+            dir,
+            stop: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    pub fn browser(&self) -> Browser {
+        Browser::new(&self.url)
+    }
+
+    pub async fn invite(&self, name: &str, email: &str) {
+        portal::accounts::invite::invite_client(
+            &self.state,
+            name,
+            email,
+            Actor::System,
+            "127.0.0.1",
+        )
+        .await
+        .unwrap();
+        self.smtp
+            .wait_nth(
+                email,
+                "created a client portal",
+                self.smtp
+                    .matching(email, "created a client portal")
+                    .saturating_sub(1),
+            )
+            .await;
+    }
+
+    /// Invites `email`, signs up with `pin` and signs in; returns the signed-in browser.
+    pub async fn client(&self, name: &str, email: &str, pin: &str) -> Browser {
+        self.invite(name, email).await;
+        let b = self.browser();
+        b.sign_up(self, name, email, pin).await;
+        b.sign_in(self, email, pin).await;
+        b
+    }
+
+    /// Runs SQL against the portal's real database file (to age codes, inspect state).
+    pub fn sql(&self, sql: &str) -> usize {
+        let conn = rusqlite::Connection::open(self.dir.path().join("data/portal.db")).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn.execute(sql, []).unwrap()
+    }
+
+    pub fn query_i64(&self, sql: &str) -> i64 {
+        let conn = rusqlite::Connection::open(self.dir.path().join("data/portal.db")).unwrap();
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    /// Stops the server and checks the database and the audit chain are intact.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+        self.state
+            .db
+            .check_integrity()
+            .await
+            .expect("database integrity");
+        let records = self
+            .state
+            .db
+            .read(|c| portal::infra::audit::all(c).map_err(portal::infra::db::DbError::from))
+            .await
+            .unwrap();
+        portal::infra::audit::verify(&records).expect("audit chain intact");
+    }
+}
+
+// ---------- a browser ----------
+
+pub struct Page {
+    pub status: u16,
+    pub url: String,
+    pub body: String,
+}
+
+impl Page {
+    pub fn has(&self, text: &str) -> bool {
+        self.body.contains(text)
+    }
+
+    #[track_caller]
+    pub fn expect(&self, text: &str) -> &Self {
+        assert!(
+            self.has(text),
+            "expected {text:?} on {} ({}):\n{}",
+            self.url,
+            self.status,
+            self.body
+        );
+        self
+    }
+
+    pub fn path(&self) -> String {
+        let u = url::Url::parse(&self.url).unwrap();
+        u.path().to_string()
+    }
+}
+
+pub struct Browser {
+    base: String,
+    client: reqwest::Client,
+    csrf: Mutex<Option<String>>,
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Browser {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .user_agent("Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 test")
+            .build()
+            .unwrap();
+        Browser {
+            base: base.to_string(),
+            client,
+            csrf: Mutex::new(None),
+        }
+    }
+
+    async fn page(&self, resp: reqwest::Response) -> Page {
+        let status = resp.status().as_u16();
+        let url = resp.url().to_string();
+        let body = resp.text().await.unwrap();
+        let re = Regex::new(r#"name="csrf" value="([^"]+)""#).unwrap();
+        if let Some(c) = re.captures(&body) {
+            *self.csrf.lock().unwrap() = Some(c[1].to_string());
+        }
+        Page { status, url, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Page {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        self.page(resp).await
+    }
+
+    /// Posts a form with this browser's CSRF token (fetching a page first if needed).
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        if self.csrf.lock().unwrap().is_none() {
+            self.get("/signin").await;
+        }
+        let csrf = self.csrf.lock().unwrap().clone().unwrap();
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf", &csrf));
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        self.page(resp).await
+    }
+
+    pub async fn post_without_csrf(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .form(fields)
+            .send()
+            .await
+            .unwrap();
+        self.page(resp).await
+    }
+
+    /// S2 from the sign-up page to "Create Account".
+    pub async fn sign_up(&self, portal: &TestPortal, name: &str, email: &str, pin: &str) {
+        let mut seen = portal.smtp.matching(email, "access code");
+        self.post("/signup", &[("name", name), ("email", email)])
+            .await
+            .expect("Verify your email");
+        let code = portal.smtp.next_code(email, &mut seen).await;
+        self.post("/signup/verify", &[("code", &code)])
+            .await
+            .expect("Create PIN");
+        let done = self
+            .post("/signup/pin", &[("pin", pin), ("confirm", pin)])
+            .await;
+        done.expect("Your account is ready");
+    }
+
+    /// S3 from the sign-in page to the home page.
+    pub async fn sign_in(&self, portal: &TestPortal, email: &str, pin: &str) -> Page {
+        let mut seen = portal.smtp.matching(email, "access code");
+        let page = self.post("/signin", &[("email", email)]).await;
+        if page.path() == "/signin/pin" {
+            self.post("/signin/pin", &[("pin", pin)])
+                .await
+                .expect("Enter your access code");
+        } else {
+            assert_eq!(page.path(), "/signin/code", "{}", page.body);
+        }
+        let code = portal.smtp.next_code(email, &mut seen).await;
+        let home = self.post("/signin/code", &[("code", &code)]).await;
+        assert_eq!(home.path(), "/", "{}", home.body);
+        home
+    }
+}

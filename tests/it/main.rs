@@ -1,0 +1,8 @@
+//! Integration tests: the real portal over HTTP, with real mail and a real database.
+
+mod accounts;
+mod browser;
+mod common;
+mod platform;
+mod security;
+mod staff;

@@ -1,0 +1,135 @@
+//! The running portal as an admin sees it: headers, mail delivery, themes, health.
+
+use crate::common::TestPortal;
+
+#[tokio::test]
+async fn pages_carry_strict_security_headers() {
+    let portal = TestPortal::start().await;
+    let resp = reqwest::get(format!("{}/signin", portal.url))
+        .await
+        .unwrap();
+    let h = resp.headers();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'")
+            && csp.contains("frame-ancestors 'none'")
+            && !csp.contains("unsafe-inline")
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["cache-control"], "no-store");
+    let cookie = h["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+    assert_eq!(
+        reqwest::get(format!("{}/healthz", portal.url))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let missing = reqwest::get(format!("{}/no/such/page", portal.url))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(
+        missing
+            .text()
+            .await
+            .unwrap()
+            .contains("We could not find that page")
+    );
+    portal.stop().await;
+}
+
+#[tokio::test]
+async fn mail_survives_an_smtp_outage() {
+    let portal = TestPortal::start().await;
+    portal.smtp.set_down(true);
+    portal::accounts::invite::invite_client(
+        &portal.state,
+        "Jane Doe",
+        "jane@example.com",
+        portal::infra::audit::Actor::System,
+        "",
+    )
+    .await
+    .unwrap();
+    portal.state.mailer.deliver_due().await;
+    assert_eq!(portal.query_i64("SELECT attempts FROM mail_queue"), 1);
+    assert_eq!(
+        portal.query_i64(
+            "SELECT count(*) FROM mail_queue WHERE sent_at IS NULL AND failed_at IS NULL"
+        ),
+        1,
+        "kept for retry"
+    );
+    assert_eq!(portal.smtp.count_to("jane@example.com"), 0);
+
+    portal.smtp.set_down(false);
+    portal.sql("UPDATE mail_queue SET next_attempt_at = 0");
+    portal.state.mailer.deliver_due().await;
+    portal
+        .smtp
+        .wait_nth("jane@example.com", "created a client portal", 0)
+        .await;
+    assert_eq!(
+        portal.query_i64(
+            "SELECT count(*) FROM mail_queue WHERE sent_at IS NOT NULL AND text_body = ''"
+        ),
+        1,
+        "sent bodies are cleared"
+    );
+    portal.stop().await;
+}
+
+#[tokio::test]
+async fn without_smtp_mail_lands_in_the_outbox() {
+    let portal = TestPortal::start_with(|c| c.mail.smtp_host = String::new()).await;
+    portal::accounts::invite::invite_client(
+        &portal.state,
+        "Jane Doe",
+        "jane@example.com",
+        portal::infra::audit::Actor::System,
+        "",
+    )
+    .await
+    .unwrap();
+    portal.state.mailer.deliver_due().await;
+    let outbox = portal.dir.path().join("data/outbox");
+    let files: Vec<_> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert!(files[0].extension().unwrap() == "eml");
+    let eml = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(eml.contains("To: jane@example.com") && eml.contains("created a client portal"));
+    portal.stop().await;
+}
+
+#[tokio::test]
+async fn a_theme_directory_rebrands_the_portal() {
+    let theme = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(theme.path().join("templates")).unwrap();
+    std::fs::write(
+        theme.path().join("templates/signin.html"),
+        "{% extends \"default/signin.html\" %}{% block title %}Welcome to Acme{% endblock %}",
+    )
+    .unwrap();
+    let dir = theme.path().to_string_lossy().into_owned();
+    let portal = TestPortal::start_with(move |c| {
+        c.theme.dir = dir;
+        c.branding.primary_color = "#aa3300".into();
+    })
+    .await;
+    let page = portal.browser().get("/signin").await;
+    page.expect("<title>Welcome to Acme").expect("Continue");
+    let css = reqwest::get(format!("{}/brand.css", portal.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(css.contains("--brand: #aa3300"));
+    portal.stop().await;
+}

@@ -1,0 +1,215 @@
+//! S5 Security Settings, and that one client never sees another's.
+
+use crate::common::TestPortal;
+
+const PIN: &str = "482913";
+
+#[tokio::test]
+async fn merged_email_joins_the_portal_but_cannot_sign_in() {
+    let portal = TestPortal::start().await;
+    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    b.get("/security")
+        .await
+        .expect("Merge Emails")
+        .expect("Update PIN")
+        .expect("Update Email ID");
+    let mut seen = 0;
+    b.post("/security/merge", &[("email", "jane.doe@work.example")])
+        .await
+        .expect("Verify the other address");
+    let code = portal
+        .smtp
+        .next_code("jane.doe@work.example", &mut seen)
+        .await;
+    let page = b.post("/security/merge/verify", &[("code", &code)]).await;
+    page.expect("The address was added to your portal")
+        .expect("jane.doe@work.example");
+    portal
+        .smtp
+        .wait_nth("jane@example.com", "merged into your portal", 0)
+        .await;
+
+    // The merged address cannot sign in, nor sign up for a separate portal.
+    let other = portal.browser();
+    other
+        .post("/signin", &[("email", "jane.doe@work.example")])
+        .await;
+    other
+        .post("/signin/pin", &[("pin", PIN)])
+        .await
+        .expect("The email or PIN is not right");
+    portal
+        .browser()
+        .post(
+            "/signup",
+            &[("name", "Jane"), ("email", "JANE.DOE@work.example")],
+        )
+        .await;
+    portal
+        .smtp
+        .wait_nth("jane.doe@work.example", "You already have a portal", 0)
+        .await;
+    assert_eq!(
+        portal.smtp.matching("jane.doe@work.example", "access code"),
+        1,
+        "no sign-up code for a merged address"
+    );
+
+    // An address that belongs to another portal cannot be merged.
+    portal.invite("Bob Roe", "bob@example.com").await;
+    let mut bob_seen = 0;
+    b.post("/security/merge", &[("email", "bob@example.com")])
+        .await;
+    let code = portal
+        .smtp
+        .next_code("bob@example.com", &mut bob_seen)
+        .await;
+    let refused = b.post("/security/merge/verify", &[("code", &code)]).await;
+    assert_eq!(refused.status, 422);
+    refused.expect("already belongs to another portal");
+    portal.stop().await;
+}
+
+#[tokio::test]
+async fn update_pin_needs_the_current_pin_and_a_code() {
+    let portal = TestPortal::start().await;
+    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let other = portal.browser();
+    other.sign_in(&portal, "jane@example.com", PIN).await;
+
+    let wrong = b
+        .post(
+            "/security/pin",
+            &[
+                ("current", "000001"),
+                ("pin", "730264"),
+                ("confirm", "730264"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 422);
+    wrong.expect("That PIN is not right");
+    b.post(
+        "/security/pin",
+        &[("current", PIN), ("pin", "730264"), ("confirm", "730265")],
+    )
+    .await
+    .expect("do not match");
+
+    let mut seen = portal.smtp.matching("jane@example.com", "access code");
+    b.post(
+        "/security/pin",
+        &[("current", PIN), ("pin", "730264"), ("confirm", "730264")],
+    )
+    .await
+    .expect("Confirm your new PIN");
+    let code = portal.smtp.next_code("jane@example.com", &mut seen).await;
+    let done = b.post("/security/pin/verify", &[("code", &code)]).await;
+    done.expect("Your PIN was changed");
+    assert_eq!(done.path(), "/security", "this browser stays signed in");
+    assert_eq!(other.get("/").await.path(), "/signin", "other sessions end");
+    portal
+        .smtp
+        .wait_nth("jane@example.com", "PIN was changed", 0)
+        .await;
+    b.post("/signout", &[]).await;
+    b.sign_in(&portal, "jane@example.com", "730264").await;
+    portal.stop().await;
+}
+
+#[tokio::test]
+async fn update_email_takes_effect_after_the_new_address_is_verified() {
+    let portal = TestPortal::start().await;
+    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let mut seen = 0;
+    b.post("/security/email", &[("email", "Jane@New.Example")])
+        .await
+        .expect("Verify your new email");
+    // Until verified, nothing changes.
+    assert_eq!(
+        portal.query_i64("SELECT count(*) FROM client_emails WHERE email_key = 'jane@new.example'"),
+        0
+    );
+    let code = portal.smtp.next_code("Jane@new.example", &mut seen).await;
+    b.post("/security/email/verify", &[("code", &code)])
+        .await
+        .expect("Your sign-in email was changed");
+    let told = portal
+        .smtp
+        .wait_nth("jane@example.com", "sign-in email was changed", 0)
+        .await;
+    assert!(told.text().contains("J***@new.example"), "{}", told.text());
+
+    b.post("/signout", &[]).await;
+    b.sign_in(&portal, "jane@new.example", PIN)
+        .await
+        .expect("Welcome, Jane Doe");
+    let old = portal.browser();
+    old.post("/signin", &[("email", "jane@example.com")]).await;
+    old.post("/signin/pin", &[("pin", PIN)])
+        .await
+        .expect("The email or PIN is not right");
+    portal.stop().await;
+}
+
+#[tokio::test]
+async fn trusted_devices_can_be_revoked() {
+    let portal = TestPortal::start().await;
+    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let page = b.get("/security").await;
+    page.expect("Chrome on Linux").expect("this browser");
+    let id = regex::Regex::new(r"/security/devices/([^/]+)/revoke")
+        .unwrap()
+        .captures(&page.body)
+        .unwrap()[1]
+        .to_string();
+    b.post(&format!("/security/devices/{id}/revoke"), &[])
+        .await
+        .expect("The device was removed");
+    b.post("/signout", &[]).await;
+    assert_eq!(
+        b.post("/signin", &[("email", "jane@example.com")])
+            .await
+            .path(),
+        "/signin/pin",
+        "PIN asked again"
+    );
+    portal.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_client_cannot_see_or_touch_the_first() {
+    let portal = TestPortal::start().await;
+    let jane = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let bob = portal.client("Bob Roe", "bob@example.com", "730264").await;
+    let jane_page = jane.get("/security").await;
+    let jane_device = regex::Regex::new(r"/security/devices/([^/]+)/revoke")
+        .unwrap()
+        .captures(&jane_page.body)
+        .unwrap()[1]
+        .to_string();
+
+    let bob_page = bob.get("/security").await;
+    assert!(
+        !bob_page.has("jane@example.com"),
+        "Bob never sees Jane's data"
+    );
+    let home = bob.get("/").await;
+    assert!(home.has("Welcome, Bob Roe") && !home.has("Jane"));
+    let attempt = bob
+        .post(&format!("/security/devices/{jane_device}/revoke"), &[])
+        .await;
+    assert_eq!(
+        attempt.status, 404,
+        "another client's device id is not found"
+    );
+    assert_eq!(
+        portal.query_i64("SELECT count(*) FROM trusted_devices"),
+        2,
+        "nothing was removed"
+    );
+
+    // A client session never reaches the staff area.
+    assert_eq!(bob.get("/staff").await.path(), "/staff/signin");
+    portal.stop().await;
+}

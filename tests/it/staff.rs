@@ -1,0 +1,170 @@
+//! F1 staff sign-in with password and TOTP, and the staff home.
+
+use crate::common::{Browser, TestPortal};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn add_staff(portal: &TestPortal) {
+    portal::firm::add_staff(&portal.state, "ann@smithlee.example", "Ann Smith", PASSWORD)
+        .await
+        .unwrap();
+}
+
+fn secret_of(page: &str) -> String {
+    regex::Regex::new(r#"<code class="secret">([A-Z2-7]+)</code>"#)
+        .unwrap()
+        .captures(page)
+        .expect("secret shown")[1]
+        .to_string()
+}
+
+async fn staff_sign_in(portal: &TestPortal) -> (Browser, String) {
+    let b = portal.browser();
+    let page = b
+        .post(
+            "/staff/signin",
+            &[("email", "ann@smithlee.example"), ("password", PASSWORD)],
+        )
+        .await;
+    page.expect("Set up your authenticator").expect("<svg");
+    let secret = secret_of(&page.body);
+    let code = portal::firm::totp::current_code(&secret).unwrap();
+    let home = b.post("/staff/totp", &[("code", &code)]).await;
+    assert_eq!(home.path(), "/staff", "{}", home.body);
+    home.expect("Hello, Ann Smith");
+    (b, secret)
+}
+
+#[tokio::test]
+async fn staff_enrol_totp_then_need_it_every_time() {
+    let portal = TestPortal::start().await;
+    add_staff(&portal).await;
+    let (b, secret) = staff_sign_in(&portal).await;
+    b.post("/staff/signout", &[])
+        .await
+        .expect("You have signed out");
+    assert_eq!(b.get("/staff").await.path(), "/staff/signin");
+
+    let again = b
+        .post(
+            "/staff/signin",
+            &[("email", "ann@smithlee.example"), ("password", PASSWORD)],
+        )
+        .await;
+    again.expect("Authenticator code");
+    assert!(
+        !again.has("class=\"secret\""),
+        "the secret is shown only at enrolment"
+    );
+    let wrong = b.post("/staff/totp", &[("code", "000000")]).await;
+    assert_eq!(wrong.status, 422);
+    // The code used at enrolment cannot be replayed; wait for the next step's code.
+    let used = portal::firm::totp::current_code(&secret).unwrap();
+    let replay = b.post("/staff/totp", &[("code", &used)]).await;
+    assert_eq!(replay.status, 422, "a TOTP code works once");
+    portal.sql("UPDATE staff SET totp_last_step = 0");
+    let ok = b.post("/staff/totp", &[("code", &used)]).await;
+    assert_eq!(ok.path(), "/staff");
+    portal.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_password_is_refused_without_saying_why() {
+    let portal = TestPortal::start().await;
+    add_staff(&portal).await;
+    let b = portal.browser();
+    let wrong = b
+        .post(
+            "/staff/signin",
+            &[
+                ("email", "ann@smithlee.example"),
+                ("password", "not the password"),
+            ],
+        )
+        .await;
+    let unknown = b
+        .post(
+            "/staff/signin",
+            &[
+                ("email", "zed@smithlee.example"),
+                ("password", "not the password"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 422);
+    wrong.expect("The email or password is not right");
+    unknown.expect("The email or password is not right");
+    portal.stop().await;
+}
+
+#[tokio::test]
+async fn weak_staff_passwords_are_refused() {
+    let portal = TestPortal::start().await;
+    for weak in ["short", "password1234"] {
+        let err = portal::firm::add_staff(&portal.state, "ann@smithlee.example", "Ann", weak)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("password"), "{err}");
+    }
+    portal.stop().await;
+}
+
+#[tokio::test]
+async fn staff_invite_clients_and_answer_portal_requests() {
+    let portal = TestPortal::start().await;
+    add_staff(&portal).await;
+    let (b, _) = staff_sign_in(&portal).await;
+    let page = b
+        .post(
+            "/staff/clients",
+            &[("name", "Jane Doe"), ("email", "jane@example.com")],
+        )
+        .await;
+    page.expect("The client was invited by email")
+        .expect("jane@example.com");
+    portal
+        .smtp
+        .wait_nth("jane@example.com", "created a client portal", 0)
+        .await;
+    let dup = b
+        .post(
+            "/staff/clients",
+            &[("name", "Jane Again"), ("email", "JANE@example.com")],
+        )
+        .await;
+    dup.expect("already belongs to another portal");
+    b.post("/staff/clients/resend", &[("email", "jane@example.com")])
+        .await
+        .expect("The invitation was sent again");
+    portal
+        .smtp
+        .wait_nth("jane@example.com", "created a client portal", 1)
+        .await;
+
+    portal
+        .browser()
+        .post(
+            "/request-portal",
+            &[("name", "Pat Lee"), ("email", "pat@example.com")],
+        )
+        .await;
+    portal
+        .smtp
+        .wait_nth("ann@smithlee.example", "Portal request from Pat Lee", 0)
+        .await;
+    let home = b.get("/staff").await;
+    home.expect("Pat Lee");
+    let id = regex::Regex::new(r"/staff/requests/([^/]+)/invite")
+        .unwrap()
+        .captures(&home.body)
+        .unwrap()[1]
+        .to_string();
+    b.post(&format!("/staff/requests/{id}/invite"), &[])
+        .await
+        .expect("The request was handled");
+    portal
+        .smtp
+        .wait_nth("pat@example.com", "created a client portal", 0)
+        .await;
+    portal.stop().await;
+}
