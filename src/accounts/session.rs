@@ -110,11 +110,11 @@ pub fn trust_device(
 ) -> rusqlite::Result<String> {
     let days = i64::from(state.config.accounts.trusted_device_days);
     let expires_at = now() + days * 24 * 3600;
-    if let Some(token) = existing {
-        if let Some(id) = repo::device_for(conn, &token_hash(token), client_id)? {
-            repo::touch_device(conn, id, &visitor.ip, expires_at)?;
-            return Ok(token.to_string());
-        }
+    if let Some(token) = existing
+        && let Some(id) = repo::device_for(conn, &token_hash(token), client_id)?
+    {
+        repo::touch_device(conn, id, &visitor.ip, expires_at)?;
+        return Ok(token.to_string());
     }
     let token = random_token();
     repo::insert_device(

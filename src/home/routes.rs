@@ -36,14 +36,12 @@ async fn home(
 #[handler]
 async fn help(req: &Request, Data(state): Data<&AppState>) -> AppResult<Response> {
     let token = cookie(req, &state.web.cookies.session);
-    if let Some((Subject::Client(id), _)) = session::resolve(state, token.as_deref()).await? {
-        if let Some(client) = session::client(state, id).await? {
-            let who = ClientSession {
-                client,
-                token: token.unwrap_or_default(),
-            };
-            return client_page(req, state, &who, "help.html", context! {});
-        }
+    if let Some((Subject::Client(id), _)) = session::resolve(state, token.as_deref()).await?
+        && let Some(client) = session::client(state, id).await?
+    {
+        let token = token.unwrap_or_default();
+        let who = ClientSession { client, token };
+        return client_page(req, state, &who, "help.html", context! {});
     }
     public_page(req, state, "help.html", StatusCode::OK, context! {})
 }

@@ -49,16 +49,9 @@ pub struct Record {
     pub hash: String,
 }
 
-fn entry_hash(
-    prev: &str,
-    seq: i64,
-    at: i64,
-    actor: &str,
-    event: &str,
-    subject: &str,
-    detail: &str,
-    ip: &str,
-) -> String {
+/// The hash of an entry: the previous hash, its position and its fields as canonical JSON.
+fn entry_hash(prev: &str, seq: i64, at: i64, fields: [&str; 5]) -> String {
+    let [actor, event, subject, detail, ip] = fields;
     let canonical =
         serde_json::json!([prev, seq, at, actor, event, subject, detail, ip]).to_string();
     sha256_hex(canonical.as_bytes())
@@ -83,11 +76,7 @@ pub fn append(conn: &Connection, entry: Entry) -> rusqlite::Result<()> {
         &prev,
         seq,
         at,
-        &actor,
-        entry.event,
-        entry.subject,
-        entry.detail,
-        entry.ip,
+        [&actor, entry.event, entry.subject, entry.detail, entry.ip],
     );
     conn.execute(
         "INSERT INTO audit_log (seq, at, actor, event, subject, detail, ip, prev_hash, hash)
@@ -145,11 +134,7 @@ pub fn verify(records: &[Record]) -> Result<usize, String> {
             &r.prev_hash,
             r.seq,
             r.at,
-            &r.actor,
-            &r.event,
-            &r.subject,
-            &r.detail,
-            &r.ip,
+            [&r.actor, &r.event, &r.subject, &r.detail, &r.ip],
         );
         if hash != r.hash {
             return Err(format!("entry {} was altered", r.seq));

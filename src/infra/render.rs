@@ -71,10 +71,10 @@ impl Renderer {
     /// A static asset from the theme directory, else from the embedded theme.
     pub fn asset(&self, path: &str) -> Option<Cow<'static, [u8]>> {
         let relative = safe_relative(path)?;
-        if let Some(dir) = &self.theme_dir {
-            if let Ok(bytes) = std::fs::read(dir.join("static").join(&relative)) {
-                return Some(Cow::Owned(bytes));
-            }
+        if let Some(dir) = &self.theme_dir
+            && let Ok(bytes) = std::fs::read(dir.join("static").join(&relative))
+        {
+            return Some(Cow::Owned(bytes));
         }
         DefaultTheme::get(&format!("static/{path}")).map(|f| f.data)
     }

@@ -23,17 +23,16 @@ pub fn client_ip(req: &Request) -> String {
         .data::<WebSettings>()
         .map(|s| s.trust_proxy_headers)
         .unwrap_or(false);
-    if trust {
-        if let Some(first) = req
+    if trust
+        && let Some(first) = req
             .headers()
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
             .map(str::trim)
             .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
-        {
-            return first.to_string();
-        }
+    {
+        return first.to_string();
     }
     match req.remote_addr().as_socket_addr() {
         Some(addr) => addr.ip().to_string(),
