@@ -29,6 +29,9 @@ pub struct AppState {
     pub hasher: Arc<PasswordHasher>,
     pub limiter: Arc<RateLimiter>,
     pub web: WebSettings,
+    /// Bounds concurrent argon2 work (each hash takes its full memory cost), so a
+    /// flood of sign-in attempts queues instead of exhausting memory.
+    hash_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -57,6 +60,9 @@ impl AppState {
             hasher: Arc::new(hasher),
             limiter: Arc::new(RateLimiter::default()),
             web,
+            hash_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+            )),
         })
     }
 
@@ -66,6 +72,11 @@ impl AppState {
 
     /// argon2id off the async runtime.
     pub async fn hash_secret(&self, secret: String) -> AppResult<String> {
+        let _slot = self
+            .hash_slots
+            .acquire()
+            .await
+            .map_err(AppError::internal)?;
         let hasher = self.hasher.clone();
         tokio::task::spawn_blocking(move || hasher.hash(&secret))
             .await?
@@ -74,6 +85,11 @@ impl AppState {
 
     /// Constant work whether or not `stored` exists (a decoy hash is checked instead).
     pub async fn verify_secret(&self, secret: String, stored: Option<String>) -> AppResult<bool> {
+        let _slot = self
+            .hash_slots
+            .acquire()
+            .await
+            .map_err(AppError::internal)?;
         let hasher = self.hasher.clone();
         Ok(tokio::task::spawn_blocking(move || hasher.verify(&secret, stored.as_deref())).await?)
     }

@@ -31,9 +31,11 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct Server {
     /// Address and port to listen on.
+    #[serde(deserialize_with = "text")]
     pub listen: String,
     /// The URL clients use to reach the portal (may be a custom domain). Links in
     /// emails point here; an `https://` URL turns on Secure `__Host-` cookies and HSTS.
+    #[serde(deserialize_with = "text")]
     pub public_url: String,
     /// Take the client address from `X-Forwarded-For` (only behind a reverse proxy).
     pub trust_proxy_headers: bool,
@@ -67,11 +69,17 @@ impl Default for Storage {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Firm {
+    #[serde(deserialize_with = "text")]
     pub name: String,
+    #[serde(deserialize_with = "text")]
     pub email: String,
+    #[serde(deserialize_with = "text")]
     pub phone: String,
+    #[serde(deserialize_with = "text")]
     pub address: String,
+    #[serde(deserialize_with = "text")]
     pub website: String,
+    #[serde(deserialize_with = "text")]
     pub hours: String,
 }
 
@@ -92,10 +100,13 @@ impl Default for Firm {
 #[serde(default, deny_unknown_fields)]
 pub struct Branding {
     /// Path to a logo image (PNG, JPEG, SVG or WebP); empty shows the firm name.
+    #[serde(deserialize_with = "text")]
     pub logo: String,
     /// Main colour of headers and buttons, as `#rrggbb`.
+    #[serde(deserialize_with = "text")]
     pub primary_color: String,
     /// Colour of links and highlights, as `#rrggbb`.
+    #[serde(deserialize_with = "text")]
     pub accent_color: String,
 }
 
@@ -113,6 +124,7 @@ impl Default for Branding {
 #[serde(default, deny_unknown_fields)]
 pub struct Theme {
     /// A directory whose files override the embedded default theme (templates/, static/).
+    #[serde(deserialize_with = "text")]
     pub dir: String,
 }
 
@@ -131,14 +143,19 @@ pub enum SmtpSecurity {
 #[serde(default, deny_unknown_fields)]
 pub struct Mail {
     /// Sender address of every email.
+    #[serde(deserialize_with = "text")]
     pub from: String,
     /// SMTP server; empty writes mail to the outbox directory as `.eml` files.
+    #[serde(deserialize_with = "text")]
     pub smtp_host: String,
     pub smtp_port: u16,
     pub smtp_security: SmtpSecurity,
+    #[serde(deserialize_with = "text")]
     pub smtp_username: String,
+    #[serde(deserialize_with = "text")]
     pub smtp_password: String,
     /// Where `.eml` files go when no SMTP server is set; empty means `<data_dir>/outbox`.
+    #[serde(deserialize_with = "text")]
     pub outbox_dir: String,
     /// Attempts before a message is marked failed (with backoff up to an hour).
     pub max_attempts: u32,
@@ -225,6 +242,7 @@ impl Default for Security {
 #[serde(default, deny_unknown_fields)]
 pub struct Log {
     /// `error`, `warn`, `info`, `debug` or a tracing filter such as `portal=debug`.
+    #[serde(deserialize_with = "text")]
     pub level: String,
 }
 
@@ -391,6 +409,34 @@ impl Config {
     }
 }
 
+/// Text keys accept numbers and booleans too: an environment variable such as
+/// `PORTAL_FIRM__PHONE=5550100` arrives as a number, and is meant as text.
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("text")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    d.deserialize_any(Text)
+}
+
 fn is_hex_colour(s: &str) -> bool {
     let hex = s.strip_prefix('#').unwrap_or("");
     matches!(hex.len(), 3 | 6) && hex.chars().all(|c| c.is_ascii_hexdigit())
@@ -506,5 +552,30 @@ mod tests {
         assert!(err.to_string().contains("server.listen"), "{err}");
         let err = load_toml("[accounts]\nsignup = \"maybe\"\n").err().unwrap();
         assert!(err.to_string().contains("signup"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_and_digit_strings_stay_text() {
+        // SAFETY: the variables are unique to this test; nothing else reads them.
+        unsafe {
+            std::env::set_var("PORTAL_ENVTEST_FIRM__PHONE", "5550100");
+            std::env::set_var("PORTAL_ENVTEST_MAIL__SMTP_PASSWORD", "12345678");
+            std::env::set_var("PORTAL_ENVTEST_SERVER__LISTEN", "0.0.0.0:9000");
+            std::env::set_var("PORTAL_ENVTEST_NOT__A_KEY", "x");
+        }
+        let loaded = Config::load_from(None, Env::prefixed("PORTAL_ENVTEST_").split("__")).unwrap();
+        assert_eq!(loaded.config.firm.phone, "5550100");
+        assert_eq!(loaded.config.mail.smtp_password, "12345678");
+        assert_eq!(loaded.config.server.listen, "0.0.0.0:9000");
+        assert!(
+            loaded.warnings.iter().any(|w| w.contains("not.a_key")),
+            "{:?}",
+            loaded.warnings
+        );
     }
 }

@@ -62,6 +62,11 @@ enum StaffCommand {
     },
     /// List staff members.
     List,
+    /// Lift a staff member's lockout after too many wrong passwords or codes.
+    Unlock {
+        #[arg(long)]
+        email: String,
+    },
     /// Make a staff member enrol a new authenticator app at the next sign-in.
     ResetTotp {
         #[arg(long)]
@@ -131,8 +136,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTAL_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -241,6 +245,13 @@ async fn staff(cmd: StaffCommand, state: &AppState) -> anyhow::Result<()> {
                 };
                 println!("{} <{}> ({totp})", s.name, s.email);
             }
+            Ok(())
+        }
+        StaffCommand::Unlock { email } => {
+            let s = portal::firm::unlock_staff(state, &email)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{} can sign in again.", s.email);
             Ok(())
         }
         StaffCommand::ResetTotp { email } => {

@@ -214,38 +214,50 @@ pub async fn verify_code(
     next_stage: &str,
 ) -> AccountResult<()> {
     let max = i64::from(state.config.accounts.code_max_attempts);
-    if flow.code_failures >= max {
-        return Err(AccountError::CodeAttemptsExhausted);
-    }
     let typed: String = typed
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '-')
         .collect();
-    let matches = match &flow.code_hash {
-        Some(stored) => constant_time_eq(&code_mac(state, &flow.token_hash, &typed), stored),
-        None => false,
-    };
-    let expired = flow.code_expires_at.is_some_and(|at| at < now());
-    let hash = flow.token_hash.clone();
-    let next = next_stage.to_string();
-    let ok = matches && !expired;
+    let typed_mac = code_mac(state, &flow.token_hash, &typed);
+    let (hash, stage, next) = (
+        flow.token_hash.clone(),
+        flow.stage.clone(),
+        next_stage.to_string(),
+    );
+    // Decided inside the single writer's transaction on the row as it is now, so
+    // that parallel guesses cannot all slip under the attempt limit, and a code
+    // that has just been used cannot be used again.
     state
         .db
         .write(move |tx| {
-            if ok {
-                repo::advance_flow(tx, &hash, &next)?;
-            } else {
-                repo::flow_code_failed(tx, &hash)?;
+            let Some(current) = repo::flow(tx, &hash)? else {
+                return Ok(Err(AccountError::FlowExpired));
+            };
+            if current.stage != stage {
+                return Ok(Err(AccountError::FlowExpired));
             }
-            Ok::<_, AccountError>(())
+            if current.code_failures >= max {
+                return Ok(Err(AccountError::CodeAttemptsExhausted));
+            }
+            let matches = current
+                .code_hash
+                .as_deref()
+                .is_some_and(|stored| constant_time_eq(&typed_mac, stored));
+            let expired = current.code_expires_at.is_some_and(|at| at < now());
+            if matches && !expired {
+                repo::advance_flow(tx, &hash, &next)?;
+                return Ok(Ok(()));
+            }
+            repo::flow_code_failed(tx, &hash)?;
+            Ok::<_, AccountError>(Err(if matches {
+                AccountError::ExpiredCode
+            } else if current.code_failures + 1 >= max {
+                AccountError::CodeAttemptsExhausted
+            } else {
+                AccountError::WrongCode
+            }))
         })
-        .await?;
-    match (matches, expired) {
-        (true, false) => Ok(()),
-        (true, true) => Err(AccountError::ExpiredCode),
-        _ if flow.code_failures + 1 >= max => Err(AccountError::CodeAttemptsExhausted),
-        _ => Err(AccountError::WrongCode),
-    }
+        .await?
 }
 
 fn code_mac(state: &AppState, flow_hash: &[u8], code: &str) -> Vec<u8> {

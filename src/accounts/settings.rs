@@ -169,24 +169,24 @@ pub async fn pin_change_start(
 ) -> AccountResult<Started> {
     let email = Email::parse(&client.email)?;
     let key = throttle::key("pin", &email.key);
-    let lookup = key.clone();
+    let (attempt_key, after) = (key.clone(), state.config.accounts.lockout_after);
     state
         .db
-        .read(move |conn| throttle::check(conn, &lookup))
+        .write(move |tx| throttle::begin(tx, &attempt_key, after))
         .await?;
-    if !state
+    let ok = state
         .verify_secret(current.trim().to_string(), client.pin_hash.clone())
-        .await?
-    {
-        let (c, v, after) = (
-            client.clone(),
-            visitor.clone(),
-            state.config.accounts.lockout_after,
-        );
+        .await?;
+    if ok {
+        state
+            .db
+            .write(move |tx| throttle::clear(tx, &key).map_err(AccountError::from))
+            .await?;
+    } else {
+        let (c, v) = (client.clone(), visitor.clone());
         state
             .db
             .write(move |tx| {
-                throttle::fail(tx, &key, after)?;
                 record(
                     tx,
                     &c,

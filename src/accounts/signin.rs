@@ -270,19 +270,19 @@ pub async fn signin_pin(
     require_stage(&flow, "pin")?;
     let email = codes::flow_email(&flow)?;
     let key = throttle::key("pin", &email.key);
-    let (lookup_key, email_key) = (key.clone(), email.key.clone());
+    let lockout_after = state.config.accounts.lockout_after;
+    let (attempt_key, email_key) = (key.clone(), email.key.clone());
     let client = state
         .db
-        .read(move |conn| {
-            throttle::check(conn, &lookup_key)?;
-            Ok::<_, AccountError>(repo::client_by_primary_email(conn, &email_key)?)
+        .write(move |tx| {
+            throttle::begin(tx, &attempt_key, lockout_after)?;
+            Ok::<_, AccountError>(repo::client_by_primary_email(tx, &email_key)?)
         })
         .await?;
     let stored = client.as_ref().and_then(|c| c.pin_hash.clone());
     let ok = state
         .verify_secret(typed_pin.trim().to_string(), stored)
         .await?;
-    let lockout_after = state.config.accounts.lockout_after;
     let (hash, v, address) = (
         flow.token_hash.clone(),
         visitor.clone(),
@@ -299,7 +299,6 @@ pub async fn signin_pin(
                 throttle::clear(tx, &key)?;
                 repo::advance_flow(tx, &hash, "code")?;
             } else {
-                throttle::fail(tx, &key, lockout_after)?;
                 audit(tx, actor, "signin_failed", &address, "wrong PIN", &v)?;
             }
             Ok::<_, AccountError>(())

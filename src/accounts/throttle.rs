@@ -28,6 +28,15 @@ pub fn check(conn: &Connection, key: &str) -> AccountResult<()> {
     Ok(())
 }
 
+/// Starts an attempt: refuses it while the key is locked out, else counts it as a
+/// failure up front (call [`clear`] when it succeeds). Run inside the write
+/// transaction so that parallel attempts cannot all slip under the limit.
+pub fn begin(conn: &Connection, key: &str, lockout_after: u32) -> AccountResult<()> {
+    check(conn, key)?;
+    fail(conn, key, lockout_after)?;
+    Ok(())
+}
+
 /// Counts a failure and sets the lockout it earns.
 pub fn fail(conn: &Connection, key: &str, lockout_after: u32) -> rusqlite::Result<()> {
     let (failures, _) = repo::throttle(conn, key)?;

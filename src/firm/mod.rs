@@ -69,11 +69,40 @@ pub async fn reset_staff_totp(state: &AppState, email: &str) -> AccountResult<St
                 ))
             })?;
             repo::reset_totp(tx, staff.id)?;
+            throttle::clear(tx, &throttle::key("staff", &email.key))?;
             audit::append(
                 tx,
                 Entry {
                     actor: Actor::System,
                     event: "staff_totp_reset",
+                    subject: &staff.email,
+                    detail: "",
+                    ip: "",
+                },
+            )?;
+            Ok(staff)
+        })
+        .await
+}
+
+/// Lifts a staff member's sign-in lockout after too many wrong passwords or codes.
+pub async fn unlock_staff(state: &AppState, email: &str) -> AccountResult<Staff> {
+    let email = Email::parse(email)?;
+    state
+        .db
+        .write(move |tx| {
+            let staff = repo::staff_by_email(tx, &email.key)?.ok_or_else(|| {
+                AccountError::Invalid(format!(
+                    "No staff member has the address {}.",
+                    email.address
+                ))
+            })?;
+            throttle::clear(tx, &throttle::key("staff", &email.key))?;
+            audit::append(
+                tx,
+                Entry {
+                    actor: Actor::System,
+                    event: "staff_unlocked",
                     subject: &staff.email,
                     detail: "",
                     ip: "",
@@ -99,31 +128,27 @@ pub async fn signin_password(
     let email = Email::parse(email)
         .map_err(|_| AccountError::Invalid("The email or password is not right.".into()))?;
     let key = throttle::key("staff", &email.key);
-    let (lookup, email_key) = (key.clone(), email.key.clone());
+    let (attempt_key, email_key) = (key.clone(), email.key.clone());
+    let after = state.config.accounts.lockout_after;
     let staff = state
         .db
-        .read(move |conn| {
-            throttle::check(conn, &lookup)?;
+        .write(move |tx| {
+            throttle::begin(tx, &attempt_key, after)?;
             Ok::<_, AccountError>(
-                repo::staff_by_email(conn, &email_key)?.filter(|s| s.disabled_at.is_none()),
+                repo::staff_by_email(tx, &email_key)?.filter(|s| s.disabled_at.is_none()),
             )
         })
         .await
         .map_err(staff_lockout)?;
     let stored = staff.as_ref().map(|s| s.password_hash.clone());
     let ok = state.verify_secret(password.to_string(), stored).await?;
-    let (after, v, address) = (
-        state.config.accounts.lockout_after,
-        visitor.clone(),
-        email.address.clone(),
-    );
+    let (v, address) = (visitor.clone(), email.address.clone());
     state
         .db
         .write(move |tx| {
             if ok {
                 throttle::clear(tx, &key)?;
             } else {
-                throttle::fail(tx, &key, after)?;
                 audit::append(
                     tx,
                     Entry {
@@ -221,17 +246,11 @@ pub async fn signin_totp(
     let factor = second_factor(state, token).await?;
     let staff = factor.staff;
     let key = throttle::key("staff", &staff.email.to_lowercase());
-    let lookup = key.clone();
-    state
-        .db
-        .read(move |conn| throttle::check(conn, &lookup))
-        .await
-        .map_err(staff_lockout)?;
     let secret = match &factor.enrol {
         Some(e) => e.secret.clone(),
         None => staff.totp_secret.clone().ok_or(AccountError::FlowExpired)?,
     };
-    let step = totp::verify(&secret, code, staff.totp_last_step)?;
+    let code = code.to_string();
     let (st, v, after, enrolling) = (
         state.clone(),
         visitor.clone(),
@@ -241,8 +260,13 @@ pub async fn signin_totp(
     state
         .db
         .write(move |tx| {
-            let Some(step) = step else {
-                throttle::fail(tx, &key, after)?;
+            // Counted and checked against the newest used step in one transaction,
+            // so parallel guesses and replays cannot slip through.
+            if let Err(e) = throttle::begin(tx, &key, after) {
+                return Ok(Err(staff_lockout(e)));
+            }
+            let last_step = repo::staff_by_id(tx, staff.id)?.map_or(i64::MAX, |s| s.totp_last_step);
+            let Some(step) = totp::verify(&secret, &code, last_step)? else {
                 audit::append(
                     tx,
                     Entry {

@@ -453,3 +453,54 @@ async fn a_visitor_can_request_a_portal_and_staff_are_told() {
     assert!(mail.text().contains("555-0199"));
     portal.stop().await;
 }
+
+#[tokio::test]
+async fn parallel_guesses_cannot_exceed_the_attempt_limits() {
+    let portal = TestPortal::start().await;
+    portal.invite("Jane Doe", "jane@example.com").await;
+    portal
+        .browser()
+        .sign_up(&portal, "Jane Doe", "jane@example.com", PIN)
+        .await;
+
+    // Twenty wrong PINs at once: only the first handful are even checked.
+    let b = portal.browser();
+    b.post("/signin", &[("email", "jane@example.com")]).await;
+    let guesses = (0..20).map(|i| {
+        let pin = format!("{:06}", 100_000 + i);
+        let b = &b;
+        async move { b.post("/signin/pin", &[("pin", &pin)]).await }
+    });
+    futures::future::join_all(guesses).await;
+    assert_eq!(
+        portal.query_i64("SELECT failures FROM auth_throttle WHERE key = 'pin:jane@example.com'"),
+        5
+    );
+    b.post("/signin/pin", &[("pin", PIN)])
+        .await
+        .expect("Too many wrong attempts");
+
+    // Twenty wrong codes at once: the flow still allows only five tries in all.
+    portal.sql("DELETE FROM auth_throttle");
+    let c = portal.browser();
+    let mut seen = portal.smtp.matching("jane@example.com", "access code");
+    c.post("/signin", &[("email", "jane@example.com")]).await;
+    c.post("/signin/pin", &[("pin", PIN)]).await;
+    let code = portal.smtp.next_code("jane@example.com", &mut seen).await;
+    let guesses = (0..20).map(|i| {
+        let guess = format!("{:06}", (code.parse::<u32>().unwrap() + 1 + i) % 1_000_000);
+        let c = &c;
+        async move { c.post("/signin/code", &[("code", &guess)]).await }
+    });
+    futures::future::join_all(guesses).await;
+    assert_eq!(
+        portal.query_i64(
+            "SELECT code_failures FROM auth_flows WHERE purpose = 'signin' AND stage = 'code'"
+        ),
+        5
+    );
+    c.post("/signin/code", &[("code", &code)])
+        .await
+        .expect("Too many wrong codes");
+    portal.stop().await;
+}

@@ -121,10 +121,15 @@ impl Driver {
                     format!("--user-data-dir={}", self.profile.path().display()),
                     "--window-size=390,844",
                 ],
+                // Headless Chromium will not make a window narrower than 500 px,
+                // so emulate the phone's screen for a true 390 px viewport.
+                "mobileEmulation": {
+                    "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 2.0, "mobile": true, "touch": true },
+                },
             }),
         );
-        ClientBuilder::rustls()
-            .unwrap()
+        // chromedriver speaks plain HTTP on loopback: no TLS needed.
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&self.url)
             .await

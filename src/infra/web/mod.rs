@@ -16,8 +16,9 @@ pub struct WebSettings {
     pub cookies: cookies::CookieNames,
 }
 
-/// The client's IP address: the socket peer, or the first `X-Forwarded-For` entry
-/// when the portal is configured to run behind a reverse proxy.
+/// The client's IP address: the socket peer, or, when the portal is configured to
+/// run behind a reverse proxy, the last `X-Forwarded-For` entry (the one the proxy
+/// added; earlier entries come from the client and could be forged).
 pub fn client_ip(req: &Request) -> String {
     let trust = req
         .data::<WebSettings>()
@@ -28,7 +29,7 @@ pub fn client_ip(req: &Request) -> String {
             .headers()
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.rsplit(',').next())
             .map(str::trim)
             .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
     {
