@@ -25,6 +25,60 @@ pub struct Config {
     pub accounts: Accounts,
     pub security: Security,
     pub log: Log,
+    pub documents: Documents,
+    pub retention: Retention,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Documents {
+    /// Largest file a client may upload, in MiB.
+    pub max_file_mb: u64,
+    /// Most files in one upload batch.
+    pub max_files_per_upload: u32,
+    /// Total size of a client's uploads kept in the portal, in MiB.
+    pub client_quota_mb: u64,
+    /// Folders a client can choose when sending files; the first is the default.
+    pub upload_folders: Vec<String>,
+    /// PDFs up to this size (MiB) have their text indexed for search.
+    pub index_text_max_mb: u64,
+}
+
+impl Default for Documents {
+    fn default() -> Self {
+        Documents {
+            max_file_mb: 2048,
+            max_files_per_upload: 20,
+            client_quota_mb: 10240,
+            upload_folders: vec!["Uploaded".into()],
+            index_text_max_mb: 64,
+        }
+    }
+}
+
+/// Portal maintenance (D9). Zero days turns a rule off.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// Remove a client's upload this many days after the firm saved it.
+    pub remove_saved_uploads_after_days: u32,
+    /// Unpublish documents the firm published this many days ago (tax returns excepted, see below).
+    pub unpublish_after_days: u32,
+    /// Keep a published tax return until the next year's return is published.
+    pub keep_returns_until_next_year: bool,
+    /// How often the maintenance job runs, in minutes.
+    pub run_every_minutes: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            remove_saved_uploads_after_days: 30,
+            unpublish_after_days: 365,
+            keep_returns_until_next_year: true,
+            run_every_minutes: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -312,6 +366,12 @@ impl Config {
         let lenient = strip_unknown(figment, &known)?;
         let config: Config = lenient.extract().map_err(Box::new)?;
         config.validate()?;
+        let m = &config.mail;
+        if !m.smtp_host.is_empty() && m.smtp_security == SmtpSecurity::Tls && m.smtp_port == 587 {
+            warnings.push(
+                "mail.smtp_security is \"tls\" but mail.smtp_port is 587 (usually STARTTLS); TLS from the first byte usually uses port 465".into(),
+            );
+        }
         Ok(Loaded { config, warnings })
     }
 
@@ -369,6 +429,47 @@ impl Config {
             if value == 0 {
                 return invalid(key, "must be at least 1");
             }
+        }
+        let d = &self.documents;
+        for (key, value) in [
+            ("documents.max_file_mb", d.max_file_mb),
+            ("documents.client_quota_mb", d.client_quota_mb),
+            (
+                "documents.max_files_per_upload",
+                u64::from(d.max_files_per_upload),
+            ),
+            (
+                "retention.run_every_minutes",
+                u64::from(self.retention.run_every_minutes),
+            ),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be at least 1");
+            }
+        }
+        if d.upload_folders.is_empty()
+            || d.upload_folders
+                .iter()
+                .any(|f| crate::documents::folder::clean(f).is_none())
+        {
+            return invalid(
+                "documents.upload_folders",
+                "expected a list of folder names such as [\"Uploaded\"]",
+            );
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return invalid(
+                "log.level",
+                "expected error, warn, info, debug or a filter such as portal=debug",
+            );
+        }
+        if self
+            .mail
+            .staff_notify
+            .iter()
+            .any(|a| crate::accounts::email::Email::parse(a).is_err())
+        {
+            return invalid("mail.staff_notify", "expected a list of email addresses");
         }
         if !(1..=10).contains(&a.code_ttl_minutes) {
             return invalid("accounts.code_ttl_minutes", "must be between 1 and 10");

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod app;
 pub mod config;
+pub mod documents;
 pub mod error;
 pub mod firm;
 pub mod home;
@@ -62,6 +63,10 @@ async fn housekeeping(state: AppState, shutdown: impl Future<Output = ()>) {
             .db
             .write(move |tx| {
                 accounts::repo::delete_expired_sessions(tx, idle)?;
+                tx.execute(
+                    "DELETE FROM trusted_devices WHERE expires_at < ?1",
+                    [infra::db::now()],
+                )?;
                 tx.execute(
                     "DELETE FROM auth_flows WHERE expires_at < ?1",
                     [infra::db::now()],

@@ -140,28 +140,19 @@ pub async fn send_code(
     visitor: &Visitor,
     deliver: bool,
 ) -> AccountResult<()> {
-    let t = now();
-    if let Some(last) = flow.last_code_at {
-        let wait = last + RESEND_AFTER_SECS - t;
-        if wait > 0 {
-            return Err(AccountError::CodeTooSoon(wait));
-        }
-    }
-    if flow.codes_sent >= MAX_CODES_PER_FLOW {
-        return Err(AccountError::CodeLimit);
-    }
+    // A cheap early answer; the same checks are repeated on the row inside the
+    // write below, where parallel requests cannot race past them.
+    per_flow_limits(flow)?;
     let cfg = &state.config.accounts;
-    let hour = Duration::from_secs(3600);
     let email_key = flow.email.to_lowercase();
-    if !state.limiter.allow(
-        &format!("code-ip:{}", visitor.ip),
-        cfg.codes_per_ip_per_hour,
-        hour,
-    ) || !state.limiter.allow(
-        &format!("code-email:{email_key}"),
-        cfg.codes_per_email_per_hour,
-        hour,
-    ) {
+    let limits = [
+        (format!("code-ip:{}", visitor.ip), cfg.codes_per_ip_per_hour),
+        (
+            format!("code-email:{email_key}"),
+            cfg.codes_per_email_per_hour,
+        ),
+    ];
+    if !state.limiter.allow_all(&limits, Duration::from_secs(3600)) {
         tracing::warn!(ip = %visitor.ip, "access code refused: rate limit reached");
         return Err(AccountError::CodeLimit);
     }
@@ -181,6 +172,8 @@ pub async fn send_code(
     state
         .db
         .write(move |tx| {
+            let current = repo::flow(tx, &flow_hash)?.ok_or(AccountError::FlowExpired)?;
+            per_flow_limits(&current)?;
             let stored = deliver.then_some(code_hash.as_slice());
             repo::set_flow_code(tx, &flow_hash, stored, now() + i64::from(ttl_minutes) * 60)?;
             if deliver {
@@ -201,6 +194,34 @@ pub async fn send_code(
         .await?;
     if deliver {
         state.mailer.wake();
+    }
+    Ok(())
+}
+
+/// Limits how many sign-in, sign-up or staff flows one address may start per hour,
+/// so that nobody can fill the database with abandoned attempts.
+pub fn allow_new_flow(state: &AppState, visitor: &Visitor) -> AccountResult<()> {
+    if state.limiter.allow(
+        &format!("flow-ip:{}", visitor.ip),
+        300,
+        Duration::from_secs(3600),
+    ) {
+        Ok(())
+    } else {
+        Err(AccountError::TooManyRequests)
+    }
+}
+
+/// At most one code every half minute, and a handful per flow.
+fn per_flow_limits(flow: &Flow) -> AccountResult<()> {
+    if let Some(last) = flow.last_code_at {
+        let wait = last + RESEND_AFTER_SECS - now();
+        if wait > 0 {
+            return Err(AccountError::CodeTooSoon(wait));
+        }
+    }
+    if flow.codes_sent >= MAX_CODES_PER_FLOW {
+        return Err(AccountError::CodeLimit);
     }
     Ok(())
 }

@@ -32,6 +32,8 @@ pub enum AccountError {
     CodeTooSoon(i64),
     #[error("Too many codes were asked for. Please wait an hour and try again.")]
     CodeLimit,
+    #[error("Too many attempts from your network. Please wait a while and try again.")]
+    TooManyRequests,
     #[error("The email or PIN is not right.")]
     WrongPin,
     #[error("That PIN is not right.")]

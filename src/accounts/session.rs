@@ -7,6 +7,7 @@ use rusqlite::Connection;
 use super::repo::{self, Client, NewSession};
 use crate::app::AppState;
 use crate::error::AppResult;
+use crate::infra::audit::{self, Actor, Entry};
 use crate::infra::crypto::{random_token, token_hash};
 use crate::infra::db::{DbError, now};
 use crate::infra::web::Visitor;
@@ -91,11 +92,34 @@ pub async fn client(state: &AppState, id: i64) -> AppResult<Option<Client>> {
         .await?)
 }
 
-pub async fn end(state: &AppState, token: &str) -> AppResult<()> {
+/// Signs out: the session ends and the audit log records who left.
+pub async fn end(
+    state: &AppState,
+    token: &str,
+    actor: Actor,
+    subject: &str,
+    visitor: &Visitor,
+) -> AppResult<()> {
     let hash = token_hash(token);
+    let (ip, subject) = (visitor.ip.clone(), subject.to_string());
     Ok(state
         .db
-        .write(move |tx| repo::delete_session(tx, &hash).map_err(DbError::from))
+        .write(move |tx| {
+            if repo::session(tx, &hash)?.is_some() {
+                repo::delete_session(tx, &hash)?;
+                audit::append(
+                    tx,
+                    Entry {
+                        actor,
+                        event: "signout",
+                        subject: &subject,
+                        detail: "",
+                        ip: &ip,
+                    },
+                )?;
+            }
+            Ok::<_, DbError>(())
+        })
         .await?)
 }
 

@@ -155,6 +155,43 @@ pub async fn merge_finish(
     Ok(added)
 }
 
+/// Re-authentication before a change of PIN or email: the current PIN, counted
+/// against the same lockout as sign-in.
+async fn confirm_current_pin(
+    state: &AppState,
+    client: &Client,
+    current: &str,
+    failure_event: &'static str,
+    visitor: &Visitor,
+) -> AccountResult<()> {
+    let key = throttle::key("pin", &client.email.to_lowercase());
+    let (attempt_key, after) = (key.clone(), state.config.accounts.lockout_after);
+    state
+        .db
+        .write(move |tx| throttle::begin(tx, &attempt_key, after))
+        .await?;
+    let ok = state
+        .verify_secret(current.trim().to_string(), client.pin_hash.clone())
+        .await?;
+    let (c, v) = (client.clone(), visitor.clone());
+    state
+        .db
+        .write(move |tx| {
+            if ok {
+                throttle::clear(tx, &key)?;
+            } else {
+                record(tx, &c, failure_event, &c.email, "wrong current PIN", &v)?;
+            }
+            Ok::<_, AccountError>(())
+        })
+        .await?;
+    if ok {
+        Ok(())
+    } else {
+        Err(AccountError::WrongCurrentPin)
+    }
+}
+
 // ---- Update PIN ----
 
 /// Current PIN, New PIN, Confirm: checked, then a code to the sign-in address
@@ -168,38 +205,7 @@ pub async fn pin_change_start(
     visitor: &Visitor,
 ) -> AccountResult<Started> {
     let email = Email::parse(&client.email)?;
-    let key = throttle::key("pin", &email.key);
-    let (attempt_key, after) = (key.clone(), state.config.accounts.lockout_after);
-    state
-        .db
-        .write(move |tx| throttle::begin(tx, &attempt_key, after))
-        .await?;
-    let ok = state
-        .verify_secret(current.trim().to_string(), client.pin_hash.clone())
-        .await?;
-    if ok {
-        state
-            .db
-            .write(move |tx| throttle::clear(tx, &key).map_err(AccountError::from))
-            .await?;
-    } else {
-        let (c, v) = (client.clone(), visitor.clone());
-        state
-            .db
-            .write(move |tx| {
-                record(
-                    tx,
-                    &c,
-                    "pin_change_failed",
-                    &c.email,
-                    "wrong current PIN",
-                    &v,
-                )
-                .map_err(AccountError::from)
-            })
-            .await?;
-        return Err(AccountError::WrongCurrentPin);
-    }
+    confirm_current_pin(state, client, current, "pin_change_failed", visitor).await?;
     let pin = pin::check_new(new_pin, confirm)?;
     let pin_hash = state.hash_secret(pin).await?;
     let started = codes::start(
@@ -293,9 +299,11 @@ pub async fn pin_change_finish(
 
 // ---- Update Email ID ----
 
+/// "Update": the current PIN re-authenticates, then a code goes to the new address.
 pub async fn email_change_start(
     state: &AppState,
     client: &Client,
+    current_pin: &str,
     new_email: &str,
     visitor: &Visitor,
 ) -> AccountResult<Started> {
@@ -305,6 +313,7 @@ pub async fn email_change_start(
             "That is already your sign-in address.".into(),
         ));
     }
+    confirm_current_pin(state, client, current_pin, "email_change_failed", visitor).await?;
     let started = codes::start(
         state,
         FlowStart {

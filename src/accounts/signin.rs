@@ -81,6 +81,7 @@ pub async fn signup_start(
 ) -> AccountResult<Started> {
     let name = clean_name(name, "name")?;
     let email = Email::parse(email)?;
+    codes::allow_new_flow(state, visitor)?;
     let lookup = email.clone();
     let st = state.clone();
     let found = state
@@ -213,6 +214,7 @@ pub async fn signin_start(
     visitor: &Visitor,
 ) -> AccountResult<(Started, NextStep)> {
     let email = Email::parse(email)?;
+    codes::allow_new_flow(state, visitor)?;
     let key = email.key.clone();
     let device = device.map(str::to_string);
     let (client, trusted) = state
@@ -268,6 +270,13 @@ pub async fn signin_pin(
 ) -> AccountResult<Flow> {
     let flow = codes::load(state, token, Purpose::Signin).await?;
     require_stage(&flow, "pin")?;
+    let typed_pin = typed_pin.trim();
+    if typed_pin.len() != 6 || !typed_pin.bytes().all(|b| b.is_ascii_digit()) {
+        // Said the same for every address, and not counted as a guess.
+        return Err(AccountError::Invalid(
+            "Your PIN is the 6 digits you chose when you created your account.".into(),
+        ));
+    }
     let email = codes::flow_email(&flow)?;
     let key = throttle::key("pin", &email.key);
     let lockout_after = state.config.accounts.lockout_after;

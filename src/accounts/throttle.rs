@@ -53,6 +53,15 @@ pub fn clear(conn: &Connection, key: &str) -> rusqlite::Result<()> {
     repo::clear_throttle(conn, key)
 }
 
+/// Clears every key that starts with `prefix` (all of a staff member's addresses).
+pub fn clear_prefix(conn: &Connection, prefix: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "DELETE FROM auth_throttle WHERE substr(key, 1, length(?1)) = ?1",
+        [prefix],
+    )?;
+    Ok(())
+}
+
 fn lockout_secs(failures: i64, after: i64) -> i64 {
     if failures < after || failures % after != 0 {
         return 0;

@@ -69,7 +69,7 @@ pub async fn reset_staff_totp(state: &AppState, email: &str) -> AccountResult<St
                 ))
             })?;
             repo::reset_totp(tx, staff.id)?;
-            throttle::clear(tx, &throttle::key("staff", &email.key))?;
+            throttle::clear_prefix(tx, &staff_key(&email.key, ""))?;
             audit::append(
                 tx,
                 Entry {
@@ -97,7 +97,7 @@ pub async fn unlock_staff(state: &AppState, email: &str) -> AccountResult<Staff>
                     email.address
                 ))
             })?;
-            throttle::clear(tx, &throttle::key("staff", &email.key))?;
+            throttle::clear_prefix(tx, &staff_key(&email.key, ""))?;
             audit::append(
                 tx,
                 Entry {
@@ -127,7 +127,8 @@ pub async fn signin_password(
 ) -> AccountResult<(Started, bool)> {
     let email = Email::parse(email)
         .map_err(|_| AccountError::Invalid("The email or password is not right.".into()))?;
-    let key = throttle::key("staff", &email.key);
+    codes::allow_new_flow(state, visitor)?;
+    let key = staff_key(&email.key, &visitor.ip);
     let (attempt_key, email_key) = (key.clone(), email.key.clone());
     let after = state.config.accounts.lockout_after;
     let staff = state
@@ -196,10 +197,17 @@ pub async fn signin_password(
     Ok((started, enrol))
 }
 
+/// Staff failures count per address *and* client IP: staff have no Forgot-PIN way
+/// out, so a stranger must not be able to lock them out from elsewhere.
+fn staff_key(email_key: &str, ip: &str) -> String {
+    throttle::key("staff", &format!("{email_key}|{ip}"))
+}
+
 fn staff_lockout(e: AccountError) -> AccountError {
     match e {
         AccountError::Locked(m) => AccountError::Invalid(format!(
-            "Too many wrong attempts. Try again in {m} minutes."
+            "Too many wrong attempts. Try again in {}.",
+            crate::accounts::minutes(m)
         )),
         AccountError::LockedUntilReset => AccountError::Invalid(
             "Too many wrong attempts. Ask an administrator to unlock your account.".into(),
@@ -245,7 +253,7 @@ pub async fn signin_totp(
     let flow = codes::load(state, token, Purpose::Staff).await?;
     let factor = second_factor(state, token).await?;
     let staff = factor.staff;
-    let key = throttle::key("staff", &staff.email.to_lowercase());
+    let key = staff_key(&staff.email.to_lowercase(), &visitor.ip);
     let secret = match &factor.enrol {
         Some(e) => e.secret.clone(),
         None => staff.totp_secret.clone().ok_or(AccountError::FlowExpired)?,

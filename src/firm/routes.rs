@@ -217,7 +217,15 @@ async fn signout(
     who: StaffSession,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> AppResult<Response> {
-    session::end(state, &who.token).await?;
+    let actor = crate::infra::audit::Actor::Staff(who.staff.public_id.clone());
+    session::end(
+        state,
+        &who.token,
+        actor,
+        &who.staff.email,
+        &Visitor::of(req),
+    )
+    .await?;
     let c = &state.web.cookies;
     req.cookie().add(c.expire(&c.staff_session));
     Ok(see_other("/staff/signin?notice=signed-out"))

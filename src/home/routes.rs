@@ -76,7 +76,13 @@ async fn logo(Data(state): Data<&AppState>) -> AppResult<Response> {
     if path.is_empty() {
         return Err(AppError::NotFound);
     }
-    let bytes = tokio::fs::read(path).await.map_err(AppError::internal)?;
+    let bytes = match tokio::fs::read(path).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::warn!(error = %e, "branding.logo cannot be read");
+            return Err(AppError::NotFound);
+        }
+    };
     let mime = mime_guess::from_path(path).first_or_octet_stream();
     Ok(Response::builder()
         .header(header::CONTENT_TYPE, mime.as_ref())

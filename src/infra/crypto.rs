@@ -51,15 +51,7 @@ pub struct SecretKey([u8; 32]);
 impl SecretKey {
     /// Reads the key file, creating it (readable by the owner only) on first start.
     pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
-        if let Ok(bytes) = std::fs::read(path) {
-            let key: [u8; 32] = bytes
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key", path.display()))?;
-            return Ok(SecretKey(key));
-        }
-        let key: [u8; 32] = rand::rng().random();
-        crate::infra::fsutil::write_atomic_private(path, &key)?;
-        Ok(SecretKey(key))
+        Ok(SecretKey(crate::infra::fsutil::load_or_create_key(path)?))
     }
 
     #[cfg(test)]

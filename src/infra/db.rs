@@ -23,6 +23,7 @@ pub struct Db {
 struct Inner {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    path: std::path::PathBuf,
     reader_slots: Semaphore,
 }
 
@@ -47,20 +48,13 @@ impl Db {
         migrate(&mut writer)?;
         let mut readers = Vec::new();
         for _ in 0..READERS {
-            let conn = Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY
-                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                    | OpenFlags::SQLITE_OPEN_URI,
-            )?;
-            conn.busy_timeout(std::time::Duration::from_secs(5))?;
-            conn.pragma_update(None, "foreign_keys", "ON")?;
-            readers.push(conn);
+            readers.push(open_reader(path)?);
         }
         Ok(Db {
             inner: Arc::new(Inner {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(readers),
+                path: path.to_path_buf(),
                 reader_slots: Semaphore::new(READERS),
             }),
         })
@@ -75,7 +69,9 @@ impl Db {
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = inner.writer.lock().map_err(|_| DbError::Poisoned)?;
+            // A panic in an earlier write rolled its transaction back when it
+            // unwound, so the connection is still good: carry on with it.
+            let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(DbError::from)?;
@@ -103,8 +99,10 @@ impl Db {
         let inner = self.inner.clone();
         let result = tokio::task::spawn_blocking(move || {
             let conn = inner.readers.lock().map_err(|_| DbError::Poisoned)?.pop();
-            let Some(mut conn) = conn else {
-                return Err(E::from(DbError::Poisoned));
+            // A reader lost to a panic is replaced rather than leaving the pool short.
+            let mut conn = match conn {
+                Some(conn) => conn,
+                None => open_reader(&inner.path).map_err(DbError::from)?,
             };
             let value = match conn.transaction() {
                 Ok(tx) => f(&tx),
@@ -145,6 +143,18 @@ impl Db {
             }
         })
     }
+}
+
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {

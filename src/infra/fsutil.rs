@@ -39,6 +39,46 @@ fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     result
 }
 
+/// Creates `path` (owner-only) with `data` unless it already exists; returns false
+/// if another process created it first. Never replaces an existing file.
+pub fn write_new_private(path: &Path, data: &[u8]) -> std::io::Result<bool> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".new.{}.tmp", crate::infra::crypto::random_id()));
+    write_with_mode(&tmp, data, 0o600)?;
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            sync_dir(dir)?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads a 32-byte key file, creating it with random bytes only if it does not exist.
+pub fn load_or_create_key(path: &Path) -> anyhow::Result<[u8; 32]> {
+    for _ in 0..2 {
+        match fs::read(path) {
+            Ok(bytes) => {
+                return bytes
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key", path.display()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key: [u8; 32] = rand::Rng::random(&mut rand::rng());
+                if write_new_private(path, &key)? {
+                    return Ok(key);
+                }
+            }
+            Err(e) => anyhow::bail!("cannot read the key {}: {e}", path.display()),
+        }
+    }
+    anyhow::bail!("cannot create the key {}", path.display())
+}
+
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }

@@ -121,13 +121,18 @@ impl Mailer {
 
     /// One pass over the due messages; returns how many were handled.
     pub async fn deliver_due(&self) -> usize {
+        // Claimed in the writer's transaction (pushed 10 minutes into the future), so
+        // the server's worker and a command such as `portal client add` never send
+        // the same message twice; a crash mid-send retries it after the claim lapses.
         let due = self
             .db
-            .read(|conn| {
-                let mut stmt = conn.prepare(
-                    "SELECT id, to_addr, subject, text_body, html_body, attempts FROM mail_queue
-                     WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?1
-                     ORDER BY id LIMIT 50",
+            .write(|tx| {
+                let mut stmt = tx.prepare(
+                    "UPDATE mail_queue SET next_attempt_at = ?1 + 600
+                     WHERE id IN (SELECT id FROM mail_queue
+                                  WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?1
+                                  ORDER BY id LIMIT 50)
+                     RETURNING id, to_addr, subject, text_body, html_body, attempts",
                 )?;
                 let rows = stmt.query_map([now()], |r| {
                     Ok(Pending {

@@ -7,4 +7,6 @@ pub mod fsutil;
 pub mod mail;
 pub mod ratelimit;
 pub mod render;
+pub mod search;
+pub mod storage;
 pub mod web;

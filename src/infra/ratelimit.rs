@@ -13,6 +13,12 @@ impl RateLimiter {
     /// Records a hit for `key` and returns true if it is within `max` per `window`.
     /// A refused hit is not recorded.
     pub fn allow(&self, key: &str, max: u32, window: Duration) -> bool {
+        self.allow_all(&[(key.to_string(), max)], window)
+    }
+
+    /// Like [`allow`](Self::allow) for several keys at once: the hit is recorded
+    /// against all of them only if every one has room.
+    pub fn allow_all(&self, limits: &[(String, u32)], window: Duration) -> bool {
         let now = Instant::now();
         let Ok(mut hits) = self.hits.lock() else {
             return false;
@@ -20,14 +26,18 @@ impl RateLimiter {
         if hits.len() > 100_000 {
             hits.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
         }
-        let q = hits.entry(key.to_string()).or_default();
-        while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
-            q.pop_front();
+        for (key, max) in limits {
+            let q = hits.entry(key.clone()).or_default();
+            while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
+                q.pop_front();
+            }
+            if q.len() >= *max as usize {
+                return false;
+            }
         }
-        if q.len() >= max as usize {
-            return false;
+        for (key, _) in limits {
+            hits.entry(key.clone()).or_default().push_back(now);
         }
-        q.push_back(now);
         true
     }
 }

@@ -85,13 +85,18 @@ async fn signing_in_returns_to_the_page_asked_for() {
     assert_eq!(page.path(), "/security");
     // Only local paths are followed.
     b.post("/signout", &[]).await;
-    b.post(
-        "/signin",
-        &[("email", "jane@example.com"), ("next", "//evil.example/x")],
-    )
-    .await;
-    let code = portal.smtp.next_code("jane@example.com", &mut seen).await;
-    assert_eq!(b.post("/signin/code", &[("code", &code)]).await.path(), "/");
+    for evil in [
+        "//evil.example/x",
+        "/\t/evil.example",
+        "https://evil.example",
+    ] {
+        b.post("/signin", &[("email", "jane@example.com"), ("next", evil)])
+            .await;
+        let code = portal.smtp.next_code("jane@example.com", &mut seen).await;
+        let landed = b.post("/signin/code", &[("code", &code)]).await;
+        assert_eq!(landed.path(), "/", "{evil:?}");
+        b.post("/signout", &[]).await;
+    }
     portal.stop().await;
 }
 
@@ -229,6 +234,10 @@ async fn wrong_pins_lock_out_for_a_while_known_or_unknown() {
     for email in ["jane@example.com", "nobody@example.com"] {
         let b = portal.browser();
         b.post("/signin", &[("email", email)]).await;
+        // A malformed PIN is explained, and not counted as a guess.
+        b.post("/signin/pin", &[("pin", "12ab")])
+            .await
+            .expect("Your PIN is the 6 digits");
         for _ in 0..5 {
             let page = b.post("/signin/pin", &[("pin", "000001")]).await;
             page.expect("The email or PIN is not right");

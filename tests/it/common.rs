@@ -271,6 +271,22 @@ impl TestPortal {
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
+    /// Waits (up to 10 s) until `sql` yields `want`, for work done by background jobs.
+    pub async fn eventually_i64(&self, sql: &str, want: i64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self.query_i64(sql);
+            if got == want {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{sql} gave {got}, not {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Stops the server and checks the database and the audit chain are intact.
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {

@@ -122,9 +122,22 @@ async fn update_email_takes_effect_after_the_new_address_is_verified() {
     let portal = TestPortal::start().await;
     let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
     let mut seen = 0;
-    b.post("/security/email", &[("email", "Jane@New.Example")])
-        .await
-        .expect("Verify your new email");
+    // Re-authentication: the current PIN comes first.
+    let refused = b
+        .post(
+            "/security/email",
+            &[("current", "000001"), ("email", "Jane@New.Example")],
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    refused.expect("That PIN is not right");
+    assert_eq!(portal.smtp.matching("jane@new.example", ""), 0);
+    b.post(
+        "/security/email",
+        &[("current", PIN), ("email", "Jane@New.Example")],
+    )
+    .await
+    .expect("Verify your new email");
     // Until verified, nothing changes.
     assert_eq!(
         portal.query_i64("SELECT count(*) FROM client_emails WHERE email_key = 'jane@new.example'"),

@@ -54,6 +54,14 @@ pub struct EmailForm {
 }
 
 #[derive(serde::Deserialize)]
+pub struct EmailChangeForm {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    email: String,
+}
+
+#[derive(serde::Deserialize)]
 pub struct PinChangeForm {
     #[serde(default)]
     current: String,
@@ -380,10 +388,11 @@ pub async fn email_start(
     req: &Request,
     Data(state): Data<&AppState>,
     who: ClientSession,
-    CsrfForm(f): CsrfForm<EmailForm>,
+    CsrfForm(f): CsrfForm<EmailChangeForm>,
 ) -> AppResult<Response> {
     match user_error(
-        service::email_change_start(state, &who.client, &f.email, &Visitor::of(req)).await,
+        service::email_change_start(state, &who.client, &f.current, &f.email, &Visitor::of(req))
+            .await,
     )? {
         Ok(started) => {
             set_flow(req, state, &started.token);

@@ -11,9 +11,11 @@ use super::{
 };
 use crate::accounts::AccountError;
 use crate::accounts::codes::Purpose;
+use crate::accounts::session::{self, Subject};
 use crate::accounts::signin::{self as service, NextStep};
 use crate::app::AppState;
 use crate::error::AppResult;
+use crate::infra::audit::Actor;
 use crate::infra::web::csrf::CsrfForm;
 use crate::infra::web::page::cookie;
 use crate::infra::web::{Visitor, local_path};
@@ -405,8 +407,12 @@ pub async fn signout(
     CsrfForm(_): CsrfForm<Empty>,
 ) -> AppResult<Response> {
     let c = &state.web.cookies;
-    if let Some(token) = cookie(req, &c.session) {
-        crate::accounts::session::end(state, &token).await?;
+    if let Some(token) = cookie(req, &c.session)
+        && let Some((Subject::Client(id), _)) = session::resolve(state, Some(&token)).await?
+        && let Some(client) = session::client(state, id).await?
+    {
+        let actor = Actor::Client(client.public_id.clone());
+        session::end(state, &token, actor, &client.email, &Visitor::of(req)).await?;
     }
     req.cookie().add(c.expire(&c.session));
     Ok(see_other("/signin?notice=signed-out"))

@@ -53,10 +53,12 @@ pub fn user_agent(req: &Request) -> String {
 /// A local path to go to after signing in; anything else becomes `/`.
 pub fn local_path(next: Option<&str>) -> String {
     match next {
+        // Browsers drop tabs and newlines in a Location, so "/\t/evil" would become
+        // "//evil": only printable ASCII without backslashes is allowed.
         Some(p)
             if p.starts_with('/')
                 && !p.starts_with("//")
-                && !p.contains('\\')
+                && p.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
                 && !p.contains("://") =>
         {
             p.to_string()
@@ -73,6 +75,12 @@ mod tests {
         assert_eq!(super::local_path(Some("//evil.example")), "/");
         assert_eq!(super::local_path(Some("https://evil.example")), "/");
         assert_eq!(super::local_path(Some("/\\evil.example")), "/");
+        assert_eq!(super::local_path(Some("/\t/evil.example")), "/");
+        assert_eq!(super::local_path(Some("/ /evil.example")), "/");
+        assert_eq!(
+            super::local_path(Some("/security?tab=pin")),
+            "/security?tab=pin"
+        );
         assert_eq!(super::local_path(None), "/");
     }
 }

@@ -1,0 +1,86 @@
+//! Folder paths ("2025 / Returns") and file names as the portal stores them.
+//! Both are metadata only: files are stored under server-generated names.
+
+/// A folder path made of up to four parts separated by `/`, each trimmed and
+/// free of control characters; `None` when nothing usable is left.
+pub fn clean(input: &str) -> Option<String> {
+    let parts: Vec<String> = input
+        .split('/')
+        .map(|p| {
+            p.chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>()
+                .trim()
+                .to_string()
+        })
+        .filter(|p| !p.is_empty() && p != "." && p != "..")
+        .collect();
+    if parts.is_empty() || parts.len() > 4 || parts.iter().any(|p| p.chars().count() > 60) {
+        return None;
+    }
+    Some(parts.join(" / "))
+}
+
+/// A file name safe to show and to offer in a download: no path, no control or
+/// reserved characters, at most 150 characters (keeping the extension).
+pub fn file_name(input: &str) -> String {
+    let base = input.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = base
+        .chars()
+        .map(|c| {
+            if c.is_control() || "<>:\"|?*".contains(c) {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let cleaned = cleaned.trim().trim_start_matches('.').trim().to_string();
+    let cleaned = if cleaned.is_empty() {
+        "file".to_string()
+    } else {
+        cleaned
+    };
+    if cleaned.chars().count() <= 150 {
+        return cleaned;
+    }
+    let (stem, ext) = match cleaned.rsplit_once('.') {
+        Some((s, e)) if e.len() <= 10 => (s.to_string(), format!(".{e}")),
+        _ => (cleaned.clone(), String::new()),
+    };
+    let keep = 150 - ext.chars().count();
+    format!("{}{ext}", stem.chars().take(keep).collect::<String>())
+}
+
+/// The extension, lower-cased ("pdf"), for the file-type filter.
+pub fn extension(name: &str) -> String {
+    match name.rsplit_once('.') {
+        Some((_, ext)) if !ext.is_empty() && ext.len() <= 10 => ext.to_lowercase(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_are_normalised() {
+        assert_eq!(clean(" 2025/Returns ").as_deref(), Some("2025 / Returns"));
+        assert_eq!(clean("../../etc").as_deref(), Some("etc"));
+        assert_eq!(clean(" / "), None);
+        assert_eq!(clean("a/b/c/d/e"), None);
+    }
+
+    #[test]
+    fn file_names_lose_paths_and_odd_characters() {
+        assert_eq!(file_name("../../etc/passwd"), "passwd");
+        assert_eq!(file_name("C:\\Users\\jane\\W-2.pdf"), "W-2.pdf");
+        assert_eq!(file_name(".htaccess"), "htaccess");
+        assert_eq!(file_name("a\r\nb<script>.pdf"), "a__b_script_.pdf");
+        assert_eq!(file_name(""), "file");
+        let long = format!("{}.pdf", "x".repeat(300));
+        assert!(file_name(&long).ends_with(".pdf") && file_name(&long).chars().count() == 150);
+        assert_eq!(extension("Scan.JPG"), "jpg");
+    }
+}
