@@ -12,11 +12,13 @@ use crate::infra::db::Db;
 use crate::infra::mail::Mailer;
 use crate::infra::ratelimit::RateLimiter;
 use crate::infra::render::{RenderedEmail, Renderer};
+use crate::infra::search::SearchIndex;
+use crate::infra::storage::Store;
 use crate::infra::web::WebSettings;
 use crate::infra::web::cookies::CookieNames;
 use crate::infra::web::csrf::BrowserIdMiddleware;
 use crate::infra::web::headers::SecurityHeaders;
-use crate::{accounts, firm, home};
+use crate::{accounts, documents, firm, home};
 
 /// Everything a request handler or background job needs. Cheap to clone.
 #[derive(Clone)]
@@ -29,6 +31,8 @@ pub struct AppState {
     pub hasher: Arc<PasswordHasher>,
     pub limiter: Arc<RateLimiter>,
     pub web: WebSettings,
+    pub store: Store,
+    pub search: Arc<SearchIndex>,
     /// Bounds concurrent argon2 work (each hash takes its full memory cost), so a
     /// flood of sign-in attempts queues instead of exhausting memory.
     hash_slots: Arc<tokio::sync::Semaphore>,
@@ -43,6 +47,8 @@ impl AppState {
         })?;
         let db = Db::open(&data.join("portal.db"))?;
         let key = SecretKey::load_or_create(&data.join("keys").join("secret.key"))?;
+        let store = Store::open(data, &data.join("keys"))?;
+        let search = Arc::new(SearchIndex::open(&data.join("search"))?);
         let hasher = PasswordHasher::new(&config.security)?;
         let mailer = Mailer::new(&config, db.clone())?;
         let renderer = Renderer::new(&config);
@@ -60,6 +66,8 @@ impl AppState {
             hasher: Arc::new(hasher),
             limiter: Arc::new(RateLimiter::default()),
             web,
+            store,
+            search,
             hash_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             )),
@@ -97,7 +105,7 @@ impl AppState {
 
 /// The whole HTTP application.
 pub fn build(state: AppState) -> impl Endpoint<Output = Response> {
-    let routes = accounts::routes::add(home::routes::add(Route::new()))
+    let routes = documents::routes::add(accounts::routes::add(home::routes::add(Route::new())))
         .nest("/staff", firm::routes::routes());
     let error_state = state.clone();
     routes

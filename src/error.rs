@@ -14,6 +14,9 @@ pub enum AppError {
     SignInRequired { next: String, staff: bool },
     #[error("{0}")]
     BadRequest(String),
+    /// A state change without this browser's CSRF token.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("Too many attempts. {0}")]
     TooMany(String),
     #[error("Something went wrong on our side. Please try again in a moment.")]
@@ -23,6 +26,12 @@ pub enum AppError {
 impl AppError {
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
         AppError::Internal(e.into())
+    }
+}
+
+impl From<crate::infra::web::csrf::CsrfRejected> for AppError {
+    fn from(e: crate::infra::web::csrf::CsrfRejected) -> Self {
+        AppError::Forbidden(e.to_string())
     }
 }
 
@@ -56,6 +65,7 @@ impl poem::error::ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::SignInRequired { .. } => StatusCode::SEE_OTHER,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -54,11 +54,26 @@ pub async fn serve(
     Ok(result?)
 }
 
-/// Removes expired sessions and flows every few minutes.
+/// Removes expired sessions, flows and abandoned uploads every few minutes, and
+/// runs document retention (D9) as often as configured.
 async fn housekeeping(state: AppState, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     let idle = i64::from(state.config.accounts.session_idle_minutes) * 60;
+    let retention_every =
+        Duration::from_secs(u64::from(state.config.retention.run_every_minutes) * 60);
+    let mut last_retention: Option<std::time::Instant> = None;
     loop {
+        if let Err(e) = documents::upload::sweep(&state).await {
+            tracing::warn!(error = ?e, "removing abandoned uploads failed");
+        }
+        if last_retention.is_none_or(|t| t.elapsed() >= retention_every) {
+            last_retention = Some(std::time::Instant::now());
+            match documents::retention::run(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "portal maintenance removed documents"),
+                Err(e) => tracing::error!(error = %e, "portal maintenance failed"),
+            }
+        }
         let result = state
             .db
             .write(move |tx| {

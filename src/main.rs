@@ -43,6 +43,10 @@ enum Command {
     /// Inspect the mail queue.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Rebuild the document search index from the database and the stored files.
+    Reindex,
+    /// Run portal maintenance (document retention) once, now.
+    Maintain,
     /// Check or export the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -165,6 +169,16 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Staff(cmd) => staff(cmd, &state).await,
+        Command::Reindex => {
+            let n = portal::documents::content::reindex(&state).await?;
+            println!("Indexed {n} documents.");
+            Ok(())
+        }
+        Command::Maintain => {
+            let n = portal::documents::retention::run(&state).await?;
+            println!("Removed {n} documents (each removal is in the audit log).");
+            Ok(())
+        }
         Command::Client(cmd) => client(cmd, &state).await,
         Command::Mail(MailCommand::Status) => {
             let status = portal::infra::mail::status(&state.db).await?;

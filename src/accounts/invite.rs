@@ -107,6 +107,17 @@ pub async fn resend_invitation(
     Ok(client)
 }
 
+pub async fn client_by_public_id(
+    state: &AppState,
+    public_id: &str,
+) -> AccountResult<Option<Client>> {
+    let id = public_id.to_string();
+    state
+        .db
+        .read(move |conn| Ok(repo::client_by_public_id(conn, &id)?))
+        .await
+}
+
 pub async fn list_clients(state: &AppState) -> AccountResult<Vec<Client>> {
     state.db.read(|conn| Ok(repo::list_clients(conn)?)).await
 }

@@ -65,6 +65,18 @@ pub fn client_by_primary_email(conn: &Connection, key: &str) -> rusqlite::Result
     .optional()
 }
 
+pub fn client_by_public_id(conn: &Connection, public_id: &str) -> rusqlite::Result<Option<Client>> {
+    conn.query_row(
+        &format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients c JOIN client_emails e ON e.client_id = c.id AND e.is_primary = 1
+             WHERE c.public_id = ?1"
+        ),
+        [public_id],
+        client_row,
+    )
+    .optional()
+}
+
 pub fn list_clients(conn: &Connection) -> rusqlite::Result<Vec<Client>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {CLIENT_COLUMNS} FROM clients c JOIN client_emails e ON e.client_id = c.id AND e.is_primary = 1

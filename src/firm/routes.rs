@@ -21,12 +21,15 @@ use crate::infra::web::{Visitor, client_ip};
 
 /// Routes under `/staff`.
 pub fn routes() -> Route {
-    Route::new()
+    crate::documents::staff_routes::add(Route::new())
         .at("/", get(home))
         .at("/signin", get(signin_form).post(signin))
         .at("/totp", get(totp_form).post(totp))
         .at("/signout", post(signout))
-        .at("/clients", post(invite_client))
+        .at(
+            "/clients",
+            get(crate::documents::staff_routes::clients).post(invite_client),
+        )
         .at("/clients/resend", post(resend_invitation))
         .at("/requests/:id/invite", post(invite_request))
         .at("/requests/:id/dismiss", post(dismiss_request))
@@ -73,7 +76,7 @@ fn into_app(e: AccountError) -> AppError {
     }
 }
 
-fn staff_page(
+pub fn staff_page(
     req: &Request,
     state: &AppState,
     who: &StaffSession,

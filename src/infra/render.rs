@@ -179,3 +179,15 @@ mod tests {
         assert!(!html.contains("<script>x"));
     }
 }
+
+#[cfg(test)]
+mod base_tests {
+    #[test]
+    fn base_renders_for_a_signed_in_user() {
+        let r = super::Renderer::new(&crate::config::Config::default());
+        let ctx = minijinja::context! { user => minijinja::context! { name => "J", email => "j@x.y" }, path => "/", csrf => "t" };
+        if let Err(e) = r.render("home.html", ctx) {
+            panic!("{e:#}");
+        }
+    }
+}

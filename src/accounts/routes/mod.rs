@@ -118,6 +118,8 @@ pub fn notice(key: Option<&str>) -> Option<&'static str> {
         "device-revoked" => "The device was removed. It will need your PIN next time.",
         "sessions-ended" => "Your other sessions were signed out.",
         "request-sent" => "Thank you. The firm will be in touch by email.",
+        "file-deleted" => "The file was deleted.",
+        "file-renamed" => "The file was renamed.",
         _ => return None,
     })
 }

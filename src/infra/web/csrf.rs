@@ -109,3 +109,24 @@ impl<'a, T: DeserializeOwned> FromRequest<'a> for CsrfForm<T> {
         Ok(CsrfForm(value))
     }
 }
+
+/// Checks the `X-CSRF-Token` header of a script's state-changing request.
+pub fn check_header(req: &Request) -> Result<(), CsrfRejected> {
+    let sent = req
+        .headers()
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let expected = token(req);
+    if expected.is_empty() || !constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
+        tracing::warn!(path = %req.uri().path(), "request refused: missing or wrong CSRF header");
+        return Err(CsrfRejected);
+    }
+    Ok(())
+}
+
+/// Whether `sent` is this browser's CSRF token (for multipart forms read by hand).
+pub fn token_matches(req: &Request, sent: &str) -> bool {
+    let expected = token(req);
+    !expected.is_empty() && constant_time_eq(sent.as_bytes(), expected.as_bytes())
+}

@@ -1,23 +1,15 @@
 /* Portal — PDF preview with pdf.js (vendored in /static/vendor/pdfjs, see VERSION there).
- * Loaded as <script type="module" src="/static/js/pdf-viewer.js">. Expected markup:
+ * Loaded as <script type="module" src="/static/js/pdf-viewer.js"> (templates/preview.html):
  *
- *   <div id="pdf-viewer" class="pdf-viewer" data-src="/documents/ID/content">
- *     <div class="pdf-toolbar" role="toolbar" aria-label="Page controls">
- *       <button type="button" id="prev-page" aria-label="Previous page">‹</button>
- *       <label for="page-number">Page</label> <input id="page-number" type="number" min="1" value="1">
- *       of <span id="page-count">…</span>
- *       <button type="button" id="next-page" aria-label="Next page">›</button>
- *       <button type="button" id="zoom-out" aria-label="Zoom out">−</button>
- *       <button type="button" id="zoom-in" aria-label="Zoom in">+</button>
- *     </div>
- *     <p id="pdf-error" class="error" role="alert" hidden></p>
- *     <div class="pdf-body">
- *       <div class="pdf-stage"><canvas id="pdf-canvas"></canvas></div>
- *       <nav id="outline" aria-label="Bookmarks"></nav>
- *     </div>
+ *   toolbar: #prev-page #next-page <input #page-number> <span #page-count> #zoom-out #zoom-in
+ *   <p id="pdf-error" role="alert" hidden></p>
+ *   <div class="pdf-layout">
+ *     <nav id="outline" aria-label="Bookmarks"></nav>
+ *     <div id="pdf-viewer" data-src="/documents/ID/content"><canvas id="pdf-canvas"></canvas></div>
  *   </div>
  *
- * The canvas fills the width of its parent (.pdf-stage) at zoom 100%. */
+ * At zoom 100% the page fills the width of the canvas's parent. With no bookmarks the
+ * outline's parent gets class "no-outline" (documents.css then puts the note under the page). */
 import { getDocument, GlobalWorkerOptions } from '/static/vendor/pdfjs/pdf.min.mjs';
 
 GlobalWorkerOptions.workerSrc = '/static/vendor/pdfjs/pdf.worker.min.mjs';
@@ -113,7 +105,11 @@ function start(viewer) {
     const changed = target !== pageNum;
     pageNum = target;
     updateControls();
-    if (changed) { requestRender(); stage.scrollTop = 0; }
+    if (!changed) return;
+    requestRender();
+    // Start the new page at its top (the toolbar is sticky; see scroll-margin in documents.css).
+    stage.scrollTop = 0;
+    if (canvas.getBoundingClientRect().top < 0) canvas.scrollIntoView({ block: 'start' });
   }
 
   function zoom(step) {
@@ -132,18 +128,24 @@ function start(viewer) {
     return ref && typeof ref === 'object' ? (await pdf.getPageIndex(ref)) + 1 : null;
   }
 
-  async function buildList(entries) {
+  // Destinations are resolved on click: resolving hundreds up front would delay the panel.
+  function buildList(entries) {
     const ul = document.createElement('ul');
     for (const entry of entries) {
       const li = document.createElement('li');
       const title = (entry.title || '').trim() || 'Untitled';
-      let page = null;
-      try { page = entry.dest ? await pageOf(entry.dest) : null; } catch (_) { /* broken link */ }
       let node;
-      if (page) {
+      if (entry.dest) {
         node = document.createElement('a');
-        node.href = `#page=${page}`;
-        node.addEventListener('click', (e) => { e.preventDefault(); goTo(page); canvas.focus(); });
+        node.href = '#';
+        node.addEventListener('click', (e) => {
+          e.preventDefault();
+          pageOf(entry.dest).then((page) => {
+            if (!page) return;
+            goTo(page);
+            canvas.focus({ preventScroll: true });
+          }, () => { /* broken bookmark: ignore */ });
+        });
       } else if (entry.url && /^https?:/i.test(entry.url)) {
         node = document.createElement('a');
         node.href = entry.url;
@@ -154,7 +156,7 @@ function start(viewer) {
       }
       node.textContent = title;
       li.append(node);
-      if (entry.items && entry.items.length) li.append(await buildList(entry.items));
+      if (entry.items && entry.items.length) li.append(buildList(entry.items));
       ul.append(li);
     }
     return ul;
@@ -165,8 +167,9 @@ function start(viewer) {
     let entries = null;
     try { entries = await pdf.getOutline(); } catch (_) { /* treated as none */ }
     outline.replaceChildren();
+    outline.parentElement.classList.toggle('no-outline', !(entries && entries.length));
     if (entries && entries.length) {
-      outline.append(await buildList(entries));
+      outline.append(buildList(entries));
     } else {
       const p = document.createElement('p');
       p.className = 'small';
@@ -204,7 +207,11 @@ function start(viewer) {
   // ---- load
   const url = viewer.dataset.src;
   if (pageCount) pageCount.textContent = '…';
-  getDocument({ url, isEvalSupported: false, disableAutoFetch: false }).promise.then((doc) => {
+  // useWasm: false — the CSP has no 'wasm-unsafe-eval' and no wasm files are vendored, so
+  // pdf.js goes straight to its built-in JS decoders (CCITT fax and JBIG2 scans) instead of
+  // trying WebAssembly first.
+  const params = { url, isEvalSupported: false, disableAutoFetch: false, useWasm: false };
+  getDocument(params).promise.then((doc) => {
     pdf = doc;
     if (pageCount) pageCount.textContent = String(pdf.numPages);
     if (pageInput) pageInput.max = String(pdf.numPages);
@@ -212,9 +219,11 @@ function start(viewer) {
     const fromHash = /^#page=(\d+)$/.exec(window.location.hash);
     pageNum = fromHash ? Math.min(Math.max(1, Number(fromHash[1])), pdf.numPages) : 1;
     updateControls();
-    lastWidth = stageWidth();
-    requestRender();
-    showOutline();
+    // The outline decides the layout (and so the page width): place it before the first render.
+    showOutline().finally(() => {
+      lastWidth = stageWidth();
+      requestRender();
+    });
   }, (err) => {
     const name = err && err.name;
     if (name === 'PasswordException') {

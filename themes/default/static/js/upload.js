@@ -44,6 +44,7 @@
   function plural(n, word) { return n + ' ' + word + (n === 1 ? '' : 's'); }
 
   function formatSize(bytes) {
+    if (bytes < 1024) return plural(bytes, 'byte');
     const units = ['bytes', 'KB', 'MB', 'GB', 'TB'];
     let i = 0;
     let n = bytes;
@@ -75,6 +76,10 @@
     }
   }
   const LOST = 'Connection lost.';
+  // The server answers a request without a valid session with a redirect to the sign-in page,
+  // which fetch/XHR follow silently; the upload itself can resume after signing in again.
+  const signedOut = () => new UploadError('Your session has ended. Sign in again, then choose the file again to continue.', false);
+  const unexpected = () => new UploadError('The server sent an unexpected reply.', false);
   const cancelled = () => new UploadError('Cancelled', false, -1);
 
   // A JSON {"error"} is the server's considered answer and final — except 409 (offset mismatch:
@@ -88,11 +93,20 @@
 
   // fetch() that reports network failures as retryable UploadErrors.
   async function request(url, init) {
+    let res;
     try {
-      return await fetch(url, Object.assign({ credentials: 'same-origin', cache: 'no-store' }, init));
+      res = await fetch(url, Object.assign({ credentials: 'same-origin', cache: 'no-store' }, init));
     } catch (_) {
       throw new UploadError(LOST, true, 0);
     }
+    if (res.redirected) throw signedOut();
+    return res;
+  }
+
+  // Upload-Offset as a number, or null when absent or malformed.
+  function offsetHeader(value) {
+    const n = value === null ? NaN : Number(value);
+    return Number.isSafeInteger(n) && n >= 0 ? n : null;
   }
 
   // ------------------------------------------- resume map in localStorage
@@ -179,7 +193,7 @@
     });
     if (!res.ok) throw serverError(res.status, await res.text());
     const location = res.headers.get('Location');
-    if (!location) throw new UploadError('The server sent an unexpected reply.', false);
+    if (res.status !== 201 || !location) throw unexpected();
     const url = new URL(location, window.location.href);
     item.url = url.pathname + url.search;
     item.offset = 0;
@@ -195,10 +209,8 @@
     const res = await request(item.url, { method: 'HEAD', headers: { 'Tus-Resumable': TUS } });
     if (res.status === 403 || res.status === 404 || res.status === 410) return false;
     if (!res.ok) throw serverError(res.status, '');
-    const offset = Number(res.headers.get('Upload-Offset'));
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset > item.file.size) {
-      throw new UploadError('The server sent an unexpected reply.', false);
-    }
+    const offset = offsetHeader(res.headers.get('Upload-Offset'));
+    if (offset === null || offset > item.file.size) throw unexpected();
     item.offset = offset;
     item.complete = res.headers.has('Upload-Complete');
     setProgress(item, offset);
@@ -226,14 +238,18 @@
       xhr.onload = () => {
         clearTimeout(stall);
         item.xhr = null;
+        if (xhr.responseURL && new URL(xhr.responseURL).pathname !== new URL(item.url, window.location.href).pathname) {
+          return reject(signedOut());  // redirected to the sign-in page
+        }
         if (xhr.status < 200 || xhr.status >= 300) {
           const err = serverError(xhr.status, xhr.responseText);
           // 404/410: the server dropped this upload; the HEAD that follows confirms it and we start over.
           if (xhr.status === 404 || xhr.status === 410) err.retry = true;
           return reject(err);
         }
-        const offset = Number(xhr.getResponseHeader('Upload-Offset'));
-        if (!Number.isSafeInteger(offset) || offset < start || offset > item.file.size) {
+        const offset = offsetHeader(xhr.getResponseHeader('Upload-Offset'));
+        if (offset === null) return reject(unexpected());
+        if (offset < start || offset > item.file.size) {
           return reject(new UploadError(LOST, true, 0));  // confused: ask HEAD where we are
         }
         item.offset = offset;
@@ -306,7 +322,7 @@
         if (item.status === 'cancelled') return;
         try {
           await patch(item);
-          if (item.failures) announce('Connection restored — sending.');
+          if (statusBox && statusBox.textContent === 'Connection lost — retrying…') announce('Connection restored — sending.');
           item.failures = 0;
         } catch (err) {
           if (item.status === 'cancelled') return;

@@ -1,0 +1,308 @@
+//! D7 staff publish documents to a client's portal; F3 the uploads inbox and
+//! "saved to firm files"; D6 a client renames or deletes its own upload.
+
+use minijinja::context;
+
+use super::repo::{self, Document, NewDocument, Notification};
+use super::{DocResult, DocumentError, content, folder};
+use crate::accounts::repo::Client;
+use crate::app::AppState;
+use crate::error::AppResult;
+use crate::firm::repo::Staff;
+use crate::infra::audit::{self, Actor, Entry};
+use crate::infra::db::DbError;
+use crate::infra::mail;
+use crate::infra::storage::Sealed;
+
+/// What staff fill in when publishing (the files themselves are already sealed).
+pub struct Publication<'a> {
+    pub folder: &'a str,
+    pub message: &'a str,
+    /// "return" for a tax return (kept until next year's, see retention), else "other".
+    pub kind: &'a str,
+    pub tax_year: Option<i64>,
+}
+
+/// One received file: its name as uploaded and the sealed content.
+pub struct Received {
+    pub name: String,
+    pub sealed: Sealed,
+}
+
+pub fn check_publication(p: &Publication) -> DocResult<String> {
+    let folder = folder::clean(p.folder)
+        .ok_or_else(|| DocumentError::Refused("Enter a folder such as 2025 / Returns.".into()))?;
+    if p.message.chars().count() > 4000 {
+        return Err(DocumentError::Refused(
+            "The message can be at most 4000 characters.".into(),
+        ));
+    }
+    if !matches!(p.kind, "return" | "other") {
+        return Err(DocumentError::Refused(
+            "Choose what kind of document this is.".into(),
+        ));
+    }
+    if p.kind == "return" && p.tax_year.is_none() {
+        return Err(DocumentError::Refused(
+            "Enter the tax year of the return.".into(),
+        ));
+    }
+    Ok(folder)
+}
+
+/// Lists the files in the client's portal and emails the client that documents
+/// are waiting. On a refusal the caller removes the sealed files.
+pub async fn publish(
+    state: &AppState,
+    staff: &Staff,
+    client: &Client,
+    p: Publication<'_>,
+    files: Vec<Received>,
+    ip: &str,
+) -> DocResult<Vec<Document>> {
+    let folder = check_publication(&p)?;
+    if files.is_empty() {
+        return Err(DocumentError::Refused(
+            "Choose at least one file to publish.".into(),
+        ));
+    }
+    let link = format!("{}/documents", state.config.base_url());
+    let names: Vec<String> = files.iter().map(|f| folder::file_name(&f.name)).collect();
+    let notice = state.email(
+        "documents_published",
+        context! { name => client.account_name.clone().unwrap_or_else(|| client.name.clone()), count => files.len(), names => names.clone(), folder => folder.clone(), link, has_message => !p.message.trim().is_empty() },
+    )?;
+    let message = p.message.trim().to_string();
+    let (kind, tax_year) = (p.kind.to_string(), p.tax_year);
+    let (c, s, ip) = (client.clone(), staff.clone(), ip.to_string());
+    let docs = state
+        .db
+        .write(move |tx| {
+            let mut docs = Vec::new();
+            for (f, name) in files.iter().zip(&names) {
+                let mime = mime_guess::from_path(name)
+                    .first_or_octet_stream()
+                    .essence_str()
+                    .to_string();
+                let doc = repo::insert(
+                    tx,
+                    NewDocument {
+                        client_id: c.id,
+                        folder: &folder,
+                        name,
+                        mime: &mime,
+                        size: f.sealed.len as i64,
+                        blob: &f.sealed.blob,
+                        wrapped_key: &f.sealed.wrapped_key,
+                        origin: "firm",
+                        kind: &kind,
+                        tax_year,
+                        message: (!message.is_empty()).then_some(message.as_str()),
+                        staff_id: Some(s.id),
+                    },
+                )?;
+                let detail = format!("{name} into {folder} for {}", c.public_id);
+                audit::append(
+                    tx,
+                    Entry {
+                        actor: Actor::Staff(s.public_id.clone()),
+                        event: "document_published",
+                        subject: &doc.public_id,
+                        detail: &detail,
+                        ip: &ip,
+                    },
+                )?;
+                docs.push(doc);
+            }
+            mail::queue(tx, &c.email, &notice)?;
+            Ok::<_, DbError>(docs)
+        })
+        .await?;
+    state.mailer.wake();
+    content::index(state, &docs).await?;
+    Ok(docs)
+}
+
+/// Client uploads not yet saved by the firm, with the client's name.
+pub async fn inbox(state: &AppState) -> AppResult<Vec<(Document, String)>> {
+    Ok(state
+        .db
+        .read(|conn| repo::inbox(conn).map_err(DbError::from))
+        .await?)
+}
+
+/// Staff mark a client's upload as saved to the firm's own files (retention counts from here).
+pub async fn mark_saved(
+    state: &AppState,
+    staff: &Staff,
+    doc: &Document,
+    ip: &str,
+) -> AppResult<()> {
+    let (id, public, s, ip) = (
+        doc.id,
+        doc.public_id.clone(),
+        staff.public_id.clone(),
+        ip.to_string(),
+    );
+    Ok(state
+        .db
+        .write(move |tx| {
+            if repo::mark_saved(tx, id)? {
+                audit::append(
+                    tx,
+                    Entry {
+                        actor: Actor::Staff(s),
+                        event: "document_saved",
+                        subject: &public,
+                        detail: "",
+                        ip: &ip,
+                    },
+                )?;
+            }
+            Ok::<_, DbError>(())
+        })
+        .await?)
+}
+
+pub async fn notifications(state: &AppState) -> AppResult<Vec<Notification>> {
+    Ok(state
+        .db
+        .read(|conn| repo::recent_notifications(conn, 20).map_err(DbError::from))
+        .await?)
+}
+
+pub async fn mark_notifications_read(state: &AppState) -> AppResult<()> {
+    Ok(state
+        .db
+        .write(|tx| repo::mark_notifications_read(tx).map_err(DbError::from))
+        .await?)
+}
+
+/// Audits a download or preview, and marks a firm document as viewed by the client.
+pub async fn record_access(
+    state: &AppState,
+    doc: &Document,
+    actor: Actor,
+    event: &'static str,
+    ip: &str,
+) -> AppResult<()> {
+    let (id, public, ip) = (doc.id, doc.public_id.clone(), ip.to_string());
+    let by_client = matches!(actor, Actor::Client(_));
+    Ok(state
+        .db
+        .write(move |tx| {
+            if by_client {
+                repo::mark_viewed(tx, id)?;
+            }
+            audit::append(
+                tx,
+                Entry {
+                    actor,
+                    event,
+                    subject: &public,
+                    detail: "",
+                    ip: &ip,
+                },
+            )?;
+            Ok::<_, DbError>(())
+        })
+        .await?)
+}
+
+fn own_upload(doc: &Document) -> DocResult<()> {
+    if doc.origin != "client" {
+        return Err(DocumentError::Refused(
+            "Only files you sent can be renamed or deleted.".into(),
+        ));
+    }
+    if doc.saved_at.is_some() {
+        return Err(DocumentError::Refused(
+            "The firm has already saved this file, so it can no longer be changed here. Contact the firm.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A client deletes a file it sent by mistake (until the firm saved it).
+pub async fn delete_own(
+    state: &AppState,
+    client: &Client,
+    doc: &Document,
+    ip: &str,
+) -> DocResult<()> {
+    own_upload(doc)?;
+    let (id, public, name, c, ip) = (
+        doc.id,
+        doc.public_id.clone(),
+        doc.name.clone(),
+        client.public_id.clone(),
+        ip.to_string(),
+    );
+    state
+        .db
+        .write(move |tx| {
+            repo::delete(tx, id)?;
+            audit::append(
+                tx,
+                Entry {
+                    actor: Actor::Client(c),
+                    event: "document_deleted",
+                    subject: &public,
+                    detail: &name,
+                    ip: &ip,
+                },
+            )?;
+            Ok::<_, DbError>(())
+        })
+        .await?;
+    if let Err(e) = state.store.remove(&doc.blob) {
+        tracing::error!(error = %e, "a deleted document's file could not be removed");
+    }
+    content::unindex(state, vec![doc.public_id.clone()]).await?;
+    Ok(())
+}
+
+/// A client renames a file it sent (until the firm saved it).
+pub async fn rename_own(
+    state: &AppState,
+    client: &Client,
+    doc: &Document,
+    new_name: &str,
+    ip: &str,
+) -> DocResult<()> {
+    own_upload(doc)?;
+    if new_name.trim().is_empty() {
+        return Err(DocumentError::Refused("Enter a name.".into()));
+    }
+    let name = folder::file_name(new_name);
+    let (id, public, c, ip, n) = (
+        doc.id,
+        doc.public_id.clone(),
+        client.public_id.clone(),
+        ip.to_string(),
+        name.clone(),
+    );
+    state
+        .db
+        .write(move |tx| {
+            repo::rename(tx, id, &n)?;
+            audit::append(
+                tx,
+                Entry {
+                    actor: Actor::Client(c),
+                    event: "document_renamed",
+                    subject: &public,
+                    detail: &n,
+                    ip: &ip,
+                },
+            )?;
+            Ok::<_, DbError>(())
+        })
+        .await?;
+    let mut renamed = doc.clone();
+    renamed.name = name;
+    content::index(state, &[renamed])
+        .await
+        .map_err(DocumentError::from)?;
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! SQL for documents, uploads in progress and staff notifications.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::infra::crypto::random_id;
+use crate::infra::db::now;
+
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub id: i64,
+    pub public_id: String,
+    pub client_id: i64,
+    pub folder: String,
+    pub name: String,
+    pub mime: String,
+    pub size: i64,
+    pub blob: String,
+    pub wrapped_key: Vec<u8>,
+    pub origin: String,
+    pub kind: String,
+    pub tax_year: Option<i64>,
+    pub message: Option<String>,
+    pub signature_status: Option<String>,
+    pub created_at: i64,
+    pub viewed_at: Option<i64>,
+    pub saved_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, public_id, client_id, folder, name, mime, size, blob, wrapped_key, origin, kind, \
+    tax_year, message, signature_status, created_at, viewed_at, saved_at";
+
+fn row(r: &Row) -> rusqlite::Result<Document> {
+    Ok(Document {
+        id: r.get(0)?,
+        public_id: r.get(1)?,
+        client_id: r.get(2)?,
+        folder: r.get(3)?,
+        name: r.get(4)?,
+        mime: r.get(5)?,
+        size: r.get(6)?,
+        blob: r.get(7)?,
+        wrapped_key: r.get(8)?,
+        origin: r.get(9)?,
+        kind: r.get(10)?,
+        tax_year: r.get(11)?,
+        message: r.get(12)?,
+        signature_status: r.get(13)?,
+        created_at: r.get(14)?,
+        viewed_at: r.get(15)?,
+        saved_at: r.get(16)?,
+    })
+}
+
+pub struct NewDocument<'a> {
+    pub client_id: i64,
+    pub folder: &'a str,
+    pub name: &'a str,
+    pub mime: &'a str,
+    pub size: i64,
+    pub blob: &'a str,
+    pub wrapped_key: &'a [u8],
+    pub origin: &'a str,
+    pub kind: &'a str,
+    pub tax_year: Option<i64>,
+    pub message: Option<&'a str>,
+    pub staff_id: Option<i64>,
+}
+
+pub fn insert(conn: &Connection, d: NewDocument) -> rusqlite::Result<Document> {
+    conn.execute(
+        "INSERT INTO documents (public_id, client_id, folder, name, mime, size, blob, wrapped_key, origin, kind,
+                                tax_year, message, staff_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            random_id(),
+            d.client_id,
+            d.folder,
+            d.name,
+            d.mime,
+            d.size,
+            d.blob,
+            d.wrapped_key,
+            d.origin,
+            d.kind,
+            d.tax_year,
+            d.message,
+            d.staff_id,
+            now()
+        ],
+    )?;
+    let id = conn.last_insert_rowid();
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM documents WHERE id = ?1"),
+        [id],
+        row,
+    )
+}
+
+/// A client's document by its public id; `None` for anyone else's.
+pub fn for_client(
+    conn: &Connection,
+    client_id: i64,
+    public_id: &str,
+) -> rusqlite::Result<Option<Document>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM documents WHERE public_id = ?1 AND client_id = ?2"),
+        params![public_id, client_id],
+        row,
+    )
+    .optional()
+}
+
+/// Any document by its public id (staff).
+pub fn by_public_id(conn: &Connection, public_id: &str) -> rusqlite::Result<Option<Document>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM documents WHERE public_id = ?1"),
+        [public_id],
+        row,
+    )
+    .optional()
+}
+
+pub fn list_for_client(conn: &Connection, client_id: i64) -> rusqlite::Result<Vec<Document>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM documents WHERE client_id = ?1 ORDER BY created_at DESC, id DESC"
+    ))?;
+    stmt.query_map([client_id], row)?.collect()
+}
+
+pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Document>> {
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM documents ORDER BY id"))?;
+    stmt.query_map([], row)?.collect()
+}
+
+/// Client uploads the firm has not saved yet, newest first, with the client's name.
+pub fn inbox(conn: &Connection) -> rusqlite::Result<Vec<(Document, String)>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {}, c.name FROM documents d JOIN clients c ON c.id = d.client_id
+         WHERE d.origin = 'client' AND d.saved_at IS NULL ORDER BY d.created_at DESC",
+        COLUMNS
+            .split(", ")
+            .map(|c| format!("d.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))?;
+    stmt.query_map([], |r| Ok((row(r)?, r.get(17)?)))?.collect()
+}
+
+pub fn mark_viewed(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE documents SET viewed_at = ?2 WHERE id = ?1 AND viewed_at IS NULL",
+        params![id, now()],
+    )?;
+    Ok(())
+}
+
+pub fn mark_saved(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "UPDATE documents SET saved_at = ?2 WHERE id = ?1 AND origin = 'client' AND saved_at IS NULL",
+        params![id, now()],
+    )? == 1)
+}
+
+pub fn rename(conn: &Connection, id: i64, name: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE documents SET name = ?2 WHERE id = ?1",
+        params![id, name],
+    )?;
+    Ok(())
+}
+
+pub fn delete(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM documents WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+/// Bytes a client has uploaded and that are still in the portal, plus uploads in progress.
+pub fn client_usage(conn: &Connection, client_id: i64) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT (SELECT coalesce(sum(size), 0) FROM documents WHERE client_id = ?1 AND origin = 'client')
+              + (SELECT coalesce(sum(length), 0) FROM uploads WHERE client_id = ?1)",
+        [client_id],
+        |r| r.get(0),
+    )
+}
+
+// ---- uploads in progress ----
+
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub id: i64,
+    pub public_id: String,
+    pub client_id: i64,
+    pub folder: String,
+    pub name: String,
+    pub mime: String,
+    pub length: i64,
+    pub blob: String,
+    pub wrapped_key: Vec<u8>,
+    pub nonce_prefix: Vec<u8>,
+    pub chunks: i64,
+    pub updated_at: i64,
+}
+
+fn upload_row(r: &Row) -> rusqlite::Result<Upload> {
+    Ok(Upload {
+        id: r.get(0)?,
+        public_id: r.get(1)?,
+        client_id: r.get(2)?,
+        folder: r.get(3)?,
+        name: r.get(4)?,
+        mime: r.get(5)?,
+        length: r.get(6)?,
+        blob: r.get(7)?,
+        wrapped_key: r.get(8)?,
+        nonce_prefix: r.get(9)?,
+        chunks: r.get(10)?,
+        updated_at: r.get(11)?,
+    })
+}
+
+const UPLOAD_COLUMNS: &str = "id, public_id, client_id, folder, name, mime, length, blob, wrapped_key, nonce_prefix, chunks, updated_at";
+
+pub struct NewUpload<'a> {
+    pub client_id: i64,
+    pub folder: &'a str,
+    pub name: &'a str,
+    pub mime: &'a str,
+    pub length: i64,
+    pub blob: &'a str,
+    pub wrapped_key: &'a [u8],
+    pub nonce_prefix: &'a [u8],
+}
+
+pub fn insert_upload(conn: &Connection, u: NewUpload) -> rusqlite::Result<String> {
+    let public_id = random_id();
+    let t = now();
+    conn.execute(
+        "INSERT INTO uploads (public_id, client_id, folder, name, mime, length, blob, wrapped_key, nonce_prefix,
+                              created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+        params![public_id, u.client_id, u.folder, u.name, u.mime, u.length, u.blob, u.wrapped_key, u.nonce_prefix, t],
+    )?;
+    Ok(public_id)
+}
+
+pub fn upload_for_client(
+    conn: &Connection,
+    client_id: i64,
+    public_id: &str,
+) -> rusqlite::Result<Option<Upload>> {
+    conn.query_row(
+        &format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE public_id = ?1 AND client_id = ?2"),
+        params![public_id, client_id],
+        upload_row,
+    )
+    .optional()
+}
+
+pub fn uploads_in_progress(conn: &Connection, client_id: i64) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT count(*) FROM uploads WHERE client_id = ?1",
+        [client_id],
+        |r| r.get(0),
+    )
+}
+
+pub fn stale_uploads(conn: &Connection, before: i64) -> rusqlite::Result<Vec<Upload>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE updated_at < ?1"
+    ))?;
+    stmt.query_map([before], upload_row)?.collect()
+}
+
+pub fn upload_blobs(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT blob FROM uploads")?;
+    stmt.query_map([], |r| r.get(0))?.collect()
+}
+
+pub fn set_upload_chunks(conn: &Connection, id: i64, chunks: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE uploads SET chunks = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, chunks, now()],
+    )?;
+    Ok(())
+}
+
+pub fn delete_upload(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM uploads WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+// ---- staff notifications ----
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Notification {
+    pub id: i64,
+    pub text: String,
+    pub link: String,
+    pub created_at: i64,
+    pub read: bool,
+}
+
+pub fn notify_staff(conn: &Connection, text: &str, link: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO staff_notifications (text, link, created_at) VALUES (?1, ?2, ?3)",
+        params![text, link, now()],
+    )?;
+    Ok(())
+}
+
+pub fn recent_notifications(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<Notification>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, text, link, created_at, read_at IS NOT NULL FROM staff_notifications ORDER BY id DESC LIMIT ?1",
+    )?;
+    stmt.query_map([limit], |r| {
+        Ok(Notification {
+            id: r.get(0)?,
+            text: r.get(1)?,
+            link: r.get(2)?,
+            created_at: r.get(3)?,
+            read: r.get(4)?,
+        })
+    })?
+    .collect()
+}
+
+pub fn mark_notifications_read(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE staff_notifications SET read_at = ?1 WHERE read_at IS NULL",
+        [now()],
+    )?;
+    Ok(())
+}

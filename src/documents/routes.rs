@@ -1,0 +1,507 @@
+//! Client pages and endpoints for documents: the Documents page (D1–D5), the
+//! Send Files page and its resumable upload protocol (D6), downloads with HTTP
+//! Range, and previews.
+
+use minijinja::context;
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::web::{Data, Json, Path};
+use poem::{Body, IntoResponse, Request, Response, Route, get, handler, post};
+
+use super::repo::Document;
+use super::upload::{self, Appended, NewFile};
+use super::{DocumentError, Filter, publish};
+use crate::accounts::routes::{ClientSession, Empty, client_page, see_other};
+use crate::app::AppState;
+use crate::error::{AppError, AppResult};
+use crate::infra::audit::Actor;
+use crate::infra::web::csrf::{self, CsrfForm};
+use crate::infra::web::{Visitor, client_ip};
+
+pub fn add(route: Route) -> Route {
+    route
+        .at("/documents", get(documents))
+        .at("/documents/send", get(send_page))
+        .at("/documents/:id/download", get(download))
+        .at("/documents/:id/view", get(preview))
+        .at("/documents/:id/content", get(content))
+        .at("/documents/:id/delete", post(delete))
+        .at("/documents/:id/rename", post(rename))
+        .at("/uploads", post(upload_create))
+        .at(
+            "/uploads/:id",
+            poem::head(upload_head)
+                .patch(upload_patch)
+                .delete(upload_delete),
+        )
+}
+
+/// Reads the filter from the query string (repeated `status` and `type` keys).
+fn filter_of(req: &Request) -> Filter {
+    let mut f = Filter::default();
+    for (k, v) in url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "q" => f.q = v.chars().take(200).collect(),
+            "from" => f.from = v.into_owned(),
+            "to" => f.to = v.into_owned(),
+            "status" => f.status.push(v.into_owned()),
+            "type" => f.kind.push(v.into_owned()),
+            "sort" => f.sort = v.into_owned(),
+            _ => {}
+        }
+    }
+    f
+}
+
+async fn documents_page(
+    req: &Request,
+    state: &AppState,
+    who: &ClientSession,
+    error: Option<String>,
+) -> AppResult<Response> {
+    let filter = filter_of(req);
+    let failed = error.is_some();
+    let folders = super::list(state, who.client.id, &filter).await?;
+    let count: usize = folders.iter().map(|f| f.documents.len()).sum();
+    let ctx = context! {
+        folders => minijinja::Value::from(minijinja::value::Serde(&folders)),
+        count,
+        filter => minijinja::Value::from(minijinja::value::Serde(&FilterView::of(&filter))),
+        filtered => filter.is_active(),
+        error,
+        notice => crate::accounts::routes::notice(url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()).find(|(k, _)| k == "notice").map(|(_, v)| v.into_owned()).as_deref()),
+    };
+    let resp = client_page(req, state, who, "documents.html", ctx)?;
+    Ok(if failed { unprocessable(resp) } else { resp })
+}
+
+#[derive(serde::Serialize)]
+struct FilterView {
+    q: String,
+    from: String,
+    to: String,
+    status: Vec<String>,
+    kind: Vec<String>,
+    sort: String,
+}
+
+impl FilterView {
+    fn of(f: &Filter) -> Self {
+        FilterView {
+            q: f.q.clone(),
+            from: f.from.clone(),
+            to: f.to.clone(),
+            status: f.status.clone(),
+            kind: f.kind.clone(),
+            sort: f.sort.clone(),
+        }
+    }
+}
+
+#[handler]
+async fn documents(
+    req: &Request,
+    Data(state): Data<&AppState>,
+    who: ClientSession,
+) -> AppResult<Response> {
+    documents_page(req, state, &who, None).await
+}
+
+#[handler]
+async fn send_page(
+    req: &Request,
+    Data(state): Data<&AppState>,
+    who: ClientSession,
+) -> AppResult<Response> {
+    let folders = super::upload_folders(state, who.client.id).await?;
+    let limits = &state.config.documents;
+    let ctx = context! {
+        folders,
+        max_file => super::human_size((limits.max_file_mb * 1024 * 1024) as i64),
+        max_files => limits.max_files_per_upload,
+    };
+    client_page(req, state, &who, "send_files.html", ctx)
+}
+
+// ---- downloads and previews ----
+
+/// Parses a single `bytes=a-b` range against `len`; `Err` when unsatisfiable.
+/// A `Range` header that cannot be satisfied (answered with 416).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
+pub fn parse_range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None); // several ranges: send the whole file
+    }
+    let (a, b) = spec.split_once('-').ok_or(Unsatisfiable)?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", suffix) => {
+            let n: u64 = suffix.parse().map_err(|_| Unsatisfiable)?;
+            (len.saturating_sub(n), len)
+        }
+        (a, "") => (a.parse().map_err(|_| Unsatisfiable)?, len),
+        (a, b) => (
+            a.parse().map_err(|_| Unsatisfiable)?,
+            b.parse::<u64>()
+                .map_err(|_| Unsatisfiable)?
+                .saturating_add(1)
+                .min(len),
+        ),
+    };
+    if start >= end || start >= len {
+        return Err(Unsatisfiable);
+    }
+    Ok(Some((start, end)))
+}
+
+/// `attachment; filename="ascii"; filename*=UTF-8''encoded`.
+pub fn disposition(kind: &str, name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = url::form_urlencoded::byte_serialize(name.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20");
+    format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// Streams a document: whole or one range, as an attachment or (for safe types) inline.
+pub fn serve(req: &Request, state: &AppState, doc: &Document, inline: bool) -> Response {
+    let len = doc.size as u64;
+    let range = match parse_range(
+        req.headers()
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok()),
+        len,
+    ) {
+        Ok(r) => r,
+        Err(Unsatisfiable) => {
+            return Response::builder()
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{len}"))
+                .finish();
+        }
+    };
+    let (start, end) = range.unwrap_or((0, len));
+    let content_type = if inline {
+        doc.mime.as_str()
+    } else {
+        "application/octet-stream"
+    };
+    let mut resp = Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_LENGTH, end - start)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(
+            header::CONTENT_DISPOSITION,
+            disposition(if inline { "inline" } else { "attachment" }, &doc.name),
+        )
+        .header(header::CACHE_CONTROL, "private, no-store")
+        .body(Body::from_bytes_stream(super::content::stream_range(
+            state, doc, start, end,
+        )));
+    if inline {
+        // Even a preview can never run script or load anything.
+        resp.headers_mut().insert(
+            "content-security-policy",
+            HeaderValue::from_static(
+                "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'",
+            ),
+        );
+    }
+    if range.is_some() {
+        resp.set_status(StatusCode::PARTIAL_CONTENT);
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{len}", end - 1)) {
+            resp.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+    }
+    resp
+}
+
+#[handler]
+async fn download(
+    req: &Request,
+    Data(state): Data<&AppState>,
+    who: ClientSession,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let doc = super::for_client(state, who.client.id, &id).await?;
+    // Whole-file downloads are recorded; resumed ranges of one download are not.
+    if req.headers().get(header::RANGE).is_none() {
+        publish::record_access(
+            state,
+            &doc,
+            Actor::Client(who.client.public_id.clone()),
+            "document_downloaded",
+            &client_ip(req),
+        )
+        .await?;
+    }
+    Ok(serve(req, state, &doc, false))
+}
+
+#[handler]
+async fn content(
+    req: &Request,
+    Data(state): Data<&AppState>,
+    who: ClientSession,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let doc = super::for_client(state, who.client.id, &id).await?;
+    if !super::previewable(&doc.mime) {
+        return Err(AppError::NotFound);
+    }
+    Ok(serve(req, state, &doc, true))
+}
+
+#[handler]
+async fn preview(
+    req: &Request,
+    Data(state): Data<&AppState>,
+    who: ClientSession,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let doc = super::for_client(state, who.client.id, &id).await?;
+    publish::record_access(
+        state,
+        &doc,
+        Actor::Client(who.client.public_id.clone()),
+        "document_viewed",
+        &client_ip(req),
+    )
+    .await?;
+    let view = super::view(&doc);
+    let ctx = context! {
+        doc => minijinja::Value::from(minijinja::value::Serde(&view)),
+        is_pdf => doc.mime == "application/pdf",
+        is_image => doc.mime.starts_with("image/") && view.previewable,
+    };
+    client_page(req, state, &who, "preview.html", ctx)
+}
+
+// ---- a client's own uploads ----
+
+#[derive(serde::Deserialize)]
+struct RenameForm {
+    #[serde(default)]
+    name: String,
+}
+
+#[handler]
+async fn delete(
+    req: &Request,
+    Data(state): Data<&AppState>,
+    who: ClientSession,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> AppResult<Response> {
+    let doc = super::for_client(state, who.client.id, &id).await?;
+    match publish::delete_own(state, &who.client, &doc, &client_ip(req)).await {
+        Ok(()) => Ok(see_other("/documents?notice=file-deleted")),
+        Err(DocumentError::Refused(m)) => documents_page(req, state, &who, Some(m)).await,
+        Err(DocumentError::Internal(e)) => Err(e),
+    }
+}
+
+#[handler]
+async fn rename(
+    req: &Request,
+    Data(state): Data<&AppState>,
+    who: ClientSession,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<RenameForm>,
+) -> AppResult<Response> {
+    let doc = super::for_client(state, who.client.id, &id).await?;
+    match publish::rename_own(state, &who.client, &doc, &f.name, &client_ip(req)).await {
+        Ok(()) => Ok(see_other("/documents?notice=file-renamed")),
+        Err(DocumentError::Refused(m)) => documents_page(req, state, &who, Some(m)).await,
+        Err(DocumentError::Internal(e)) => Err(e),
+    }
+}
+
+fn unprocessable(mut r: Response) -> Response {
+    r.set_status(StatusCode::UNPROCESSABLE_ENTITY);
+    r
+}
+
+// ---- the resumable upload protocol (tus 1.0 core headers) ----
+
+fn tus(resp: poem::ResponseBuilder) -> poem::ResponseBuilder {
+    resp.header("tus-resumable", "1.0.0")
+        .header(header::CACHE_CONTROL, "no-store")
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    let mut r = Json(serde_json::json!({ "error": message })).into_response();
+    r.set_status(status);
+    r.headers_mut()
+        .insert("tus-resumable", HeaderValue::from_static("1.0.0"));
+    r
+}
+
+fn doc_error(e: DocumentError) -> AppResult<Response> {
+    match e {
+        DocumentError::Refused(m) if m.starts_with("offset mismatch") => {
+            Ok(json_error(StatusCode::CONFLICT, &m))
+        }
+        DocumentError::Refused(m) => Ok(json_error(StatusCode::UNPROCESSABLE_ENTITY, &m)),
+        DocumentError::Internal(e) => Err(e),
+    }
+}
+
+/// `Upload-Metadata: filename <b64>,folder <b64>,type <b64>`.
+fn metadata(req: &Request, key: &str) -> String {
+    use base64::Engine;
+    let raw = req
+        .headers()
+        .get("upload-metadata")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    raw.split(',')
+        .filter_map(|pair| pair.trim().split_once(' ').or(Some((pair.trim(), ""))))
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, v)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(v.trim())
+                .ok()
+        })
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default()
+}
+
+fn header_u64(req: &Request, name: &str) -> Option<u64> {
+    req.headers().get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+#[handler]
+async fn upload_create(
+    req: &Request,
+    Data(state): Data<&AppState>,
+    who: ClientSession,
+) -> AppResult<Response> {
+    csrf::check_header(req)?;
+    let Some(length) = header_u64(req, "upload-length") else {
+        return Ok(json_error(
+            StatusCode::BAD_REQUEST,
+            "The file size is missing. Reload the page and try again.",
+        ));
+    };
+    let (name, folder, mime) = (
+        metadata(req, "filename"),
+        metadata(req, "folder"),
+        metadata(req, "type"),
+    );
+    let file = NewFile {
+        name: &name,
+        folder: &folder,
+        mime: &mime,
+        length,
+    };
+    match upload::create(state, &who.client, file).await {
+        Ok(id) => Ok(tus(Response::builder()
+            .status(StatusCode::CREATED)
+            .header(header::LOCATION, format!("/uploads/{id}")))
+        .finish()),
+        Err(e) => doc_error(e),
+    }
+}
+
+#[handler]
+async fn upload_head(
+    Data(state): Data<&AppState>,
+    who: ClientSession,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let upload = match upload::find(state, who.client.id, &id).await {
+        Ok(u) => u,
+        Err(e) => return doc_error(e),
+    };
+    let (offset, length) = upload::offset_of(&upload);
+    Ok(tus(Response::builder())
+        .header("upload-offset", offset)
+        .header("upload-length", length)
+        .finish())
+}
+
+#[handler]
+async fn upload_patch(
+    req: &Request,
+    body: Body,
+    Data(state): Data<&AppState>,
+    who: ClientSession,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    csrf::check_header(req)?;
+    let Some(offset) = header_u64(req, "upload-offset") else {
+        return Ok(json_error(
+            StatusCode::BAD_REQUEST,
+            "Upload-Offset is missing.",
+        ));
+    };
+    let stream = Box::pin(body.into_bytes_stream());
+    match upload::append(state, &who.client, &id, offset, stream, &Visitor::of(req)).await {
+        Ok(Appended::Partial(offset)) => {
+            Ok(tus(Response::builder().status(StatusCode::NO_CONTENT))
+                .header("upload-offset", offset)
+                .finish())
+        }
+        Ok(Appended::Complete(doc)) => Ok(tus(Response::builder().status(StatusCode::NO_CONTENT))
+            .header("upload-offset", doc.size)
+            .header("upload-complete", doc.public_id)
+            .finish()),
+        Err(e) => doc_error(e),
+    }
+}
+
+#[handler]
+async fn upload_delete(
+    req: &Request,
+    Data(state): Data<&AppState>,
+    who: ClientSession,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    csrf::check_header(req)?;
+    match upload::cancel(state, who.client.id, &id).await {
+        Ok(()) => Ok(tus(Response::builder().status(StatusCode::NO_CONTENT)).finish()),
+        Err(e) => doc_error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(None, 100), Ok(None));
+        assert_eq!(parse_range(Some("bytes=0-9"), 100), Ok(Some((0, 10))));
+        assert_eq!(parse_range(Some("bytes=90-"), 100), Ok(Some((90, 100))));
+        assert_eq!(parse_range(Some("bytes=-10"), 100), Ok(Some((90, 100))));
+        assert_eq!(parse_range(Some("bytes=50-500"), 100), Ok(Some((50, 100))));
+        assert_eq!(parse_range(Some("bytes=100-"), 100), Err(Unsatisfiable));
+        assert_eq!(parse_range(Some("bytes=x-"), 100), Err(Unsatisfiable));
+    }
+
+    #[test]
+    fn dispositions_are_safe() {
+        let d = disposition("attachment", "Jane \"quote\" résumé\r\n.pdf");
+        assert!(
+            d.starts_with("attachment; filename=\"Jane _quote_ r_sum___.pdf\""),
+            "{d}"
+        );
+        assert!(
+            d.contains("filename*=UTF-8''Jane%20%22quote%22%20r%C3%A9sum%C3%A9%0D%0A.pdf"),
+            "{d}"
+        );
+    }
+}

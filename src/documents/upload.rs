@@ -1,0 +1,395 @@
+//! D6 "Send Files to CPA": resumable uploads. A client creates an upload with its
+//! length, sends the bytes in one or more requests (each continuing at the offset
+//! the server reports), and may resume after a lost connection from the last
+//! whole 64 KiB chunk the server has made durable. Nothing is visible until the
+//! last byte is in; an abandoned upload is removed by housekeeping.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use minijinja::context;
+
+use super::repo::{self, Document, NewDocument, NewUpload, Upload};
+use super::{DocResult, DocumentError, content, folder};
+use crate::accounts::repo::Client;
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::infra::audit::{self, Actor, Entry};
+use crate::infra::db::{DbError, now};
+use crate::infra::mail;
+use crate::infra::storage::{BlobWriter, Progress};
+use crate::infra::web::Visitor;
+
+/// Uploads untouched for this long are abandoned and removed.
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+pub struct NewFile<'a> {
+    pub name: &'a str,
+    pub folder: &'a str,
+    pub mime: &'a str,
+    pub length: u64,
+}
+
+fn refused(message: impl Into<String>) -> DocumentError {
+    DocumentError::Refused(message.into())
+}
+
+/// Starts an upload after checking the file size, the number of files in flight
+/// and the client's quota. Returns the upload's id.
+pub async fn create(state: &AppState, client: &Client, file: NewFile<'_>) -> DocResult<String> {
+    let limits = &state.config.documents;
+    let max = limits.max_file_mb * 1024 * 1024;
+    if file.length > max {
+        return Err(refused(format!(
+            "{} is too large: files can be at most {}.",
+            folder::file_name(file.name),
+            super::human_size(max as i64)
+        )));
+    }
+    let name = folder::file_name(file.name);
+    let folder = folder::clean(file.folder).unwrap_or_else(|| limits.upload_folders[0].clone());
+    let allowed = super::upload_folders(state, client.id).await?;
+    if !allowed.contains(&folder) {
+        return Err(refused("Choose one of the folders offered."));
+    }
+    let mime = mime_guess::from_path(&name)
+        .first_or_octet_stream()
+        .essence_str()
+        .to_string();
+    let writer = state
+        .store
+        .create(Some(file.length))
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let progress = writer.progress().clone();
+    let blob = progress.blob.clone();
+    drop(writer);
+    let (client_id, quota, max_files) = (
+        client.id,
+        (limits.client_quota_mb * 1024 * 1024) as i64,
+        limits.max_files_per_upload,
+    );
+    let length = file.length as i64;
+    let created = state
+        .db
+        .write(move |tx| {
+            if repo::uploads_in_progress(tx, client_id)? >= i64::from(max_files) {
+                return Ok(Err(refused(format!(
+                    "At most {max_files} files can be sent at once. Wait for some to finish."
+                ))));
+            }
+            if repo::client_usage(tx, client_id)? + length > quota {
+                return Ok(Err(refused(format!(
+                    "This file would take you over your storage limit of {}. Ask the firm to make room.",
+                    super::human_size(quota)
+                ))));
+            }
+            let id = repo::insert_upload(
+                tx,
+                NewUpload {
+                    client_id,
+                    folder: &folder,
+                    name: &name,
+                    mime: &mime,
+                    length,
+                    blob: &progress.blob,
+                    wrapped_key: &progress.wrapped_key,
+                    nonce_prefix: &progress.nonce_prefix,
+                },
+            )?;
+            Ok::<_, DbError>(Ok(id))
+        })
+        .await?;
+    if created.is_err() {
+        // Refused: the empty file started above goes too.
+        state.store.discard(&blob);
+    }
+    created
+}
+
+pub async fn find(state: &AppState, client_id: i64, id: &str) -> DocResult<Upload> {
+    let id = id.to_string();
+    state
+        .db
+        .read(move |conn| repo::upload_for_client(conn, client_id, &id).map_err(DbError::from))
+        .await?
+        .ok_or(DocumentError::Internal(AppError::NotFound))
+}
+
+/// Where an upload stands: (bytes the server has, total length).
+pub fn offset_of(upload: &Upload) -> (u64, u64) {
+    let committed = (upload.chunks as u64) * crate::infra::storage::CHUNK as u64;
+    (committed.min(upload.length as u64), upload.length as u64)
+}
+
+/// What a request of bytes achieved.
+pub enum Appended {
+    /// More is expected from this offset.
+    Partial(u64),
+    /// The file is complete and listed in the client's documents.
+    Complete(Box<Document>),
+}
+
+/// Appends the bytes of one request at `offset`. A cut-off request keeps every
+/// whole chunk it delivered; the client asks where to resume.
+pub async fn append<S>(
+    state: &AppState,
+    client: &Client,
+    id: &str,
+    offset: u64,
+    body: S,
+    visitor: &Visitor,
+) -> DocResult<Appended>
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
+{
+    let upload = find(state, client.id, id).await?;
+    let (committed, length) = offset_of(&upload);
+    if offset != committed {
+        return Err(refused(format!(
+            "offset mismatch: the server has {committed} bytes"
+        )));
+    }
+    let progress = Progress {
+        blob: upload.blob.clone(),
+        wrapped_key: upload.wrapped_key.clone(),
+        nonce_prefix: upload.nonce_prefix.clone(),
+        chunks: upload.chunks as u32,
+    };
+    let writer = state
+        .store
+        .resume(progress, length)
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let (writer, too_long) = write_body(writer, body, length - committed).await?;
+    if too_long {
+        // Keep what fits; the client learns the offset and stops.
+        tracing::warn!(upload = %upload.public_id, "upload sent more bytes than announced");
+    }
+    if writer.accepted() == length {
+        let sealed = tokio::task::spawn_blocking(move || writer.finish())
+            .await
+            .map_err(AppError::from)?
+            .map_err(|e| AppError::Internal(e.into()))?;
+        let doc = complete(
+            state,
+            client,
+            &upload,
+            &sealed.blob,
+            &sealed.wrapped_key,
+            visitor,
+        )
+        .await?;
+        return Ok(Appended::Complete(Box::new(doc)));
+    }
+    let mut writer = writer;
+    let chunks = tokio::task::spawn_blocking(move || writer.checkpoint().map(|p| p.chunks))
+        .await
+        .map_err(AppError::from)?
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let upload_id = upload.id;
+    state
+        .db
+        .write(move |tx| {
+            repo::set_upload_chunks(tx, upload_id, i64::from(chunks)).map_err(DbError::from)
+        })
+        .await?;
+    Ok(Appended::Partial(
+        u64::from(chunks) * crate::infra::storage::CHUNK as u64,
+    ))
+}
+
+/// Encrypts a whole stream of unknown length into the store (staff publishing).
+pub async fn seal<S>(
+    state: &AppState,
+    body: S,
+    max: u64,
+) -> DocResult<crate::infra::storage::Sealed>
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
+{
+    let writer = state
+        .store
+        .create(None)
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let (writer, too_long) = write_body(writer, body, max.saturating_add(1)).await?;
+    if too_long || writer.accepted() > max {
+        writer.abort();
+        return Err(refused(format!(
+            "Files can be at most {}.",
+            super::human_size(max as i64)
+        )));
+    }
+    tokio::task::spawn_blocking(move || writer.finish())
+        .await
+        .map_err(AppError::from)?
+        .map_err(|e| DocumentError::Internal(AppError::Internal(e.into())))
+}
+
+/// Feeds the body to the writer on a blocking thread, never buffering more than a
+/// few network reads. Returns the writer and whether the body ran past `room`.
+async fn write_body<S>(writer: BlobWriter, mut body: S, room: u64) -> DocResult<(BlobWriter, bool)>
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let worker = tokio::task::spawn_blocking(move || {
+        let mut writer = writer;
+        let mut result = Ok(());
+        while let Some(bytes) = rx.blocking_recv() {
+            if let Err(e) = writer.write(&bytes) {
+                result = Err(e);
+                break;
+            }
+        }
+        (writer, result)
+    });
+    let mut left = room;
+    let mut too_long = false;
+    while let Some(item) = body.next().await {
+        let Ok(mut bytes) = item else { break }; // connection lost: keep what arrived
+        if bytes.len() as u64 > left {
+            bytes.truncate(left as usize);
+            too_long = true;
+        }
+        left -= bytes.len() as u64;
+        if !bytes.is_empty() && tx.send(bytes).await.is_err() {
+            break;
+        }
+        if too_long {
+            break;
+        }
+    }
+    drop(tx);
+    let (writer, result) = worker.await.map_err(AppError::from)?;
+    result.map_err(|e| AppError::Internal(e.into()))?;
+    Ok((writer, too_long))
+}
+
+/// The last byte is in: the document appears, is indexed, and the firm is told.
+async fn complete(
+    state: &AppState,
+    client: &Client,
+    upload: &Upload,
+    blob: &str,
+    wrapped_key: &[u8],
+    visitor: &Visitor,
+) -> DocResult<Document> {
+    let staff_mail = state.email(
+        "upload_received",
+        context! { client => client.name.clone(), name => upload.name.clone(), folder => upload.folder.clone() },
+    )?;
+    let recipients = staff_recipients(state).await?;
+    let (u, c, v, blob, key) = (
+        upload.clone(),
+        client.clone(),
+        visitor.clone(),
+        blob.to_string(),
+        wrapped_key.to_vec(),
+    );
+    let doc = state
+        .db
+        .write(move |tx| {
+            let doc = repo::insert(
+                tx,
+                NewDocument {
+                    client_id: c.id,
+                    folder: &u.folder,
+                    name: &u.name,
+                    mime: &u.mime,
+                    size: u.length,
+                    blob: &blob,
+                    wrapped_key: &key,
+                    origin: "client",
+                    kind: "other",
+                    tax_year: None,
+                    message: None,
+                    staff_id: None,
+                },
+            )?;
+            repo::delete_upload(tx, u.id)?;
+            repo::notify_staff(
+                tx,
+                &format!("{} sent {}", c.name, u.name),
+                &format!("/staff/clients/{}", c.public_id),
+            )?;
+            for to in &recipients {
+                mail::queue(tx, to, &staff_mail)?;
+            }
+            let detail = format!("{} ({} bytes) into {}", u.name, u.length, u.folder);
+            audit::append(
+                tx,
+                Entry {
+                    actor: Actor::Client(c.public_id.clone()),
+                    event: "document_uploaded",
+                    subject: &doc.public_id,
+                    detail: &detail,
+                    ip: &v.ip,
+                },
+            )?;
+            Ok::<_, DbError>(doc)
+        })
+        .await?;
+    state.mailer.wake();
+    if let Err(e) = content::index(state, std::slice::from_ref(&doc)).await {
+        tracing::warn!(error = %e, "an upload could not be indexed for search; `portal reindex` will add it");
+    }
+    Ok(doc)
+}
+
+/// Who is emailed about client uploads: `mail.staff_notify`, else every staff member.
+pub async fn staff_recipients(state: &AppState) -> DocResult<Vec<String>> {
+    if !state.config.mail.staff_notify.is_empty() {
+        return Ok(state.config.mail.staff_notify.clone());
+    }
+    let staff = crate::firm::list_staff(state)
+        .await
+        .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
+    Ok(staff
+        .into_iter()
+        .filter(|s| s.disabled_at.is_none())
+        .map(|s| s.email)
+        .collect())
+}
+
+/// Cancels an upload and removes what was sent.
+pub async fn cancel(state: &AppState, client_id: i64, id: &str) -> DocResult<()> {
+    let upload = find(state, client_id, id).await?;
+    let row = upload.id;
+    state
+        .db
+        .write(move |tx| repo::delete_upload(tx, row).map_err(DbError::from))
+        .await?;
+    state.store.discard(&upload.blob);
+    Ok(())
+}
+
+/// Removes uploads abandoned for a day, and unfinished files nobody owns.
+pub async fn sweep(state: &AppState) -> DocResult<usize> {
+    let before = now() - ABANDONED_AFTER.as_secs() as i64;
+    let stale = state
+        .db
+        .read(move |conn| repo::stale_uploads(conn, before).map_err(DbError::from))
+        .await?;
+    for u in &stale {
+        let row = u.id;
+        state
+            .db
+            .write(move |tx| repo::delete_upload(tx, row).map_err(DbError::from))
+            .await?;
+        state.store.discard(&u.blob);
+    }
+    let live = state
+        .db
+        .read(|conn| repo::upload_blobs(conn).map_err(DbError::from))
+        .await?;
+    let store = state.store.clone();
+    let orphans = tokio::task::spawn_blocking(move || {
+        store.sweep_incoming(
+            &|name| live.iter().any(|b| b == name),
+            Duration::from_secs(3600),
+        )
+    })
+    .await
+    .map_err(AppError::from)?;
+    Ok(stale.len() + orphans)
+}
