@@ -37,6 +37,9 @@ CREATE TABLE uploads (
     wrapped_key   BLOB    NOT NULL,
     nonce_prefix  BLOB    NOT NULL,
     chunks        INTEGER NOT NULL DEFAULT 0,
+    -- Set when the last byte is in: the upload stays answerable for a day, so a
+    -- client whose final reply was lost learns it finished instead of re-sending.
+    document_id   TEXT,
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL
 ) STRICT;

@@ -178,7 +178,7 @@ pub fn delete(conn: &Connection, id: i64) -> rusqlite::Result<()> {
 pub fn client_usage(conn: &Connection, client_id: i64) -> rusqlite::Result<i64> {
     conn.query_row(
         "SELECT (SELECT coalesce(sum(size), 0) FROM documents WHERE client_id = ?1 AND origin = 'client')
-              + (SELECT coalesce(sum(length), 0) FROM uploads WHERE client_id = ?1)",
+              + (SELECT coalesce(sum(length), 0) FROM uploads WHERE client_id = ?1 AND document_id IS NULL)",
         [client_id],
         |r| r.get(0),
     )
@@ -200,6 +200,8 @@ pub struct Upload {
     pub nonce_prefix: Vec<u8>,
     pub chunks: i64,
     pub updated_at: i64,
+    /// The finished document's public id.
+    pub document_id: Option<String>,
 }
 
 fn upload_row(r: &Row) -> rusqlite::Result<Upload> {
@@ -216,10 +218,11 @@ fn upload_row(r: &Row) -> rusqlite::Result<Upload> {
         nonce_prefix: r.get(9)?,
         chunks: r.get(10)?,
         updated_at: r.get(11)?,
+        document_id: r.get(12)?,
     })
 }
 
-const UPLOAD_COLUMNS: &str = "id, public_id, client_id, folder, name, mime, length, blob, wrapped_key, nonce_prefix, chunks, updated_at";
+const UPLOAD_COLUMNS: &str = "id, public_id, client_id, folder, name, mime, length, blob, wrapped_key, nonce_prefix, chunks, updated_at, document_id";
 
 pub struct NewUpload<'a> {
     pub client_id: i64,
@@ -259,7 +262,7 @@ pub fn upload_for_client(
 
 pub fn uploads_in_progress(conn: &Connection, client_id: i64) -> rusqlite::Result<i64> {
     conn.query_row(
-        "SELECT count(*) FROM uploads WHERE client_id = ?1",
+        "SELECT count(*) FROM uploads WHERE client_id = ?1 AND document_id IS NULL",
         [client_id],
         |r| r.get(0),
     )
@@ -281,6 +284,14 @@ pub fn set_upload_chunks(conn: &Connection, id: i64, chunks: i64) -> rusqlite::R
     conn.execute(
         "UPDATE uploads SET chunks = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, chunks, now()],
+    )?;
+    Ok(())
+}
+
+pub fn finish_upload(conn: &Connection, id: i64, document_id: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE uploads SET document_id = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, document_id, now()],
     )?;
     Ok(())
 }

@@ -427,10 +427,13 @@ async fn upload_head(
         Err(e) => return doc_error(e),
     };
     let (offset, length) = upload::offset_of(&upload);
-    Ok(tus(Response::builder())
+    let mut resp = tus(Response::builder())
         .header("upload-offset", offset)
-        .header("upload-length", length)
-        .finish())
+        .header("upload-length", length);
+    if let Some(done) = &upload.document_id {
+        resp = resp.header("upload-complete", done.as_str());
+    }
+    Ok(resp.finish())
 }
 
 #[handler]
@@ -449,7 +452,16 @@ async fn upload_patch(
         ));
     };
     let stream = Box::pin(body.into_bytes_stream());
-    match upload::append(state, &who.client, &id, offset, stream, &Visitor::of(req)).await {
+    // Run to the end even if the client's connection drops (hyper then drops this
+    // handler): the whole chunks received must be checkpointed so it can resume.
+    let (st, client, visitor) = (state.clone(), who.client.clone(), Visitor::of(req));
+    let appended =
+        tokio::spawn(
+            async move { upload::append(&st, &client, &id, offset, stream, &visitor).await },
+        )
+        .await
+        .map_err(AppError::from)?;
+    match appended {
         Ok(Appended::Partial(offset)) => {
             Ok(tus(Response::builder().status(StatusCode::NO_CONTENT))
                 .header("upload-offset", offset)
@@ -459,6 +471,12 @@ async fn upload_patch(
             .header("upload-offset", doc.size)
             .header("upload-complete", doc.public_id)
             .finish()),
+        Ok(Appended::AlreadyComplete(done)) => {
+            Ok(tus(Response::builder().status(StatusCode::NO_CONTENT))
+                .header("upload-offset", offset)
+                .header("upload-complete", done)
+                .finish())
+        }
         Err(e) => doc_error(e),
     }
 }

@@ -142,18 +142,62 @@ async fn client_page(
     render_client(req, state, &who, &client, None, notice).await
 }
 
+/// What reading and publishing a form came to.
+enum Outcome {
+    Published,
+    Refused(String),
+    Forbidden,
+}
+
 /// Reads the publish form: text fields, and each file streamed straight into the
-/// encrypted store. On any problem every file already stored is removed.
+/// encrypted store. On any problem every file already stored is removed. The work
+/// runs in its own task so that a dropped connection cannot leave stored files
+/// without their rows.
 #[handler]
 async fn publish_files(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
     Path(id): Path<String>,
-    mut form: Multipart,
+    form: Multipart,
 ) -> AppResult<Response> {
     let client = client_or_404(state, &id).await?;
+    let expected = csrf::token(req);
+    let (st, staff, c, ip) = (
+        state.clone(),
+        who.staff.clone(),
+        client.clone(),
+        client_ip(req),
+    );
+    let outcome =
+        tokio::spawn(async move { read_and_publish(&st, &staff, &c, form, &expected, &ip).await })
+            .await
+            .map_err(AppError::from)??;
+    match outcome {
+        Outcome::Published => Ok(see_other(&format!(
+            "/staff/clients/{}?notice=published",
+            client.public_id
+        ))),
+        Outcome::Refused(message) => {
+            render_client(req, state, &who, &client, Some(message), None).await
+        }
+        Outcome::Forbidden => Err(csrf::CsrfRejected.into()),
+    }
+}
+
+async fn read_and_publish(
+    state: &AppState,
+    staff: &crate::firm::repo::Staff,
+    client: &Client,
+    mut form: Multipart,
+    expected_csrf: &str,
+    ip: &str,
+) -> AppResult<Outcome> {
     let max = state.config.documents.max_file_mb * 1024 * 1024;
+    let matches = |sent: &str| {
+        !expected_csrf.is_empty()
+            && crate::infra::crypto::constant_time_eq(sent.as_bytes(), expected_csrf.as_bytes())
+    };
     let (mut folder, mut message, mut kind, mut year, mut csrf_token) = (
         String::new(),
         String::new(),
@@ -162,24 +206,28 @@ async fn publish_files(
         String::new(),
     );
     let mut files: Vec<Received> = Vec::new();
-    let mut problem: Option<String> = None;
+    let refuse = |files: &[Received], outcome: Outcome| {
+        discard(state, files);
+        Ok(outcome)
+    };
     loop {
         let field = match form.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(_) => {
-                problem = Some("The upload was interrupted. Please try again.".into());
-                break;
+                return refuse(
+                    &files,
+                    Outcome::Refused("The upload was interrupted. Please try again.".into()),
+                );
             }
         };
         let name = field.name().unwrap_or("").to_string();
         if name == "files" {
-            let file_name = field.file_name().unwrap_or("").to_string();
             // The form must prove itself before any file is stored.
-            if !csrf::token_matches(req, &csrf_token) {
-                problem = Some(String::new());
-                break;
+            if !matches(&csrf_token) {
+                return refuse(&files, Outcome::Forbidden);
             }
+            let file_name = field.file_name().unwrap_or("").to_string();
             if file_name.is_empty() {
                 continue; // the empty file input of a form sent without files
             }
@@ -190,8 +238,7 @@ async fn publish_files(
                     sealed,
                 }),
                 Err(DocumentError::Refused(m)) => {
-                    problem = Some(format!("{file_name}: {m}"));
-                    break;
+                    return refuse(&files, Outcome::Refused(format!("{file_name}: {m}")));
                 }
                 Err(DocumentError::Internal(e)) => {
                     discard(state, &files);
@@ -210,13 +257,8 @@ async fn publish_files(
             }
         }
     }
-    if !csrf::token_matches(req, &csrf_token) || problem.as_deref() == Some("") {
-        discard(state, &files);
-        return Err(csrf::CsrfRejected.into());
-    }
-    if let Some(message) = problem {
-        discard(state, &files);
-        return render_client(req, state, &who, &client, Some(message), None).await;
+    if !matches(&csrf_token) {
+        return refuse(&files, Outcome::Forbidden);
     }
     let tax_year = year
         .trim()
@@ -230,28 +272,14 @@ async fn publish_files(
         tax_year,
     };
     let blobs: Vec<String> = files.iter().map(|f| f.sealed.blob.clone()).collect();
-    match publish::publish(
-        state,
-        &who.staff,
-        &client,
-        publication,
-        files,
-        &client_ip(req),
-    )
-    .await
-    {
-        Ok(_) => Ok(see_other(&format!(
-            "/staff/clients/{}?notice=published",
-            client.public_id
-        ))),
+    match publish::publish(state, staff, client, publication, files, ip).await {
+        Ok(_) => Ok(Outcome::Published),
         Err(e) => {
             for blob in blobs {
                 let _ = state.store.remove(&blob);
             }
             match e {
-                DocumentError::Refused(m) => {
-                    render_client(req, state, &who, &client, Some(m), None).await
-                }
+                DocumentError::Refused(m) => Ok(Outcome::Refused(m)),
                 DocumentError::Internal(e) => Err(e),
             }
         }

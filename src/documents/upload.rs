@@ -118,6 +118,9 @@ pub async fn find(state: &AppState, client_id: i64, id: &str) -> DocResult<Uploa
 
 /// Where an upload stands: (bytes the server has, total length).
 pub fn offset_of(upload: &Upload) -> (u64, u64) {
+    if upload.document_id.is_some() {
+        return (upload.length as u64, upload.length as u64);
+    }
     let committed = (upload.chunks as u64) * crate::infra::storage::CHUNK as u64;
     (committed.min(upload.length as u64), upload.length as u64)
 }
@@ -128,6 +131,8 @@ pub enum Appended {
     Partial(u64),
     /// The file is complete and listed in the client's documents.
     Complete(Box<Document>),
+    /// The file was already complete (an earlier reply was lost): its document id.
+    AlreadyComplete(String),
 }
 
 /// Appends the bytes of one request at `offset`. A cut-off request keeps every
@@ -144,6 +149,9 @@ where
     S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
 {
     let upload = find(state, client.id, id).await?;
+    if let Some(done) = upload.document_id {
+        return Ok(Appended::AlreadyComplete(done));
+    }
     let (committed, length) = offset_of(&upload);
     if offset != committed {
         return Err(refused(format!(
@@ -306,7 +314,7 @@ async fn complete(
                     staff_id: None,
                 },
             )?;
-            repo::delete_upload(tx, u.id)?;
+            repo::finish_upload(tx, u.id, &doc.public_id)?;
             repo::notify_staff(
                 tx,
                 &format!("{} sent {}", c.name, u.name),
@@ -359,7 +367,10 @@ pub async fn cancel(state: &AppState, client_id: i64, id: &str) -> DocResult<()>
         .db
         .write(move |tx| repo::delete_upload(tx, row).map_err(DbError::from))
         .await?;
-    state.store.discard(&upload.blob);
+    // A finished file stays in Documents; only an unfinished one is removed.
+    if upload.document_id.is_none() {
+        state.store.discard(&upload.blob);
+    }
     Ok(())
 }
 
@@ -376,7 +387,9 @@ pub async fn sweep(state: &AppState) -> DocResult<usize> {
             .db
             .write(move |tx| repo::delete_upload(tx, row).map_err(DbError::from))
             .await?;
-        state.store.discard(&u.blob);
+        if u.document_id.is_none() {
+            state.store.discard(&u.blob);
+        }
     }
     let live = state
         .db

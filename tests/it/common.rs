@@ -271,6 +271,18 @@ impl TestPortal {
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
+    pub fn query_text(&self, sql: &str) -> String {
+        let conn = rusqlite::Connection::open(self.dir.path().join("data/portal.db")).unwrap();
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    /// The public id of the client whose sign-in address is `email`.
+    pub fn client_id(&self, email: &str) -> String {
+        self.query_text(&format!(
+            "SELECT c.public_id FROM clients c JOIN client_emails e ON e.client_id = c.id WHERE e.email_key = '{email}'"
+        ))
+    }
+
     /// Waits (up to 10 s) until `sql` yields `want`, for work done by background jobs.
     pub async fn eventually_i64(&self, sql: &str, want: i64) {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -319,8 +331,17 @@ pub struct Page {
 }
 
 impl Page {
+    /// Whether the page shows `text` (as HTML-escaped text or as markup).
     pub fn has(&self, text: &str) -> bool {
-        self.body.contains(text)
+        let unescaped = self
+            .body
+            .replace("&#x2f;", "/")
+            .replace("&#x27;", "'")
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&");
+        self.body.contains(text) || unescaped.contains(text)
     }
 
     #[track_caller]
@@ -442,5 +463,214 @@ impl Browser {
         let home = self.post("/signin/code", &[("code", &code)]).await;
         assert_eq!(home.path(), "/", "{}", home.body);
         home
+    }
+}
+
+// ---------- documents helpers ----------
+
+pub const STAFF_PASSWORD: &str = "correct horse battery staple";
+
+/// Adds staff member Ann and returns a browser signed in to the staff area.
+pub async fn staff_browser(portal: &TestPortal) -> Browser {
+    portal::firm::add_staff(
+        &portal.state,
+        "ann@smithlee.example",
+        "Ann Smith",
+        STAFF_PASSWORD,
+    )
+    .await
+    .unwrap();
+    let b = portal.browser();
+    let page = b
+        .post(
+            "/staff/signin",
+            &[
+                ("email", "ann@smithlee.example"),
+                ("password", STAFF_PASSWORD),
+            ],
+        )
+        .await;
+    let secret = Regex::new(r#"<code class="secret">([A-Z2-7]+)</code>"#)
+        .unwrap()
+        .captures(&page.body)
+        .expect("enrolment")[1]
+        .to_string();
+    let code = portal::firm::totp::current_code(&secret).unwrap();
+    let home = b.post("/staff/totp", &[("code", &code)]).await;
+    assert_eq!(home.path(), "/staff", "{}", home.body);
+    b
+}
+
+/// A small but real PDF with one page of text and one bookmark.
+pub fn pdf_with_text(text: &str) -> Vec<u8> {
+    let content = format!("BT /F1 18 Tf 72 700 Td ({text}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R /Outlines 5 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 6 0 R >> >> >>".to_string(),
+        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
+        "<< /Type /Outlines /First 7 0 R /Last 7 0 R /Count 1 >>".to_string(),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".to_string(),
+        "<< /Title (Summary) /Parent 5 0 R /Dest [3 0 R /XYZ 0 792 0] >>".to_string(),
+    ];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, obj) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n{obj}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for o in offsets {
+        out.extend(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+#[derive(Debug)]
+pub struct Raw {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Browser {
+    pub fn csrf(&self) -> String {
+        self.csrf
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("visit a page first")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// A request with this browser's cookies, returning the raw response.
+    pub async fn raw(&self, req: reqwest::RequestBuilder) -> Raw {
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        Raw {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Publishes files to a client as staff (multipart, like the staff page's form).
+    pub async fn publish(
+        &self,
+        client_id: &str,
+        folder: &str,
+        message: &str,
+        files: &[(&str, Vec<u8>)],
+    ) -> Page {
+        let mut form = reqwest::multipart::Form::new()
+            .text("csrf", self.csrf())
+            .text("folder", folder.to_string())
+            .text("message", message.to_string())
+            .text("kind", "other");
+        for (name, bytes) in files {
+            form = form.part(
+                "files",
+                reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()),
+            );
+        }
+        let resp = self
+            .client
+            .post(self.url(&format!("/staff/clients/{client_id}/publish")))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        self.page(resp).await
+    }
+
+    /// Starts a resumable upload; returns the upload URL path.
+    pub async fn create_upload(
+        &self,
+        name: &str,
+        folder: &str,
+        length: usize,
+    ) -> Result<String, Raw> {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let r = self
+            .raw(
+                self.client
+                    .post(self.url("/uploads"))
+                    .header("X-CSRF-Token", self.csrf())
+                    .header("Tus-Resumable", "1.0.0")
+                    .header("Upload-Length", length.to_string())
+                    .header(
+                        "Upload-Metadata",
+                        format!("filename {},folder {}", b64(name), b64(folder)),
+                    ),
+            )
+            .await;
+        if r.status != 201 {
+            return Err(r);
+        }
+        Ok(r.headers["location"].to_str().unwrap().to_string())
+    }
+
+    pub async fn patch_upload(&self, location: &str, offset: usize, bytes: Vec<u8>) -> Raw {
+        self.raw(
+            self.client
+                .patch(self.url(location))
+                .header("X-CSRF-Token", self.csrf())
+                .header("Tus-Resumable", "1.0.0")
+                .header("Content-Type", "application/offset+octet-stream")
+                .header("Upload-Offset", offset.to_string())
+                .body(bytes),
+        )
+        .await
+    }
+
+    pub async fn upload_offset(&self, location: &str) -> usize {
+        let r = self
+            .raw(
+                self.client
+                    .head(self.url(location))
+                    .header("Tus-Resumable", "1.0.0"),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        r.headers["upload-offset"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// Uploads a whole file in one request; returns the new document's id.
+    pub async fn upload(&self, name: &str, bytes: &[u8]) -> String {
+        let location = self
+            .create_upload(name, "Uploaded", bytes.len())
+            .await
+            .unwrap_or_else(|r| {
+                panic!(
+                    "create refused: {} {}",
+                    r.status,
+                    String::from_utf8_lossy(&r.body)
+                )
+            });
+        let r = self.patch_upload(&location, 0, bytes.to_vec()).await;
+        assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+        r.headers["upload-complete"].to_str().unwrap().to_string()
     }
 }

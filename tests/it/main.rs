@@ -3,6 +3,7 @@
 mod accounts;
 mod browser;
 mod common;
+mod documents;
 mod platform;
 mod security;
 mod staff;

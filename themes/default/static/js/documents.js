@@ -43,7 +43,10 @@
       const dialog = document.getElementById(button.dataset.openDialog);
       if (dialog && dialog.classList.contains('message-dialog') && typeof dialog.showModal === 'function') {
         e.preventDefault();
-        opener = button;
+        // Opened from a "More" menu: close the menu, and return focus to its summary later.
+        const menu = button.closest('details.more');
+        if (menu) menu.open = false;
+        opener = menu ? menu.querySelector('summary') : button;
         if (!dialog.open) dialog.showModal();
       }
       return;
