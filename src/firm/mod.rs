@@ -56,18 +56,23 @@ pub async fn add_staff(
         .await
 }
 
+/// The staff member with this address, or a message naming the address.
+fn existing_staff(conn: &rusqlite::Connection, email: &Email) -> AccountResult<Staff> {
+    repo::staff_by_email(conn, &email.key)?.ok_or_else(|| {
+        AccountError::Invalid(format!(
+            "No staff member has the address {}.",
+            email.address
+        ))
+    })
+}
+
 /// Makes a staff member enrol a new authenticator at the next sign-in.
 pub async fn reset_staff_totp(state: &AppState, email: &str) -> AccountResult<Staff> {
     let email = Email::parse(email)?;
     state
         .db
         .write(move |tx| {
-            let staff = repo::staff_by_email(tx, &email.key)?.ok_or_else(|| {
-                AccountError::Invalid(format!(
-                    "No staff member has the address {}.",
-                    email.address
-                ))
-            })?;
+            let staff = existing_staff(tx, &email)?;
             repo::reset_totp(tx, staff.id)?;
             throttle::clear_prefix(tx, &staff_key(&email.key, ""))?;
             audit::append(
@@ -91,12 +96,7 @@ pub async fn unlock_staff(state: &AppState, email: &str) -> AccountResult<Staff>
     state
         .db
         .write(move |tx| {
-            let staff = repo::staff_by_email(tx, &email.key)?.ok_or_else(|| {
-                AccountError::Invalid(format!(
-                    "No staff member has the address {}.",
-                    email.address
-                ))
-            })?;
+            let staff = existing_staff(tx, &email)?;
             throttle::clear_prefix(tx, &staff_key(&email.key, ""))?;
             audit::append(
                 tx,
