@@ -1,6 +1,7 @@
 //! End-to-end in a real headless Chromium (driven through chromedriver) at phone
 //! size: sign up as an invited taxpayer, sign in, sign out, and sign in again from
-//! the now-trusted browser.
+//! the now-trusted browser; and on the Documents pages send files, search, preview
+//! a PDF with pdf.js and read the firm's message.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` packages.
 
@@ -222,11 +223,74 @@ async fn path(c: &Client) -> String {
     c.current_url().await.unwrap().path().to_string()
 }
 
-fn screenshot_path() -> PathBuf {
+fn screenshot_path(file: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("screenshots").join("home-phone.png")
+    target.join("screenshots").join(file)
+}
+
+/// Saves a picture of the page for a human to look at, as
+/// `target/screenshots/<file>`; failure to take or write it does not matter.
+async fn save_screenshot(c: &Client, file: &str) {
+    let shot = screenshot_path(file);
+    match c.screenshot().await {
+        Ok(png) => {
+            let _ = std::fs::create_dir_all(shot.parent().unwrap());
+            if std::fs::write(&shot, png).is_ok() {
+                eprintln!("screenshot: {}", shot.display());
+            }
+        }
+        Err(e) => eprintln!("no screenshot: {e}"),
+    }
+}
+
+/// Polls (every 50 ms, for at most [`STEP`]) until the JavaScript expression `js`
+/// is `true` in the page, then returns. `what` says what is awaited, for the
+/// failure message, which also shows the page as it was at the end.
+async fn wait_until(c: &Client, what: &str, js: &str) {
+    let script = format!("return !!({js});");
+    let deadline = tokio::time::Instant::now() + STEP;
+    let mut last_err = String::new();
+    loop {
+        match c.execute(&script, vec![]).await {
+            Ok(serde_json::Value::Bool(true)) => return,
+            Ok(_) => {}
+            // A navigation in progress can make the script fail; try again.
+            Err(e) => last_err = e.to_string(),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let url = c
+                .current_url()
+                .await
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            let src = c.source().await.unwrap_or_default();
+            panic!(
+                "timed out after {STEP:?} waiting until {what} ({js}); last error: {last_err:?}; \
+                 page {url}:\n{src}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Signs in from this browser, which has not been used by `email` before (so
+/// email, PIN, then the emailed access code), and waits for the home page.
+async fn sign_in_new_browser(c: &Client, portal: &TestPortal, email: &str, pin: &str) {
+    let mut seen = portal.smtp.matching(email, "access code");
+    c.goto(&format!("{}/signin", portal.url)).await.unwrap();
+    wait_for(c, "#email").await;
+    type_into(c, "#email", email).await;
+    click_then(c, "Continue", "#pin").await;
+    assert_eq!(path(c).await, "/signin/pin");
+    type_into(c, "#pin", pin).await;
+    click_then(c, "Continue", "#code").await;
+    assert_eq!(path(c).await, "/signin/code");
+    let code = portal.smtp.next_code(email, &mut seen).await;
+    type_into(c, "#code", &code).await;
+    click_then(c, "Confirm", "details.menu").await;
+    assert_eq!(path(c).await, "/");
 }
 
 #[tokio::test]
@@ -295,16 +359,7 @@ async fn browser_sign_up_and_sign_in_as_a_taxpayer() {
     );
 
     // A picture for a human to look at; failure to write it does not matter.
-    let shot = screenshot_path();
-    match c.screenshot().await {
-        Ok(png) => {
-            let _ = std::fs::create_dir_all(shot.parent().unwrap());
-            if std::fs::write(&shot, png).is_ok() {
-                eprintln!("screenshot: {}", shot.display());
-            }
-        }
-        Err(e) => eprintln!("no screenshot: {e}"),
-    }
+    save_screenshot(&c, "home-phone.png").await;
 
     // Sign out from the account menu.
     let summary = c
@@ -330,6 +385,255 @@ async fn browser_sign_up_and_sign_in_as_a_taxpayer() {
     click_then(&c, "Confirm", "details.menu").await;
     assert_eq!(path(&c).await, "/");
     expect_text(&text_of(&c).await, "Welcome, Jane Doe");
+
+    c.close().await.unwrap();
+    drop(driver);
+    portal.stop().await;
+}
+
+/// The names of the documents the Documents page lists.
+async fn listed_documents(c: &Client) -> Vec<String> {
+    let names = c
+        .execute(
+            "return Array.from(document.querySelectorAll('li.doc a.doc-name'), a => a.textContent.trim());",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(names).unwrap()
+}
+
+/// XPath of the Documents page's row for the document named `name`.
+fn document_row(name: &str) -> String {
+    format!(
+        "//li[contains(concat(' ', @class, ' '), ' doc ')]\
+         [.//a[contains(concat(' ', @class, ' '), ' doc-name ') and normalize-space()='{name}']]"
+    )
+}
+
+async fn find_xpath(c: &Client, xpath: &str) -> fantoccini::elements::Element {
+    c.find(Locator::XPath(xpath))
+        .await
+        .unwrap_or_else(|e| panic!("nothing at {xpath}: {e}"))
+}
+
+#[tokio::test]
+async fn browser_documents_upload_search_and_preview() {
+    let driver = Driver::start().await;
+    let portal = TestPortal::start().await;
+    let email = "jane@example.com";
+    let pin = "482913";
+    // The account is made over plain HTTP; Chromium signs in on its own below.
+    portal.client("Jane Doe", email, pin).await;
+
+    // Staff publish a PDF with a message.
+    let staff = crate::common::staff_browser(&portal).await;
+    staff
+        .publish(
+            &portal.client_id(email),
+            "2025 / Returns",
+            "Please review",
+            &[(
+                "Form 1040.pdf",
+                crate::common::pdf_with_text("Depreciation schedule rental"),
+            )],
+        )
+        .await
+        .expect("The documents were published");
+
+    let c = driver.browser().await;
+    sign_in_new_browser(&c, &portal, email, pin).await;
+
+    // Send two files from disk through the file picker.
+    let files = tempfile::tempdir().unwrap();
+    let uploads = ["W-2 Acme Corp.txt", "Receipts 2025.csv"];
+    let paths: Vec<String> = uploads
+        .iter()
+        .zip([
+            &b"Wages 52,000\n"[..],
+            &b"date,amount\n2025-03-01,120.00\n"[..],
+        ])
+        .map(|(name, bytes)| {
+            let p = files.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            p.to_str().unwrap().to_string()
+        })
+        .collect();
+    c.goto(&format!("{}/documents/send", portal.url))
+        .await
+        .unwrap();
+    // The picker reads the files (and empties itself) when chromedriver sets them.
+    wait_for(&c, "#files")
+        .await
+        .send_keys(&paths.join("\n"))
+        .await
+        .unwrap();
+    wait_until(
+        &c,
+        "both files are listed as ready",
+        "document.querySelectorAll('#upload-list li.upload-row[data-state=ready]').length === 2",
+    )
+    .await;
+    // A mark that the navigation after sending wipes out.
+    c.execute("window.beforeReload = true;", vec![])
+        .await
+        .unwrap();
+    c.find(Locator::Css("#start-upload"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &c,
+        "#upload-status says all files were sent",
+        "document.getElementById('upload-status').textContent === \
+         'All files sent. The firm has been notified.'",
+    )
+    .await;
+    let states = c
+        .execute(
+            "return Array.from(document.querySelectorAll('#upload-list li.upload-row'), li => li.dataset.state);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(states, json!(["done", "done"]));
+    // upload.js then takes the taxpayer to Documents, where the files are listed.
+    wait_until(
+        &c,
+        "the browser moved on to Documents",
+        "!window.beforeReload && document.readyState === 'complete' \
+         && location.pathname === '/documents' && document.getElementById('q') !== null",
+    )
+    .await;
+    let listed = listed_documents(&c).await;
+    for name in uploads.iter().chain(&["Form 1040.pdf"]) {
+        assert!(
+            listed.iter().any(|l| l == name),
+            "{name:?} is not listed: {listed:?}"
+        );
+    }
+
+    // Search for a word inside the PDF.
+    type_into(&c, "#q", "depreciation").await;
+    find_xpath(
+        &c,
+        "//form[@role='search']//button[normalize-space()='Search']",
+    )
+    .await
+    .click()
+    .await
+    .unwrap();
+    wait_until(
+        &c,
+        "the search results are shown",
+        "new URLSearchParams(location.search).get('q') === 'depreciation' \
+         && document.readyState === 'complete' && document.querySelector('#q') !== null",
+    )
+    .await;
+    expect_text(&text_of(&c).await, "1 document found");
+    assert_eq!(listed_documents(&c).await, ["Form 1040.pdf"]);
+
+    // Preview it: pdf.js loads it, lists its bookmark and draws the page.
+    let row = document_row("Form 1040.pdf");
+    find_xpath(&c, &format!("{row}//a[normalize-space()='View']"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &c,
+        "the PDF viewer shows 1 page",
+        "document.getElementById('page-count')?.textContent === '1'",
+    )
+    .await;
+    assert!(path(&c).await.ends_with("/view"), "{}", path(&c).await);
+    wait_until(
+        &c,
+        "the outline lists the bookmark Summary",
+        "Array.from(document.querySelectorAll('#outline a'), a => a.textContent).includes('Summary')",
+    )
+    .await;
+    // Some dark pixels on the canvas: the page's text has been drawn.
+    wait_until(
+        &c,
+        "the page is drawn on the canvas",
+        "(() => { const cv = document.getElementById('pdf-canvas'); \
+           const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data; \
+           for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && d[i] < 128) return true; \
+           return false; })()",
+    )
+    .await;
+    let error = c.find(Locator::Css("#pdf-error")).await.unwrap();
+    assert!(
+        !error.is_displayed().await.unwrap(),
+        "the viewer shows an error: {:?}",
+        error.prop("textContent").await.unwrap()
+    );
+    save_screenshot(&c, "preview.png").await;
+
+    // Back to the list: read the message from the More menu.
+    find_xpath(&c, "//a[normalize-space()='Back to Documents']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &c,
+        "the Documents page is back",
+        "location.pathname === '/documents' && document.readyState === 'complete' \
+         && document.querySelector('li.doc') !== null",
+    )
+    .await;
+    let menu = find_xpath(&c, &format!("{row}//details[contains(@class, 'more')]")).await;
+    menu.find(Locator::Css("summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &c,
+        "the More menu is open",
+        "document.querySelector('details.more[open]') !== null",
+    )
+    .await;
+    menu.find(Locator::XPath(
+        ".//button[normalize-space()='View Message']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_until(
+        &c,
+        "the message dialog is open",
+        "document.querySelector('dialog.message-dialog[open]') !== null",
+    )
+    .await;
+    let dialog = c
+        .find(Locator::Css("dialog.message-dialog[open]"))
+        .await
+        .unwrap();
+    let shown = dialog.text().await.unwrap();
+    expect_text(&shown, "Message from CPA");
+    expect_text(&shown, "Please review");
+    dialog
+        .find(Locator::XPath(".//button[normalize-space()='OK']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &c,
+        "the message dialog has closed",
+        "document.querySelector('dialog.message-dialog[open]') === null",
+    )
+    .await;
+    assert!(!dialog.is_displayed().await.unwrap());
 
     c.close().await.unwrap();
     drop(driver);

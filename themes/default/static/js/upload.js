@@ -394,7 +394,7 @@
     } else {
       announce('All files sent. The firm has been notified.');
       reloading = true;
-      setTimeout(() => window.location.reload(), 2500);  // so the Documents list shows them
+      setTimeout(() => window.location.assign('/documents'), 2500);  // where the new files are listed
     }
   }
 
