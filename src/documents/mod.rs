@@ -219,9 +219,45 @@ pub async fn list(state: &AppState, client_id: i64, filter: &Filter) -> AppResul
             }),
         }
     }
-    // Folders by name, newest tax year first ("2025 / Returns" before "2024 / ...").
-    folders.sort_by(|a, b| b.name.cmp(&a.name));
+    folders.sort_by(|a, b| folder_order(&a.name, &b.name));
     Ok(folders)
+}
+
+/// Year folders first, newest year first ("2025 / Returns" before "2024 / Returns"),
+/// then the others ("Uploaded") alphabetically.
+fn folder_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let year = |s: &str| s.split(" / ").next().and_then(|y| y.parse::<u32>().ok());
+    match (year(a), year(b)) {
+        (Some(x), Some(y)) => y.cmp(&x).then_with(|| a.cmp(b)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.to_lowercase().cmp(&b.to_lowercase()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn year_folders_come_first_newest_first() {
+        let mut f = vec![
+            "Uploaded",
+            "2024 / Returns",
+            "Organizers",
+            "2025 / Returns",
+            "2025 / K-1s",
+        ];
+        f.sort_by(|a, b| super::folder_order(a, b));
+        assert_eq!(
+            f,
+            [
+                "2025 / K-1s",
+                "2025 / Returns",
+                "2024 / Returns",
+                "Organizers",
+                "Uploaded"
+            ]
+        );
+    }
 }
 
 /// One of the client's documents, or 404 — the same for a missing id and for

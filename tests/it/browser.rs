@@ -507,6 +507,7 @@ async fn browser_documents_upload_search_and_preview() {
          && location.pathname === '/documents' && document.getElementById('q') !== null",
     )
     .await;
+    save_screenshot(&c, "documents-phone.png").await;
     let listed = listed_documents(&c).await;
     for name in uploads.iter().chain(&["Form 1040.pdf"]) {
         assert!(

@@ -598,3 +598,26 @@ fn walk(dir: &std::path::Path) -> usize {
         })
         .sum()
 }
+
+#[tokio::test]
+async fn the_search_index_can_be_rebuilt_from_scratch() {
+    let portal = TestPortal::start().await;
+    let jane = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    jane.upload(
+        "Brokerage statement.pdf",
+        &pdf_with_text("qualified dividends"),
+    )
+    .await;
+    portal.state.search.clear().unwrap();
+    jane.get("/documents?q=dividends")
+        .await
+        .expect("No documents match");
+    let n = portal::documents::content::reindex(&portal.state)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    jane.get("/documents?q=dividends")
+        .await
+        .expect("Brokerage statement.pdf");
+    portal.stop().await;
+}
