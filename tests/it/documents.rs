@@ -621,3 +621,27 @@ async fn the_search_index_can_be_rebuilt_from_scratch() {
         .expect("Brokerage statement.pdf");
     portal.stop().await;
 }
+
+#[tokio::test]
+async fn abandoned_uploads_are_cleaned_up() {
+    let portal = TestPortal::start().await;
+    let jane = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let location = jane
+        .create_upload("half.bin", "Uploaded", 200_000)
+        .await
+        .unwrap();
+    jane.patch_upload(&location, 0, vec![7; 131_072]).await;
+    assert_eq!(jane.upload_offset(&location).await, 131_072);
+    let incoming = portal.dir.path().join("data/documents/.incoming");
+    assert_eq!(std::fs::read_dir(&incoming).unwrap().count(), 1);
+
+    // A day without progress: housekeeping removes the upload and its partial file.
+    portal.sql("UPDATE uploads SET updated_at = updated_at - 25 * 3600");
+    portal::documents::upload::sweep(&portal.state)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_dir(&incoming).unwrap().count(), 0);
+    assert_eq!(portal.query_i64("SELECT count(*) FROM uploads"), 0);
+    assert!(!jane.get("/documents").await.has("half.bin"));
+    portal.stop().await;
+}
