@@ -235,31 +235,6 @@ fn folder_order(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn year_folders_come_first_newest_first() {
-        let mut f = vec![
-            "Uploaded",
-            "2024 / Returns",
-            "Organizers",
-            "2025 / Returns",
-            "2025 / K-1s",
-        ];
-        f.sort_by(|a, b| super::folder_order(a, b));
-        assert_eq!(
-            f,
-            [
-                "2025 / K-1s",
-                "2025 / Returns",
-                "2024 / Returns",
-                "Organizers",
-                "Uploaded"
-            ]
-        );
-    }
-}
-
 /// One of the client's documents, or 404 — the same for a missing id and for
 /// another client's id.
 pub async fn for_client(state: &AppState, client_id: i64, public_id: &str) -> AppResult<Document> {
@@ -294,4 +269,29 @@ pub async fn upload_folders(state: &AppState, client_id: i64) -> AppResult<Vec<S
         }
     }
     Ok(folders)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn year_folders_come_first_newest_first() {
+        let mut f = vec![
+            "Uploaded",
+            "2024 / Returns",
+            "Organizers",
+            "2025 / Returns",
+            "2025 / K-1s",
+        ];
+        f.sort_by(|a, b| super::folder_order(a, b));
+        assert_eq!(
+            f,
+            [
+                "2025 / K-1s",
+                "2025 / Returns",
+                "2024 / Returns",
+                "Organizers",
+                "Uploaded"
+            ]
+        );
+    }
 }
