@@ -33,6 +33,10 @@ pub struct AppState {
     pub web: WebSettings,
     pub store: Store,
     pub search: Arc<SearchIndex>,
+    /// Text extraction for search runs one document at a time.
+    pub indexing: Arc<tokio::sync::Semaphore>,
+    /// Resumable uploads being written right now (one request at a time each).
+    pub uploads_in_flight: Arc<crate::documents::upload::InFlight>,
     /// Bounds concurrent argon2 work (each hash takes its full memory cost), so a
     /// flood of sign-in attempts queues instead of exhausting memory.
     hash_slots: Arc<tokio::sync::Semaphore>,
@@ -68,6 +72,8 @@ impl AppState {
             web,
             store,
             search,
+            uploads_in_flight: Arc::default(),
+            indexing: Arc::new(tokio::sync::Semaphore::new(1)),
             hash_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             )),

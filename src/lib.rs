@@ -36,6 +36,16 @@ pub async fn serve(
 
     let mail = tokio::spawn(state.mailer.clone().run(stopped(stop_rx.clone())));
     let housekeeping = tokio::spawn(housekeeping(state.clone(), stopped(stop_rx.clone())));
+    let repair_state = state.clone();
+    tokio::spawn(async move {
+        match documents::content::repair(&repair_state).await {
+            Ok(Some(n)) => tracing::info!(documents = n, "search index rebuilt"),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "the search index could not be rebuilt; run `portal reindex`")
+            }
+        }
+    });
     tracing::info!("mail goes to the {}", state.mailer.describe());
     tracing::info!(
         "serving on http://{local} (public URL {})",

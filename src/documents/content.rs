@@ -22,14 +22,18 @@ pub fn stream_range(
 ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
     let store = state.store.clone();
-    let (blob, key, id) = (
+    let (blob, key, id, size) = (
         doc.blob.clone(),
         doc.wrapped_key.clone(),
         doc.public_id.clone(),
+        doc.size as u64,
     );
     tokio::task::spawn_blocking(move || {
         // Each chunk is decrypted into its own buffer and handed over without a copy.
         let result = store.open_blob(&blob, &key).and_then(|mut reader| {
+            if reader.len() != size {
+                return Err(StoreError::Integrity);
+            }
             let chunk = crate::infra::storage::CHUNK as u64;
             let end = end.min(reader.len());
             let mut pos = start;
@@ -68,10 +72,16 @@ pub fn stream_range(
 /// starts, for small files; large files are checked chunk by chunk as they stream).
 pub async fn read_all(state: &AppState, doc: &Document) -> AppResult<Vec<u8>> {
     let store = state.store.clone();
-    let (blob, key) = (doc.blob.clone(), doc.wrapped_key.clone());
-    tokio::task::spawn_blocking(move || store.open_blob(&blob, &key)?.read_all())
-        .await?
-        .map_err(|e| AppError::Internal(e.into()))
+    let (blob, key, size) = (doc.blob.clone(), doc.wrapped_key.clone(), doc.size as u64);
+    tokio::task::spawn_blocking(move || {
+        let mut reader = store.open_blob(&blob, &key)?;
+        if reader.len() != size {
+            return Err(StoreError::Integrity);
+        }
+        reader.read_all()
+    })
+    .await?
+    .map_err(|e| AppError::Internal(e.into()))
 }
 
 /// The text inside a PDF, or an empty string for anything else or a PDF that
@@ -130,6 +140,20 @@ pub async fn index(state: &AppState, docs: &[Document]) -> AppResult<()> {
     .map_err(AppError::Internal)
 }
 
+/// Indexes a client's upload in the background, one at a time: reading a PDF's
+/// text takes memory and time the upload's reply should not wait for.
+pub fn index_later(state: &AppState, doc: Document) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let Ok(_slot) = state.indexing.acquire().await else {
+            return;
+        };
+        if let Err(e) = index(&state, std::slice::from_ref(&doc)).await {
+            tracing::warn!(document = %doc.public_id, error = %e, "an upload could not be indexed; it is added at the next start or by `portal reindex`");
+        }
+    });
+}
+
 pub async fn unindex(state: &AppState, ids: Vec<String>) -> AppResult<()> {
     let search = state.search.clone();
     tokio::task::spawn_blocking(move || search.remove(&ids))
@@ -152,4 +176,25 @@ pub async fn reindex(state: &AppState) -> AppResult<usize> {
         index(state, batch).await?;
     }
     Ok(docs.len())
+}
+
+/// Rebuilds the index if it does not hold exactly the documents in the database
+/// (a crash between a commit and its indexing, or a lost index). Run at start.
+pub async fn repair(state: &AppState) -> AppResult<Option<usize>> {
+    let in_db: i64 = state
+        .db
+        .read(|conn| {
+            conn.query_row("SELECT count(*) FROM documents", [], |r| r.get(0))
+                .map_err(DbError::from)
+        })
+        .await?;
+    if state.search.count() == in_db as u64 {
+        return Ok(None);
+    }
+    tracing::warn!(
+        documents = in_db,
+        indexed = state.search.count(),
+        "the search index is out of date; rebuilding it"
+    );
+    Ok(Some(reindex(state).await?))
 }

@@ -58,7 +58,7 @@ pub struct Filter {
     /// Any of: pdf, image, office, other.
     #[serde(default, rename = "type")]
     pub kind: Vec<String>,
-    /// `newest` (default) or `oldest`; with a search and no choice, best match first.
+    /// `newest` or `oldest`; empty means best match first when searching, else newest.
     #[serde(default)]
     pub sort: String,
 }

@@ -119,7 +119,11 @@ pub async fn publish(
         })
         .await?;
     state.mailer.wake();
-    content::index(state, &docs).await?;
+    // The documents are published whatever happens to indexing; a miss is repaired
+    // by the index check at start or by `portal reindex`.
+    if let Err(e) = content::index(state, &docs).await {
+        tracing::warn!(error = %e, "published documents could not be indexed for search");
+    }
     Ok(docs)
 }
 
@@ -171,6 +175,20 @@ pub async fn notifications(state: &AppState) -> AppResult<Vec<Notification>> {
         .await?)
 }
 
+pub async fn unread_notifications(state: &AppState) -> AppResult<i64> {
+    Ok(state
+        .db
+        .read(|conn| {
+            conn.query_row(
+                "SELECT count(*) FROM staff_notifications WHERE read_at IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(DbError::from)
+        })
+        .await?)
+}
+
 pub async fn mark_notifications_read(state: &AppState) -> AppResult<()> {
     Ok(state
         .db
@@ -209,6 +227,12 @@ pub async fn record_access(
         .await?)
 }
 
+fn saved_meanwhile() -> DocumentError {
+    DocumentError::Refused(
+        "The firm has already saved this file, so it can no longer be changed here. Contact the firm.".into(),
+    )
+}
+
 fn own_upload(doc: &Document) -> DocResult<()> {
     if doc.origin != "client" {
         return Err(DocumentError::Refused(
@@ -241,7 +265,9 @@ pub async fn delete_own(
     state
         .db
         .write(move |tx| {
-            repo::delete(tx, id)?;
+            if !repo::delete_unsaved_upload(tx, id)? {
+                return Ok(Err(saved_meanwhile()));
+            }
             audit::append(
                 tx,
                 Entry {
@@ -252,9 +278,9 @@ pub async fn delete_own(
                     ip: &ip,
                 },
             )?;
-            Ok::<_, DbError>(())
+            Ok::<_, DbError>(Ok(()))
         })
-        .await?;
+        .await??;
     if let Err(e) = state.store.remove(&doc.blob) {
         tracing::error!(error = %e, "a deleted document's file could not be removed");
     }
@@ -285,7 +311,9 @@ pub async fn rename_own(
     state
         .db
         .write(move |tx| {
-            repo::rename(tx, id, &n)?;
+            if !repo::rename_unsaved_upload(tx, id, &n)? {
+                return Ok(Err(saved_meanwhile()));
+            }
             audit::append(
                 tx,
                 Entry {
@@ -296,9 +324,9 @@ pub async fn rename_own(
                     ip: &ip,
                 },
             )?;
-            Ok::<_, DbError>(())
+            Ok::<_, DbError>(Ok(()))
         })
-        .await?;
+        .await??;
     let mut renamed = doc.clone();
     renamed.name = name;
     content::index(state, &[renamed])

@@ -161,17 +161,25 @@ pub fn mark_saved(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
     )? == 1)
 }
 
-pub fn rename(conn: &Connection, id: i64, name: &str) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE documents SET name = ?2 WHERE id = ?1",
-        params![id, name],
-    )?;
-    Ok(())
-}
-
 pub fn delete(conn: &Connection, id: i64) -> rusqlite::Result<()> {
     conn.execute("DELETE FROM documents WHERE id = ?1", [id])?;
     Ok(())
+}
+
+/// Removes or renames a client's own upload only while the firm has not saved it
+/// (checked in the same statement, so a save that just happened wins).
+pub fn delete_unsaved_upload(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "DELETE FROM documents WHERE id = ?1 AND origin = 'client' AND saved_at IS NULL",
+        [id],
+    )? == 1)
+}
+
+pub fn rename_unsaved_upload(conn: &Connection, id: i64, name: &str) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "UPDATE documents SET name = ?2 WHERE id = ?1 AND origin = 'client' AND saved_at IS NULL",
+        params![id, name],
+    )? == 1)
 }
 
 /// Bytes a client has uploaded and that are still in the portal, plus uploads in progress.
@@ -275,8 +283,9 @@ pub fn stale_uploads(conn: &Connection, before: i64) -> rusqlite::Result<Vec<Upl
     stmt.query_map([before], upload_row)?.collect()
 }
 
-pub fn upload_blobs(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT blob FROM uploads")?;
+/// Every stored file name the database refers to.
+pub fn all_blobs(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT blob FROM documents UNION ALL SELECT blob FROM uploads")?;
     stmt.query_map([], |r| r.get(0))?.collect()
 }
 

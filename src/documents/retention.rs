@@ -15,6 +15,9 @@ use crate::infra::db::{DbError, now};
 pub fn due(state: &AppState, doc: &Document, all: &[Document], at: i64) -> Option<String> {
     let r = &state.config.retention;
     let days = |n: u32| i64::from(n) * 24 * 3600;
+    if doc.signature_status.as_deref() == Some("awaiting") {
+        return None; // never take away a document the client still has to sign
+    }
     match doc.origin.as_str() {
         "client" => {
             let saved = doc.saved_at?;
@@ -29,11 +32,14 @@ pub fn due(state: &AppState, doc: &Document, all: &[Document], at: i64) -> Optio
         }
         _ if doc.kind == "return" && r.keep_returns_until_next_year => {
             let year = doc.tax_year?;
+            // Superseded by a later year's return published after it (an amended
+            // or late return of an earlier year published later stays).
             let newer = all.iter().any(|d| {
                 d.client_id == doc.client_id
                     && d.origin == "firm"
                     && d.kind == "return"
                     && d.tax_year.is_some_and(|y| y > year)
+                    && d.created_at >= doc.created_at
             });
             newer.then(|| {
                 format!(

@@ -178,12 +178,21 @@ pub fn disposition(kind: &str, name: &str) -> String {
 /// Streams a document: whole or one range, as an attachment or (for safe types) inline.
 pub fn serve(req: &Request, state: &AppState, doc: &Document, inline: bool) -> Response {
     let len = doc.size as u64;
-    let range = match parse_range(
+    // A document's content never changes, so its id and size make a strong ETag;
+    // browsers send it back in If-Range to resume a download.
+    let etag = format!("\"{}-{len}\"", doc.public_id);
+    let header_str = |name| {
         req.headers()
-            .get(header::RANGE)
-            .and_then(|v| v.to_str().ok()),
-        len,
-    ) {
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let resumable = header_str(header::IF_RANGE).is_none_or(|v| v == etag);
+    let requested = if resumable {
+        header_str(header::RANGE)
+    } else {
+        None
+    };
+    let range = match parse_range(requested, len) {
         Ok(r) => r,
         Err(Unsatisfiable) => {
             return Response::builder()
@@ -202,6 +211,7 @@ pub fn serve(req: &Request, state: &AppState, doc: &Document, inline: bool) -> R
         .header(header::CONTENT_TYPE, content_type)
         .header(header::CONTENT_LENGTH, end - start)
         .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::ETAG, etag.as_str())
         .header(
             header::CONTENT_DISPOSITION,
             disposition(if inline { "inline" } else { "attachment" }, &doc.name),

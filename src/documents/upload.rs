@@ -21,6 +21,36 @@ use crate::infra::mail;
 use crate::infra::storage::{BlobWriter, Progress};
 use crate::infra::web::Visitor;
 
+/// Uploads being written right now. A second request for the same upload (two
+/// tabs, or a retry while the first request still runs) is refused rather than
+/// letting two writers append to one file.
+#[derive(Default)]
+pub struct InFlight(std::sync::Mutex<std::collections::HashSet<i64>>);
+
+struct Claim<'a> {
+    set: &'a InFlight,
+    id: i64,
+}
+
+impl InFlight {
+    fn claim(&self, id: i64) -> Option<Claim<'_>> {
+        let inserted = self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
+        // Built only when claimed: a refused claim must not run `Drop` (which would
+        // release the holder's claim).
+        inserted.then(|| Claim { set: self, id })
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.set
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
 /// Uploads untouched for this long are abandoned and removed.
 pub const ABANDONED_AFTER: Duration = Duration::from_secs(24 * 3600);
 
@@ -149,8 +179,29 @@ where
     S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
 {
     let upload = find(state, client.id, id).await?;
+    let Some(_claim) = state.uploads_in_flight.claim(upload.id) else {
+        return Err(refused(
+            "offset mismatch: this file is already being sent by another request",
+        ));
+    };
+    // Read again under the claim: a request that just finished may have moved it on.
+    let upload = find(state, client.id, id).await?;
     if let Some(done) = upload.document_id {
         return Ok(Appended::AlreadyComplete(done));
+    }
+    if state.store.is_stored(&upload.blob) {
+        // Stored completely before a crash or error kept it from being recorded:
+        // record it now instead of failing every retry.
+        let doc = complete(
+            state,
+            client,
+            &upload,
+            &upload.blob,
+            &upload.wrapped_key,
+            visitor,
+        )
+        .await?;
+        return Ok(Appended::Complete(Box::new(doc)));
     }
     let (committed, length) = offset_of(&upload);
     if offset != committed {
@@ -338,9 +389,7 @@ async fn complete(
         })
         .await?;
     state.mailer.wake();
-    if let Err(e) = content::index(state, std::slice::from_ref(&doc)).await {
-        tracing::warn!(error = %e, "an upload could not be indexed for search; `portal reindex` will add it");
-    }
+    content::index_later(state, doc.clone());
     Ok(doc)
 }
 
@@ -362,6 +411,11 @@ pub async fn staff_recipients(state: &AppState) -> DocResult<Vec<String>> {
 /// Cancels an upload and removes what was sent.
 pub async fn cancel(state: &AppState, client_id: i64, id: &str) -> DocResult<()> {
     let upload = find(state, client_id, id).await?;
+    let Some(_claim) = state.uploads_in_flight.claim(upload.id) else {
+        return Err(refused(
+            "offset mismatch: this file is being sent right now; try again in a moment",
+        ));
+    };
     let row = upload.id;
     state
         .db
@@ -391,18 +445,34 @@ pub async fn sweep(state: &AppState) -> DocResult<usize> {
             state.store.discard(&u.blob);
         }
     }
-    let live = state
+    // Files of no upload and no document: abandoned temp files after an hour,
+    // stored files after a day (left by a crash between storing and recording).
+    let known = state
         .db
-        .read(|conn| repo::upload_blobs(conn).map_err(DbError::from))
+        .read(|conn| repo::all_blobs(conn).map_err(DbError::from))
         .await?;
+    let known: std::collections::HashSet<String> = known.into_iter().collect();
     let store = state.store.clone();
     let orphans = tokio::task::spawn_blocking(move || {
-        store.sweep_incoming(
-            &|name| live.iter().any(|b| b == name),
-            Duration::from_secs(3600),
-        )
+        store.sweep_incoming(&|name| known.contains(name), Duration::from_secs(3600))
+            + store.sweep_stored(&|name| known.contains(name), ABANDONED_AFTER)
     })
     .await
     .map_err(AppError::from)?;
     Ok(stale.len() + orphans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InFlight;
+
+    #[test]
+    fn a_refused_claim_leaves_the_holder_alone() {
+        let set = InFlight::default();
+        let held = set.claim(1).expect("first claim");
+        assert!(set.claim(1).is_none(), "second claim refused");
+        assert!(set.claim(1).is_none(), "still held after a refusal");
+        drop(held);
+        assert!(set.claim(1).is_some(), "free again");
+    }
 }

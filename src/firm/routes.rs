@@ -44,6 +44,8 @@ pub fn add_public(route: Route) -> Route {
 pub struct StaffSession {
     pub staff: Staff,
     pub token: String,
+    /// Unread notifications, shown beside Inbox on every staff page.
+    pub unread: i64,
 }
 
 impl<'a> FromRequest<'a> for StaffSession {
@@ -63,7 +65,14 @@ impl<'a> FromRequest<'a> for StaffSession {
         };
         let staff = super::staff_by_id(state, id).await.map_err(into_app)?;
         match staff {
-            Some(staff) if staff.disabled_at.is_none() => Ok(StaffSession { staff, token }),
+            Some(staff) if staff.disabled_at.is_none() => {
+                let unread = crate::documents::publish::unread_notifications(state).await?;
+                Ok(StaffSession {
+                    staff,
+                    token,
+                    unread,
+                })
+            }
             _ => Err(sign_in().into()),
         }
     }
@@ -84,7 +93,7 @@ pub fn staff_page(
     status: StatusCode,
     ctx: minijinja::Value,
 ) -> AppResult<Response> {
-    let staff = context! { name => who.staff.name.clone(), email => who.staff.email.clone() };
+    let staff = context! { name => who.staff.name.clone(), email => who.staff.email.clone(), unread => who.unread };
     Ok(page::render(
         req,
         &state.renderer,

@@ -16,7 +16,10 @@ use tantivy::schema::{
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
 
 pub struct SearchIndex {
-    writer: Mutex<IndexWriter>,
+    index: Index,
+    /// Opened on the first write: tantivy's writer lock is exclusive to one
+    /// process, and most commands (and readers) never write.
+    writer: Mutex<Option<IndexWriter>>,
     reader: IndexReader,
     parser: QueryParser,
     f: Fields,
@@ -73,7 +76,6 @@ impl SearchIndex {
                 Index::open_or_create(MmapDirectory::open(dir)?, schema)?
             }
         };
-        let writer = index.writer(32 * 1024 * 1024)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -84,53 +86,83 @@ impl SearchIndex {
         parser.set_field_boost(f.name, 3.0);
         parser.set_field_boost(f.folder, 2.0);
         Ok(SearchIndex {
-            writer: Mutex::new(writer),
+            index,
+            writer: Mutex::new(None),
             reader,
             parser,
             f,
         })
     }
 
-    fn writer(&self) -> anyhow::Result<std::sync::MutexGuard<'_, IndexWriter>> {
-        self.writer
+    /// Runs `f` with the index writer, opening it on first use.
+    fn with_writer<T>(
+        &self,
+        f: impl FnOnce(&mut IndexWriter) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let mut slot = self
+            .writer
             .lock()
-            .map_err(|_| anyhow::anyhow!("search index writer poisoned"))
+            .map_err(|_| anyhow::anyhow!("search index writer poisoned"))?;
+        if slot.is_none() {
+            let writer = self.index.writer(32 * 1024 * 1024).map_err(|e| match e {
+                tantivy::TantivyError::LockFailure(..) => anyhow::anyhow!(
+                    "the search index is in use by a running portal; stop it first (it also repairs the index at start)"
+                ),
+                other => other.into(),
+            })?;
+            *slot = Some(writer);
+        }
+        let writer = slot
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("search index writer missing"))?;
+        f(writer)
+    }
+
+    /// How many documents the index holds.
+    pub fn count(&self) -> u64 {
+        self.reader.searcher().num_docs()
     }
 
     /// Adds or replaces documents, then makes them searchable.
     pub fn upsert(&self, entries: &[Entry]) -> anyhow::Result<()> {
-        let mut w = self.writer()?;
-        for e in entries {
-            w.delete_term(Term::from_field_text(self.f.id, e.id));
-            w.add_document(doc!(
-                self.f.id => e.id,
-                self.f.owner => e.owner as u64,
-                self.f.name => e.name,
-                self.f.folder => e.folder,
-                self.f.message => e.message,
-                self.f.content => e.content,
-            ))?;
-        }
-        w.commit()?;
+        self.with_writer(|w| {
+            for e in entries {
+                w.delete_term(Term::from_field_text(self.f.id, e.id));
+                w.add_document(doc!(
+                    self.f.id => e.id,
+                    self.f.owner => e.owner as u64,
+                    self.f.name => e.name,
+                    self.f.folder => e.folder,
+                    self.f.message => e.message,
+                    self.f.content => e.content,
+                ))?;
+            }
+            w.commit()?;
+            Ok(())
+        })?;
         self.reader.reload()?;
         Ok(())
     }
 
     pub fn remove(&self, ids: &[String]) -> anyhow::Result<()> {
-        let mut w = self.writer()?;
-        for id in ids {
-            w.delete_term(Term::from_field_text(self.f.id, id));
-        }
-        w.commit()?;
+        self.with_writer(|w| {
+            for id in ids {
+                w.delete_term(Term::from_field_text(self.f.id, id));
+            }
+            w.commit()?;
+            Ok(())
+        })?;
         self.reader.reload()?;
         Ok(())
     }
 
     /// Empties the index (before a rebuild).
     pub fn clear(&self) -> anyhow::Result<()> {
-        let mut w = self.writer()?;
-        w.delete_all_documents()?;
-        w.commit()?;
+        self.with_writer(|w| {
+            w.delete_all_documents()?;
+            w.commit()?;
+            Ok(())
+        })?;
         self.reader.reload()?;
         Ok(())
     }

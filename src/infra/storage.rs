@@ -142,6 +142,9 @@ impl Store {
             .open(self.incoming_path(&progress.blob))?;
         file.write_all(MAGIC)?;
         file.write_all(&prefix)?;
+        // The header must survive a power cut, or a resumed upload could never be read.
+        file.sync_all()?;
+        sync_dir(&self.incoming)?;
         Ok(BlobWriter {
             cipher: ChaCha20Poly1305::new(Key::from_slice(&file_key)),
             store: self.clone(),
@@ -197,8 +200,16 @@ impl Store {
         if &header[..MAGIC.len()] != MAGIC {
             return Err(StoreError::Integrity);
         }
-        let body = file_len - HEADER as u64;
+        let body = file_len
+            .checked_sub(HEADER as u64)
+            .ok_or(StoreError::Integrity)?;
         let chunks = body.div_ceil((CHUNK + TAG) as u64).max(1);
+        // Only an empty file has an empty last chunk; a last chunk of a tag or less
+        // means the file was cut inside it.
+        let last = body - (chunks - 1) * (CHUNK + TAG) as u64;
+        if last < TAG as u64 || (last == TAG as u64 && chunks > 1) {
+            return Err(StoreError::Integrity);
+        }
         let len = body
             .checked_sub(chunks * TAG as u64)
             .ok_or(StoreError::Integrity)?;
@@ -211,6 +222,44 @@ impl Store {
             chunks,
             len,
         })
+    }
+
+    /// Whether a finished file with this name is in the store.
+    pub fn is_stored(&self, blob: &str) -> bool {
+        self.path(blob).is_ok_and(|p| p.is_file())
+    }
+
+    /// Deletes finished files that no document owns (a crash between storing a
+    /// file and recording it, or a removal that failed), if older than `older_than`.
+    pub fn sweep_stored(
+        &self,
+        keep: &dyn Fn(&str) -> bool,
+        older_than: std::time::Duration,
+    ) -> usize {
+        let Ok(dirs) = fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for dir in dirs.flatten() {
+            let name = dir.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !dir.path().is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+                let blob = entry.file_name().to_string_lossy().into_owned();
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > older_than);
+                if old && !keep(&blob) && fs::remove_file(entry.path()).is_ok() {
+                    tracing::warn!(blob = %blob, "removed a stored file that no document refers to");
+                    removed += 1;
+                }
+            }
+        }
+        removed
     }
 
     /// Deletes unfinished files not touched for `older_than` (abandoned uploads).
@@ -322,9 +371,13 @@ impl BlobWriter {
         self.file.sync_all()?;
         let target = self.store.path(&self.progress.blob)?;
         let dir = target.parent().map(Path::to_path_buf).unwrap_or_default();
-        fs::create_dir_all(&dir)?;
+        if !dir.exists() {
+            fs::create_dir_all(&dir)?;
+            sync_dir(&self.store.dir)?;
+        }
         fs::rename(self.store.incoming_path(&self.progress.blob), &target)?;
         sync_dir(&dir)?;
+        sync_dir(&self.store.incoming)?;
         self.finished = true;
         Ok(Sealed {
             blob: self.progress.blob.clone(),
@@ -490,10 +543,22 @@ mod tests {
         fs::write(&path, &bad).unwrap();
         let mut r = store.open_blob(&sealed.blob, &sealed.wrapped_key).unwrap();
         assert!(matches!(r.read_all(), Err(StoreError::Integrity)));
-        // Cutting off the last chunk is caught too.
+        // Cutting off the last chunk is caught too, wherever the cut falls.
         fs::write(&path, &raw[..HEADER + CHUNK + TAG]).unwrap();
         let mut r = store.open_blob(&sealed.blob, &sealed.wrapped_key).unwrap();
         assert!(matches!(r.read_all(), Err(StoreError::Integrity)));
+        let last_chunk = (raw.len() - HEADER) % (CHUNK + TAG);
+        let before_last = raw.len() - last_chunk;
+        for kept in [1, TAG - 1, TAG, TAG + 1, last_chunk - 1] {
+            fs::write(&path, &raw[..before_last + kept]).unwrap();
+            let outcome = store
+                .open_blob(&sealed.blob, &sealed.wrapped_key)
+                .and_then(|mut r| r.read_all());
+            assert!(
+                matches!(outcome, Err(StoreError::Integrity)),
+                "cut keeping {kept} bytes of the last chunk"
+            );
+        }
         drop(dir);
     }
 

@@ -118,6 +118,26 @@ async fn staff_publish_and_the_client_finds_views_and_downloads() {
         part.headers["content-range"].to_str().unwrap(),
         format!("bytes 10-19/{}", pdf.len())
     );
+    // A browser resuming with If-Range gets the rest only if the file is the same.
+    let etag = download.headers["etag"].to_str().unwrap().to_string();
+    let resumed = jane
+        .raw(
+            jane.http()
+                .get(jane.url(&format!("/documents/{id}/download")))
+                .header("Range", "bytes=10-")
+                .header("If-Range", &etag),
+        )
+        .await;
+    assert_eq!((resumed.status, &resumed.body[..]), (206, &pdf[10..]));
+    let changed = jane
+        .raw(
+            jane.http()
+                .get(jane.url(&format!("/documents/{id}/download")))
+                .header("Range", "bytes=10-")
+                .header("If-Range", "\"other\""),
+        )
+        .await;
+    assert_eq!((changed.status, changed.body.len()), (200, pdf.len()));
     let bad = jane
         .raw(
             jane.http()
@@ -464,6 +484,7 @@ async fn staff_see_uploads_in_the_inbox_and_save_them_then_clients_cannot_change
     .await
     .expect("The file was renamed");
 
+    staff.get("/staff").await.expect("unread");
     let inbox = staff.get("/staff/inbox").await;
     inbox
         .expect("Jane Doe sent W-2 Acme.pdf")
@@ -536,9 +557,14 @@ async fn retention_removes_what_it_should_and_nothing_else() {
     portal.sql(&format!(
         "UPDATE documents SET created_at = created_at - 400 * {day} WHERE public_id = '{unsaved}'"
     ));
-    // Returns: 2023 superseded by 2024; 2024 stays however old.
+    // Returns: 2023 superseded by 2024; 2024 stays however old; an amended 2022
+    // return published after the 2024 one stays too.
     let client_row = portal.query_i64(&format!("SELECT id FROM clients WHERE public_id = '{cid}'"));
-    for (name, year) in [("2023 return.pdf", 2023), ("2024 return.pdf", 2024)] {
+    for (name, year, age_days) in [
+        ("2023 return.pdf", 2023, 800),
+        ("2024 return.pdf", 2024, 700),
+        ("2022 amended return.pdf", 2022, 10),
+    ] {
         staff
             .publish(
                 &cid,
@@ -547,7 +573,7 @@ async fn retention_removes_what_it_should_and_nothing_else() {
                 &[(name, b"r".to_vec())],
             )
             .await;
-        portal.sql(&format!("UPDATE documents SET kind = 'return', tax_year = {year}, created_at = created_at - 800 * {day} WHERE name = '{name}' AND client_id = {client_row}"));
+        portal.sql(&format!("UPDATE documents SET kind = 'return', tax_year = {year}, created_at = created_at - {age_days} * {day} WHERE name = '{name}' AND client_id = {client_row}"));
     }
 
     let removed = portal::documents::retention::run(&portal.state)
@@ -563,6 +589,7 @@ async fn retention_removes_what_it_should_and_nothing_else() {
         "not saved.pdf",
         "new letter.pdf",
         "2024 return.pdf",
+        "2022 amended return.pdf",
     ] {
         assert!(list.has(kept), "{kept} should stay");
     }
@@ -608,6 +635,14 @@ async fn the_search_index_can_be_rebuilt_from_scratch() {
         &pdf_with_text("qualified dividends"),
     )
     .await;
+    // Uploads are indexed in the background: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while portal.state.search.count() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    jane.get("/documents?q=dividends")
+        .await
+        .expect("Brokerage statement.pdf");
     portal.state.search.clear().unwrap();
     jane.get("/documents?q=dividends")
         .await
@@ -643,5 +678,86 @@ async fn abandoned_uploads_are_cleaned_up() {
     assert_eq!(std::fs::read_dir(&incoming).unwrap().count(), 0);
     assert_eq!(portal.query_i64("SELECT count(*) FROM uploads"), 0);
     assert!(!jane.get("/documents").await.has("half.bin"));
+    portal.stop().await;
+}
+
+#[tokio::test]
+async fn two_requests_for_one_upload_cannot_interleave() {
+    let portal = TestPortal::start().await;
+    let jane = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    let location = jane
+        .create_upload("twice.bin", "Uploaded", data.len())
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        jane.patch_upload(&location, 0, data.clone()),
+        jane.patch_upload(&location, 0, data.clone())
+    );
+    let statuses = [a.status, b.status];
+    assert!(statuses.contains(&204), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 204 || *s == 409),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        portal.query_i64("SELECT count(*) FROM documents WHERE name = 'twice.bin'"),
+        1
+    );
+    let id = portal.query_text("SELECT public_id FROM documents WHERE name = 'twice.bin'");
+    let got = jane
+        .raw(
+            jane.http()
+                .get(jane.url(&format!("/documents/{id}/download"))),
+        )
+        .await;
+    assert_eq!(got.body, data);
+    portal.stop().await;
+}
+
+#[tokio::test]
+async fn search_results_come_best_match_first_unless_a_sort_is_chosen() {
+    let portal = TestPortal::start().await;
+    let jane = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let staff = staff_browser(&portal).await;
+    let cid = portal.client_id("jane@example.com");
+    // The better match (the word in its name) is published first, so it is older.
+    staff
+        .publish(
+            &cid,
+            "2025 / Returns",
+            "",
+            &[(
+                "Depreciation schedule.pdf",
+                pdf_with_text("depreciation depreciation"),
+            )],
+        )
+        .await;
+    staff
+        .publish(
+            &cid,
+            "2025 / Returns",
+            "",
+            &[("Letter.pdf", pdf_with_text("see the depreciation note"))],
+        )
+        .await;
+    portal.sql("UPDATE documents SET created_at = created_at - 3600 WHERE name = 'Depreciation schedule.pdf'");
+    let order = |body: &str| -> Vec<String> {
+        regex::Regex::new(r#"class="doc-name"[^>]*>([^<]+)<"#)
+            .unwrap()
+            .captures_iter(body)
+            .map(|c| c[1].to_string())
+            .collect()
+    };
+    let best = jane.get("/documents?q=depreciation&sort=").await;
+    assert_eq!(
+        order(&best.body),
+        ["Depreciation schedule.pdf", "Letter.pdf"]
+    );
+    let newest = jane.get("/documents?q=depreciation&sort=newest").await;
+    assert_eq!(
+        order(&newest.body),
+        ["Letter.pdf", "Depreciation schedule.pdf"]
+    );
     portal.stop().await;
 }
