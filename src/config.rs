@@ -40,6 +40,10 @@ pub struct Documents {
     pub client_quota_mb: u64,
     /// Folders a client can choose when sending files; the first is the default.
     pub upload_folders: Vec<String>,
+    /// Index the text inside PDFs for search. The index (`<data_dir>/search`) is
+    /// not encrypted, so it holds those words in the clear; `false` indexes only
+    /// names, folders and messages.
+    pub index_text: bool,
     /// PDFs up to this size (MiB) have their text indexed for search.
     pub index_text_max_mb: u64,
 }
@@ -51,6 +55,7 @@ impl Default for Documents {
             max_files_per_upload: 20,
             client_quota_mb: 10240,
             upload_folders: vec!["Uploaded".into()],
+            index_text: true,
             index_text_max_mb: 64,
         }
     }
@@ -626,6 +631,26 @@ mod tests {
             load_toml("[firm]\nname = \"Smith CPA\"\n[accounts]\nsignup = \"open\"\n").unwrap();
         assert_eq!(loaded.config.firm.name, "Smith CPA");
         assert_eq!(loaded.config.accounts.signup, Signup::Open);
+    }
+
+    #[test]
+    fn the_sample_portal_toml_is_complete_and_matches_the_defaults() {
+        let loaded = load_toml(include_str!("../portal.toml")).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let sample = serde_json::to_value(&loaded.config).unwrap();
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        assert_eq!(
+            sample, defaults,
+            "portal.toml must document every key at its default"
+        );
+        let text = include_str!("../portal.toml");
+        for key in known_keys() {
+            let leaf = key.rsplit('.').next().unwrap();
+            assert!(
+                text.contains(&format!("\n{leaf} =")),
+                "portal.toml does not document {key}"
+            );
+        }
     }
 
     #[test]

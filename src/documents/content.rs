@@ -104,7 +104,8 @@ pub fn pdf_text(bytes: &[u8]) -> String {
 }
 
 fn wants_text(state: &AppState, doc: &Document) -> bool {
-    doc.mime == "application/pdf"
+    state.config.documents.index_text
+        && doc.mime == "application/pdf"
         && (doc.size as u64) <= state.config.documents.index_text_max_mb * 1024 * 1024
 }
 
