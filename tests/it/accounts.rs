@@ -513,3 +513,22 @@ async fn parallel_guesses_cannot_exceed_the_attempt_limits() {
         .expect("Too many wrong codes");
     portal.stop().await;
 }
+
+#[tokio::test]
+async fn a_right_pin_with_no_code_left_to_send_lands_on_the_code_page() {
+    let portal = TestPortal::start_with(|c| c.accounts.codes_per_email_per_hour = 2).await;
+    portal.invite("Jane Doe", "jane@example.com").await;
+    let b = portal.browser();
+    b.sign_up(&portal, "Jane Doe", "jane@example.com", PIN)
+        .await; // code 1
+    b.sign_in(&portal, "jane@example.com", PIN).await; // code 2
+    let other = portal.browser();
+    other
+        .post("/signin", &[("email", "jane@example.com")])
+        .await;
+    let page = other.post("/signin/pin", &[("pin", PIN)]).await;
+    page.expect("Enter your access code")
+        .expect("Too many codes were asked for");
+    assert_eq!(page.status, 422);
+    portal.stop().await;
+}

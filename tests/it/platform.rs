@@ -146,3 +146,60 @@ async fn a_theme_directory_rebrands_the_portal() {
     assert!(css.contains("--brand: #aa3300"));
     portal.stop().await;
 }
+
+#[tokio::test]
+async fn over_https_cookies_are_host_prefixed_and_hsts_is_sent() {
+    let portal =
+        TestPortal::start_with(|c| c.server.public_url = "https://portal.example.com".into()).await;
+    let resp = reqwest::get(format!("{}/signin", portal.url))
+        .await
+        .unwrap();
+    let h = resp.headers();
+    assert!(
+        h["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=")
+    );
+    let cookie = h["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.starts_with("__Host-portal_browser=")
+            && cookie.contains("Secure")
+            && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+    portal.stop().await;
+}
+
+#[tokio::test]
+async fn sign_in_events_are_in_the_audit_log() {
+    let portal = TestPortal::start().await;
+    let b = portal
+        .client("Jane Doe", "jane@example.com", "482913")
+        .await;
+    b.post("/signout", &[]).await;
+    let other = portal.browser();
+    other
+        .post("/signin", &[("email", "jane@example.com")])
+        .await;
+    other.post("/signin/pin", &[("pin", "000001")]).await;
+    for event in [
+        "client_invited",
+        "access_code_requested",
+        "signup",
+        "signin",
+        "signout",
+        "signin_failed",
+    ] {
+        let n = portal.query_i64(&format!(
+            "SELECT count(*) FROM audit_log WHERE event = '{event}'"
+        ));
+        assert!(n >= 1, "no {event} entry in the audit log");
+    }
+    let detail = portal.query_text("SELECT detail FROM audit_log WHERE event = 'signin_failed'");
+    assert_eq!(detail, "wrong PIN");
+    // Codes and PINs never reach the audit log.
+    let all = portal.query_text("SELECT group_concat(subject || detail, ' ') FROM audit_log");
+    assert!(!all.contains("482913") && !all.contains("000001"));
+    portal.stop().await;
+}

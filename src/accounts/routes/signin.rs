@@ -163,6 +163,11 @@ pub async fn pin(
             else {
                 return Ok(see_other("/signin?notice=expired"));
             };
+            // The PIN was right but no code could be sent yet (a rate limit): the
+            // next step is the code page, where "Send a new code" works later.
+            if flow.stage == "code" {
+                return SIGNIN_CODE.render(req, state, None, &flow.email, Some(message), None);
+            }
             pin_page(req, state, &flow.email, Some(message))
         }
     }
