@@ -152,7 +152,6 @@ impl Store {
             progress,
             expected_len,
             pending: Vec::with_capacity(CHUNK),
-            finished: false,
         })
     }
 
@@ -170,7 +169,6 @@ impl Store {
             progress,
             expected_len: Some(expected_len),
             pending: Vec::with_capacity(CHUNK),
-            finished: false,
         };
         writer.file.seek(SeekFrom::Start(end))?;
         Ok(writer)
@@ -239,27 +237,10 @@ impl Store {
         let Ok(dirs) = fs::read_dir(&self.dir) else {
             return 0;
         };
-        let mut removed = 0;
-        for dir in dirs.flatten() {
-            let name = dir.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || !dir.path().is_dir() {
-                continue;
-            }
-            for entry in fs::read_dir(dir.path()).into_iter().flatten().flatten() {
-                let blob = entry.file_name().to_string_lossy().into_owned();
-                let old = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age > older_than);
-                if old && !keep(&blob) && fs::remove_file(entry.path()).is_ok() {
-                    tracing::warn!(blob = %blob, "removed a stored file that no document refers to");
-                    removed += 1;
-                }
-            }
-        }
-        removed
+        dirs.flatten()
+            .filter(|d| !d.file_name().to_string_lossy().starts_with('.') && d.path().is_dir())
+            .map(|d| sweep_dir(&d.path(), keep, older_than))
+            .sum()
     }
 
     /// Deletes unfinished files not touched for `older_than` (abandoned uploads).
@@ -268,24 +249,31 @@ impl Store {
         keep: &dyn Fn(&str) -> bool,
         older_than: std::time::Duration,
     ) -> usize {
-        let Ok(entries) = fs::read_dir(&self.incoming) else {
-            return 0;
-        };
-        let mut removed = 0;
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > older_than);
-            if old && !keep(&name) && fs::remove_file(entry.path()).is_ok() {
-                removed += 1;
-            }
-        }
-        removed
+        sweep_dir(&self.incoming, keep, older_than)
     }
+}
+
+/// Removes the files in `dir` that `keep` does not claim and that nobody has
+/// touched for `older_than`; returns how many went.
+fn sweep_dir(dir: &Path, keep: &dyn Fn(&str) -> bool, older_than: std::time::Duration) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > older_than);
+        if old && !keep(&name) && fs::remove_file(entry.path()).is_ok() {
+            tracing::warn!(file = %name, dir = %dir.display(), "removed a file that nothing refers to");
+            removed += 1;
+        }
+    }
+    removed
 }
 
 fn nonce(prefix: &[u8], index: u32, last: bool) -> Nonce {
@@ -305,7 +293,6 @@ pub struct BlobWriter {
     progress: Progress,
     expected_len: Option<u64>,
     pending: Vec<u8>,
-    finished: bool,
 }
 
 impl BlobWriter {
@@ -378,7 +365,6 @@ impl BlobWriter {
         fs::rename(self.store.incoming_path(&self.progress.blob), &target)?;
         sync_dir(&dir)?;
         sync_dir(&self.store.incoming)?;
-        self.finished = true;
         Ok(Sealed {
             blob: self.progress.blob.clone(),
             wrapped_key: self.progress.wrapped_key.clone(),
@@ -387,8 +373,7 @@ impl BlobWriter {
     }
 
     /// Abandons the file and removes what was written.
-    pub fn abort(mut self) {
-        self.finished = true;
+    pub fn abort(self) {
         self.store.discard(&self.progress.blob);
     }
 }
