@@ -474,6 +474,7 @@ async fn browser_documents_upload_search_and_preview() {
         "document.querySelectorAll('#upload-list li.upload-row[data-state=ready]').length === 2",
     )
     .await;
+    save_screenshot(&c, "send-files-phone.png").await;
     // A mark that the navigation after sending wipes out.
     c.execute("window.beforeReload = true;", vec![])
         .await
