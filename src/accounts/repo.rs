@@ -40,41 +40,34 @@ fn client_row(r: &Row) -> rusqlite::Result<Client> {
     })
 }
 
-pub fn client_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<Client>> {
+/// One client (with its primary address) matching `condition` on `?1`.
+fn client_where(
+    conn: &Connection,
+    condition: &str,
+    value: &dyn rusqlite::ToSql,
+) -> rusqlite::Result<Option<Client>> {
     conn.query_row(
         &format!(
             "SELECT {CLIENT_COLUMNS} FROM clients c JOIN client_emails e ON e.client_id = c.id AND e.is_primary = 1
-             WHERE c.id = ?1"
+             WHERE {condition}"
         ),
-        [id],
+        [value],
         client_row,
     )
     .optional()
+}
+
+pub fn client_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<Client>> {
+    client_where(conn, "c.id = ?1", &id)
 }
 
 /// The client whose primary (sign-in) address this is. Merged addresses do not match.
 pub fn client_by_primary_email(conn: &Connection, key: &str) -> rusqlite::Result<Option<Client>> {
-    conn.query_row(
-        &format!(
-            "SELECT {CLIENT_COLUMNS} FROM clients c JOIN client_emails e ON e.client_id = c.id AND e.is_primary = 1
-             WHERE e.email_key = ?1"
-        ),
-        [key],
-        client_row,
-    )
-    .optional()
+    client_where(conn, "e.email_key = ?1", &key)
 }
 
 pub fn client_by_public_id(conn: &Connection, public_id: &str) -> rusqlite::Result<Option<Client>> {
-    conn.query_row(
-        &format!(
-            "SELECT {CLIENT_COLUMNS} FROM clients c JOIN client_emails e ON e.client_id = c.id AND e.is_primary = 1
-             WHERE c.public_id = ?1"
-        ),
-        [public_id],
-        client_row,
-    )
-    .optional()
+    client_where(conn, "c.public_id = ?1", &public_id)
 }
 
 pub fn list_clients(conn: &Connection) -> rusqlite::Result<Vec<Client>> {
