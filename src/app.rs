@@ -1,6 +1,7 @@
 //! Composition root: builds the shared state and the route tree, nothing else.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use poem::middleware::CookieJarManager;
 use poem::{Endpoint, EndpointExt, Response, Route};
@@ -15,6 +16,7 @@ use crate::infra::render::{RenderedEmail, Renderer};
 use crate::infra::search::SearchIndex;
 use crate::infra::storage::Store;
 use crate::infra::web::WebSettings;
+use crate::infra::web::body_rate::MinBodyRate;
 use crate::infra::web::cookies::CookieNames;
 use crate::infra::web::csrf::BrowserIdMiddleware;
 use crate::infra::web::headers::SecurityHeaders;
@@ -46,9 +48,19 @@ impl AppState {
     /// Opens the data directory (creating it on first start) and everything in it.
     pub fn open(config: Config) -> anyhow::Result<Self> {
         let data = &config.storage.data_dir;
-        std::fs::create_dir_all(data).map_err(|e| {
+        crate::infra::fsutil::private_by_default();
+        crate::infra::fsutil::private_dir(data).map_err(|e| {
             anyhow::anyhow!("cannot create the data directory {}: {e}", data.display())
         })?;
+        let outbox = config.outbox_dir();
+        if config.mail.smtp_host.is_empty() {
+            crate::infra::fsutil::private_dir(&outbox).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot create the outbox directory {}: {e}",
+                    outbox.display()
+                )
+            })?;
+        }
         let db = Db::open(&data.join("portal.db"))?;
         let key = SecretKey::load_or_create(&data.join("keys").join("secret.key"))?;
         let store = Store::open(data, &data.join("keys"))?;
@@ -59,6 +71,7 @@ impl AppState {
         let web = WebSettings {
             https: config.is_https(),
             trust_proxy_headers: config.server.trust_proxy_headers,
+            trusted_proxies: Arc::new(config.server.proxy_networks().unwrap_or_default()),
             cookies: CookieNames::new(config.is_https()),
         };
         Ok(AppState {
@@ -120,6 +133,10 @@ pub fn build(state: AppState) -> impl Endpoint<Output = Response> {
             async move { crate::error::error_page(&state, err) }
         })
         .with(BrowserIdMiddleware)
+        .with(MinBodyRate {
+            grace: Duration::from_secs(u64::from(state.config.server.body_timeout_seconds)),
+            min_bytes_per_second: state.config.server.body_min_bytes_per_second,
+        })
         .with(CookieJarManager::new())
         .with(SecurityHeaders)
         .data(state.key.clone())

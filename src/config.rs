@@ -98,6 +98,39 @@ pub struct Server {
     pub public_url: String,
     /// Take the client address from `X-Forwarded-For` (only behind a reverse proxy).
     pub trust_proxy_headers: bool,
+    /// Addresses or networks (CIDR) of the reverse proxies whose `X-Forwarded-For`
+    /// is believed; the header from any other peer is ignored.
+    pub trusted_proxies: Vec<String>,
+    /// Open connections at most; further clients wait until one closes.
+    pub max_connections: u32,
+    /// Open connections from one IP address at most (0: no per-address limit).
+    pub max_connections_per_ip: u32,
+    /// Seconds a client has to send a request's headers (and to start the next
+    /// request on a kept-alive connection).
+    pub header_timeout_seconds: u32,
+    /// Seconds of grace for a request body, extended by one second for every
+    /// `body_min_bytes_per_second` bytes received.
+    pub body_timeout_seconds: u32,
+    pub body_min_bytes_per_second: u32,
+    /// Seconds a response may wait on a client that reads nothing.
+    pub send_timeout_seconds: u32,
+}
+
+impl Server {
+    /// The parsed `trusted_proxies`, or the first entry that is not an address or
+    /// network.
+    pub fn proxy_networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                let entry = entry.trim();
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| entry.to_string())
+            })
+            .collect()
+    }
 }
 
 impl Default for Server {
@@ -106,6 +139,13 @@ impl Default for Server {
             listen: "127.0.0.1:8080".into(),
             public_url: "http://localhost:8080".into(),
             trust_proxy_headers: false,
+            trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
+            max_connections: 512,
+            max_connections_per_ip: 64,
+            header_timeout_seconds: 20,
+            body_timeout_seconds: 30,
+            body_min_bytes_per_second: 500,
+            send_timeout_seconds: 60,
         }
     }
 }
@@ -377,6 +417,11 @@ impl Config {
                 "mail.smtp_security is \"tls\" but mail.smtp_port is 587 (usually STARTTLS); TLS from the first byte usually uses port 465".into(),
             );
         }
+        if config.is_https() && !config.server.trust_proxy_headers {
+            warnings.push(
+                "server.public_url is https:// but server.trust_proxy_headers is false: behind a TLS proxy every client then shares the proxy's address for rate limits and the audit log; set trust_proxy_headers = true and list the proxy in server.trusted_proxies".into(),
+            );
+        }
         Ok(Loaded { config, warnings })
     }
 
@@ -392,6 +437,31 @@ impl Config {
                 "server.listen",
                 "expected an address and port such as 127.0.0.1:8080",
             );
+        }
+        if let Err(entry) = self.server.proxy_networks() {
+            return invalid(
+                "server.trusted_proxies",
+                &format!("`{entry}` is not an IP address or network such as 10.0.0.0/8"),
+            );
+        }
+        for (key, value) in [
+            ("server.max_connections", self.server.max_connections),
+            (
+                "server.header_timeout_seconds",
+                self.server.header_timeout_seconds,
+            ),
+            (
+                "server.body_timeout_seconds",
+                self.server.body_timeout_seconds,
+            ),
+            (
+                "server.send_timeout_seconds",
+                self.server.send_timeout_seconds,
+            ),
+        ] {
+            if value == 0 {
+                return invalid(key, "expected a whole number above 0");
+            }
         }
         match url::Url::parse(&self.server.public_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
@@ -616,6 +686,32 @@ mod tests {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(text.as_bytes()).unwrap();
         Config::load_from(Some(file.path()), Env::prefixed("PORTAL_TEST_NOTHING_"))
+    }
+
+    #[test]
+    fn proxies_are_checked_and_an_https_portal_without_them_is_warned_about() {
+        let loaded = load_toml("[server]\npublic_url = \"https://portal.example.com\"\n").unwrap();
+        assert!(
+            loaded
+                .warnings
+                .iter()
+                .any(|w| w.contains("trust_proxy_headers")),
+            "{:?}",
+            loaded.warnings
+        );
+        let loaded = load_toml(
+            "[server]\npublic_url = \"https://p.example.com\"\ntrust_proxy_headers = true\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n",
+        )
+        .unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let err = load_toml("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("server.trusted_proxies") && err.contains("10.0.0.0/33"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -15,8 +15,6 @@ pub mod infra;
 use std::future::Future;
 use std::time::Duration;
 
-use poem::listener::TcpAcceptor;
-
 pub use app::AppState;
 pub use config::Config;
 
@@ -52,16 +50,30 @@ pub async fn serve(
         state.config.server.public_url
     );
 
-    let acceptor = TcpAcceptor::from_std(listener)?;
-    let server = poem::Server::new_with_acceptor(acceptor);
-    let result = server
-        .run_with_graceful_shutdown(app::build(state), shutdown, Some(Duration::from_secs(10)))
-        .await;
+    let limits = connection_limits(&state.config);
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let result = infra::web::server::run(listener, app::build(state), limits, shutdown).await;
     let _ = stop_tx.send(true);
     let _ = mail.await;
     let _ = housekeeping.await;
     tracing::info!("stopped");
     Ok(result?)
+}
+
+fn connection_limits(config: &Config) -> infra::web::server::Limits {
+    let server = &config.server;
+    infra::web::server::Limits {
+        max_connections: server.max_connections as usize,
+        max_per_ip: server.max_connections_per_ip as usize,
+        header_timeout: Duration::from_secs(u64::from(server.header_timeout_seconds)),
+        send_timeout: Duration::from_secs(u64::from(server.send_timeout_seconds)),
+        exempt: if server.trust_proxy_headers {
+            server.proxy_networks().unwrap_or_default()
+        } else {
+            Vec::new()
+        },
+        shutdown_grace: Duration::from_secs(10),
+    }
 }
 
 /// Removes expired sessions, flows and abandoned uploads every few minutes, and

@@ -1,17 +1,35 @@
-//! Durable file writes: temp file, fsync, rename, fsync the directory.
+//! Durable file writes (temp file, fsync, rename, fsync the directory), and
+//! keeping everything the portal writes readable by its own user only.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
-/// Writes `data` to `path` so that readers see either the old file or the whole new one.
+/// Writes `data` to `path` (owner-only) so that readers see either the old file
+/// or the whole new one.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    write_with_mode(path, data, 0o644)
+    write_with_mode(path, data, 0o600)
 }
 
-/// Like [`write_atomic`], readable by the owner only (keys, secrets).
-pub fn write_atomic_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    write_with_mode(path, data, 0o600)
+/// Makes every file and directory this process creates from now on owner-only
+/// (umask 077): the database with its WAL and SHM files, search segments,
+/// outbox mail holding live access codes, blobs. Called once at start.
+pub fn private_by_default() {
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
+/// Creates `dir` if needed and makes it owner-only (0700), also when an older
+/// version or an admin created it readable by others: what is inside cannot then
+/// be reached by other local users, whatever the files' own modes.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {

@@ -370,7 +370,13 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(base: &str) -> Browser {
+        Self::with_headers(base, reqwest::header::HeaderMap::new())
+    }
+
+    /// A browser that sends `headers` with every request (as a proxy would add them).
+    pub fn with_headers(base: &str, headers: reqwest::header::HeaderMap) -> Browser {
         let client = reqwest::Client::builder()
+            .default_headers(headers)
             .cookie_store(true)
             .user_agent("Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 test")
             .build()

@@ -1,10 +1,15 @@
 //! Web machinery shared by every capability: cookies, CSRF, security headers,
 //! request logging, client addresses. Knows nothing about capabilities.
 
+pub mod body_rate;
 pub mod cookies;
 pub mod csrf;
 pub mod headers;
 pub mod page;
+pub mod server;
+
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use poem::Request;
 
@@ -13,32 +18,59 @@ use poem::Request;
 pub struct WebSettings {
     pub https: bool,
     pub trust_proxy_headers: bool,
+    /// The reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     pub cookies: cookies::CookieNames,
 }
 
-/// The client's IP address: the socket peer, or, when the portal is configured to
-/// run behind a reverse proxy, the last `X-Forwarded-For` entry (the one the proxy
-/// added; earlier entries come from the client and could be forged).
+/// The client's IP address. Without a trusted reverse proxy it is the socket
+/// peer. When the peer is one of `server.trusted_proxies`, it is the right-most
+/// `X-Forwarded-For` address (across every header line) that is not itself a
+/// trusted proxy: entries left of it were written by the client and may be forged.
 pub fn client_ip(req: &Request) -> String {
-    let trust = req
-        .data::<WebSettings>()
-        .map(|s| s.trust_proxy_headers)
-        .unwrap_or(false);
-    if trust
-        && let Some(first) = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .map(str::trim)
-            .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
-    {
-        return first.to_string();
+    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
+    let Some(peer) = peer else {
+        return "unknown".into();
+    };
+    match req.data::<WebSettings>() {
+        Some(web) if web.trust_proxy_headers => forwarded_client(req, peer, &web.trusted_proxies),
+        _ => peer,
     }
-    match req.remote_addr().as_socket_addr() {
-        Some(addr) => addr.ip().to_string(),
-        None => "unknown".into(),
+    .to_string()
+}
+
+fn forwarded_client(req: &Request, peer: IpAddr, proxies: &[ipnet::IpNet]) -> IpAddr {
+    let trusted = |ip: &IpAddr| proxies.iter().any(|net| net.contains(ip));
+    if !trusted(&peer) {
+        return peer;
     }
+    let entries: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for entry in entries.iter().rev() {
+        match parse_forwarded_ip(entry) {
+            Some(ip) if trusted(&ip) => client = ip,
+            Some(ip) => return ip,
+            // Garbage where an address should be: trust nothing further left.
+            None => return client,
+        }
+    }
+    client
+}
+
+/// An address as proxies write it: `192.0.2.1`, `2001:db8::1`, `[2001:db8::1]:443`
+/// or `192.0.2.1:5000`.
+fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    entry.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())
 }
 
 pub fn user_agent(req: &Request) -> String {
