@@ -20,6 +20,7 @@ use crate::infra::web::body_rate::MinBodyRate;
 use crate::infra::web::cookies::CookieNames;
 use crate::infra::web::csrf::BrowserIdMiddleware;
 use crate::infra::web::headers::SecurityHeaders;
+use crate::infra::web::request_log::RequestLog;
 use crate::{accounts, documents, firm, home};
 
 /// Everything a request handler or background job needs. Cheap to clone.
@@ -139,6 +140,7 @@ pub fn build(state: AppState) -> impl Endpoint<Output = Response> {
         })
         .with(CookieJarManager::new())
         .with(SecurityHeaders)
+        .with(RequestLog)
         .data(state.key.clone())
         .data(state.web.clone())
         .data(state)

@@ -127,7 +127,15 @@ pub fn error_page(state: &crate::app::AppState, err: poem::Error) -> poem::Respo
         .renderer
         .render(
             "error.html",
-            minijinja::context! { title, message, status => status.as_u16() },
+            minijinja::context! {
+                title,
+                message,
+                status => status.as_u16(),
+                request_id => status
+                    .is_server_error()
+                    .then(crate::infra::web::request_log::current_request_id)
+                    .flatten(),
+            },
         )
         .unwrap_or_else(|_| format!("<!doctype html><title>{title}</title><p>{title}</p>"));
     (status, Html(body)).into_response()

@@ -141,3 +141,100 @@ fn admin_commands_and_serve_work_from_the_binary() {
         .unwrap();
     assert!(String::from_utf8_lossy(&verify.stdout).contains("audit log intact"));
 }
+
+/// Collects everything a child process writes to stdout and stderr, without
+/// colour codes.
+fn collect_output(child: &mut std::process::Child) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let ansi = regex::Regex::new("\x1b\\[[0-9;]*m").unwrap();
+    let streams: Vec<Box<dyn std::io::Read + Send>> = vec![
+        Box::new(child.stdout.take().unwrap()),
+        Box::new(child.stderr.take().unwrap()),
+    ];
+    for stream in streams {
+        let (log, ansi) = (log.clone(), ansi.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let mut log = log.lock().unwrap();
+                log.push_str(&ansi.replace_all(&line, ""));
+                log.push('\n');
+            }
+        });
+    }
+    log
+}
+
+#[tokio::test]
+async fn a_server_error_page_quotes_a_request_id_found_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.path().join("portal.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut server = portal(dir.path())
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = collect_output(&mut server);
+    let url = format!("http://127.0.0.1:{port}");
+    let browser = crate::common::Browser::new(&url);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while browser
+        .http()
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(std::time::Instant::now() < deadline, "serve did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Break the database under the running server: signing in now fails inside.
+    let db = rusqlite::Connection::open(dir.path().join("data/portal.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    db.execute("ALTER TABLE auth_flows RENAME TO auth_flows_gone", [])
+        .unwrap();
+
+    let page = browser
+        .post("/signin", &[("email", "jane@example.com")])
+        .await;
+    assert_eq!(page.status, 500, "{}", page.body);
+    let id = regex::Regex::new(r"reference: <strong>([A-Z0-9]{12})</strong>")
+        .unwrap()
+        .captures(&page.body)
+        .map(|c| c[1].to_string())
+        .unwrap_or_else(|| panic!("no reference on the error page:\n{}", page.body));
+    let logged = |what: &str| {
+        log.lock()
+            .unwrap()
+            .lines()
+            .any(|l| l.contains(&id) && l.contains(what))
+    };
+    while !(logged("request failed") && logged("status=500")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "request {id} is not in the log:\n{}",
+            log.lock().unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // 4xx pages carry no reference (nothing went wrong on the server).
+    let missing = browser.get("/no-such-page").await;
+    assert_eq!(missing.status, 404);
+    assert!(!missing.body.contains("reference"));
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    server.wait().unwrap();
+}

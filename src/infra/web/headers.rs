@@ -1,6 +1,4 @@
-//! Security headers on every response, and one log line per request.
-
-use std::time::Instant;
+//! Security headers on every response.
 
 use poem::http::HeaderValue;
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
@@ -26,9 +24,6 @@ impl<E: Endpoint> Endpoint for SecurityHeadersEndpoint<E> {
     type Output = Response;
     async fn call(&self, req: Request) -> Result<Self::Output> {
         let https = req.data::<WebSettings>().map(|s| s.https).unwrap_or(false);
-        let started = Instant::now();
-        let method = req.method().clone();
-        let path = req.uri().path().to_string();
         let mut resp = match self.0.call(req).await {
             Ok(r) => r.into_response(),
             Err(e) => e.into_response(),
@@ -57,14 +52,6 @@ impl<E: Endpoint> Endpoint for SecurityHeadersEndpoint<E> {
                 "max-age=31536000; includeSubDomains",
             );
         }
-        // Paths only: query strings may hold emails or tokens.
-        tracing::info!(
-            method = %method,
-            path = %path.escape_debug(),
-            status = resp.status().as_u16(),
-            ms = started.elapsed().as_millis() as u64,
-            "request"
-        );
         Ok(resp)
     }
 }

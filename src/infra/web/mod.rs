@@ -6,6 +6,7 @@ pub mod cookies;
 pub mod csrf;
 pub mod headers;
 pub mod page;
+pub mod request_log;
 pub mod server;
 
 use std::net::IpAddr;
