@@ -39,7 +39,7 @@ pub enum StoreError {
     Io(#[from] io::Error),
     #[error("the stored file failed its integrity check (damaged or tampered with)")]
     Integrity,
-    #[error("the file key could not be unwrapped")]
+    #[error("the file key could not be wrapped or unwrapped")]
     Key,
 }
 
@@ -89,11 +89,9 @@ impl Store {
         self.incoming.join(blob)
     }
 
-    fn wrap(&self, file_key: &[u8; 32], blob: &str) -> Vec<u8> {
+    fn wrap(&self, file_key: &[u8; 32], blob: &str) -> Result<Vec<u8>, StoreError> {
         let nonce: [u8; 12] = rand::rng().random();
         let cipher = ChaCha20Poly1305::new(&self.data_key);
-        let mut out = nonce.to_vec();
-        // Encrypting 32 bytes in memory cannot fail.
         let sealed = cipher
             .encrypt(
                 Nonce::from_slice(&nonce),
@@ -102,9 +100,10 @@ impl Store {
                     aad: blob.as_bytes(),
                 },
             )
-            .unwrap_or_default();
+            .map_err(|_| StoreError::Key)?;
+        let mut out = nonce.to_vec();
         out.extend(sealed);
-        out
+        Ok(out)
     }
 
     fn unwrap(&self, wrapped: &[u8], blob: &str) -> Result<ChaCha20Poly1305, StoreError> {
@@ -131,7 +130,7 @@ impl Store {
         let file_key: [u8; 32] = rand::rng().random();
         let prefix: [u8; 7] = rand::rng().random();
         let progress = Progress {
-            wrapped_key: self.wrap(&file_key, &blob),
+            wrapped_key: self.wrap(&file_key, &blob)?,
             blob,
             nonce_prefix: prefix.to_vec(),
             chunks: 0,
