@@ -16,7 +16,7 @@ use crate::infra::search::SearchIndex;
 use crate::infra::storage::Store;
 use crate::infra::web::WebSettings;
 use crate::infra::web::cookies::CookieNames;
-use crate::infra::web::csrf::BrowserIdMiddleware;
+use crate::infra::web::csrf::{CsrfMiddleware, origin_of};
 use crate::infra::web::headers::SecurityHeaders;
 use crate::{accounts, documents, firm, home};
 
@@ -60,6 +60,7 @@ impl AppState {
             https: config.is_https(),
             trust_proxy_headers: config.server.trust_proxy_headers,
             cookies: CookieNames::new(config.is_https()),
+            public_origin: origin_of(&config.server.public_url).unwrap_or_default(),
         };
         Ok(AppState {
             config: Arc::new(config),
@@ -115,11 +116,11 @@ pub fn build(state: AppState) -> impl Endpoint<Output = Response> {
         .nest("/staff", firm::routes::routes());
     let error_state = state.clone();
     routes
+        .with(CsrfMiddleware)
         .catch_all_error(move |err| {
             let state = error_state.clone();
             async move { crate::error::error_page(&state, err) }
         })
-        .with(BrowserIdMiddleware)
         .with(CookieJarManager::new())
         .with(SecurityHeaders)
         .data(state.key.clone())

@@ -14,6 +14,9 @@ pub struct WebSettings {
     pub https: bool,
     pub trust_proxy_headers: bool,
     pub cookies: cookies::CookieNames,
+    /// `scheme://host[:port]` of `server.public_url`, for telling own requests from
+    /// cross-site ones.
+    pub public_origin: String,
 }
 
 /// The client's IP address: the socket peer, or, when the portal is configured to
