@@ -441,7 +441,10 @@ impl Config {
                 "accounts.codes_per_account_per_hour",
                 a.codes_per_account_per_hour,
             ),
-            ("accounts.staff_totp_max_failures", a.staff_totp_max_failures),
+            (
+                "accounts.staff_totp_max_failures",
+                a.staff_totp_max_failures,
+            ),
             ("mail.max_attempts", self.mail.max_attempts),
         ] {
             if value == 0 {

@@ -223,12 +223,19 @@ fn charge_budgets(
     match requester {
         Requester::Anonymous { deliver } => {
             let ip_key = format!("code-anon-ip:{}", visitor.ip);
-            if !state.limiter.allow(&ip_key, cfg.codes_per_ip_per_hour, HOUR) {
+            if !state
+                .limiter
+                .allow(&ip_key, cfg.codes_per_ip_per_hour, HOUR)
+            {
                 tracing::warn!(ip = %visitor.ip, "access code refused: IP budget reached");
                 return Err(AccountError::TooManyRequests);
             }
             let address_key = format!("code-anon-email:{email_key}");
-            if deliver && !state.limiter.allow(&address_key, cfg.codes_per_email_per_hour, HOUR) {
+            if deliver
+                && !state
+                    .limiter
+                    .allow(&address_key, cfg.codes_per_email_per_hour, HOUR)
+            {
                 tracing::warn!(ip = %visitor.ip, "access code not sent: address budget reached");
                 return Ok(false);
             }
@@ -267,11 +274,10 @@ pub fn allow_notice(state: &AppState, email_key: &str) -> bool {
 /// Limits how many sign-in, sign-up or staff flows one address may start per hour,
 /// so that nobody can fill the database with abandoned attempts.
 pub fn allow_new_flow(state: &AppState, visitor: &Visitor) -> AccountResult<()> {
-    if state.limiter.allow(
-        &format!("flow-ip:{}", visitor.ip),
-        300,
-        HOUR,
-    ) {
+    if state
+        .limiter
+        .allow(&format!("flow-ip:{}", visitor.ip), 300, HOUR)
+    {
         Ok(())
     } else {
         Err(AccountError::TooManyRequests)

@@ -106,7 +106,13 @@ pub async fn signup_start(
     )
     .await?;
     let deliver = matches!(found, Eligibility::Invited(_) | Eligibility::New);
-    codes::send_code(state, &started.flow, visitor, Requester::Anonymous { deliver }).await?;
+    codes::send_code(
+        state,
+        &started.flow,
+        visitor,
+        Requester::Anonymous { deliver },
+    )
+    .await?;
     if matches!(found, Eligibility::HasAccount) && codes::allow_notice(state, &email.key) {
         let notice = state.email("signup_exists", context! { email => email.address.clone() })?;
         let to = email.address.clone();
@@ -464,7 +470,9 @@ async fn reset_requester(
     let device = device.map(str::to_string);
     let trusted = state
         .db
-        .read(move |conn| session::is_trusted(conn, id, device.as_deref()).map_err(AccountError::from))
+        .read(move |conn| {
+            session::is_trusted(conn, id, device.as_deref()).map_err(AccountError::from)
+        })
         .await?;
     Ok(if trusted {
         Requester::Account(id)

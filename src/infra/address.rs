@@ -145,8 +145,8 @@ mod tests {
     #[test]
     fn imitations_are_caught() {
         for bad in [
-            "jane@ex\u{430}mple.com",   // Cyrillic а among Latin letters
-            "j\u{430}ne@example.com",   // in the local part
+            "jane@ex\u{430}mple.com", // Cyrillic а among Latin letters
+            "j\u{430}ne@example.com", // in the local part
             "jane@\u{430}\u{440}\u{440}\u{4cf}\u{435}.com", // аррӏе: all Cyrillic lookalikes
             "jane@g\u{3bf}\u{3bf}gle.com", // Greek omicrons
             "ja\u{200b}ne@example.com", // zero-width space
@@ -159,10 +159,16 @@ mod tests {
     fn ascii_form_shows_the_difference() {
         let shown = ascii_form("j\u{430}ne@ex\u{430}mple.com");
         assert!(shown.is_ascii(), "{shown}");
-        assert!(shown.starts_with("xn--") && shown.contains("@xn--"), "{shown}");
+        assert!(
+            shown.starts_with("xn--") && shown.contains("@xn--"),
+            "{shown}"
+        );
         assert_eq!(ascii_form("jane@example.com"), "jane@example.com");
         let html = staff_html("<b>@ex\u{430}mple.com");
-        assert!(html.contains("&lt;b&gt;") && html.contains("Warning"), "{html}");
+        assert!(
+            html.contains("&lt;b&gt;") && html.contains("Warning"),
+            "{html}"
+        );
         assert_eq!(staff_html("a&b@example.com"), "a&amp;b@example.com");
     }
 }

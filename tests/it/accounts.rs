@@ -516,12 +516,12 @@ async fn parallel_guesses_cannot_exceed_the_attempt_limits() {
 
 #[tokio::test]
 async fn a_right_pin_with_no_code_left_to_send_lands_on_the_code_page() {
-    let portal = TestPortal::start_with(|c| c.accounts.codes_per_email_per_hour = 2).await;
+    let portal = TestPortal::start_with(|c| c.accounts.codes_per_account_per_hour = 1).await;
     portal.invite("Jane Doe", "jane@example.com").await;
     let b = portal.browser();
     b.sign_up(&portal, "Jane Doe", "jane@example.com", PIN)
-        .await; // code 1
-    b.sign_in(&portal, "jane@example.com", PIN).await; // code 2
+        .await; // a sign-up code: not the account's budget
+    b.sign_in(&portal, "jane@example.com", PIN).await; // the account's one code
     let other = portal.browser();
     other
         .post("/signin", &[("email", "jane@example.com")])

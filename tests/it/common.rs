@@ -229,6 +229,12 @@ impl TestPortal {
         Browser::new(&self.url)
     }
 
+    /// A browser whose requests say (in `X-Forwarded-For`) they come from `ip`;
+    /// the portal believes it only with `server.trust_proxy_headers`.
+    pub fn browser_from(&self, ip: &str) -> Browser {
+        Browser::with_headers(&self.url, &[("x-forwarded-for", ip)])
+    }
+
     pub async fn invite(&self, name: &str, email: &str) {
         portal::accounts::invite::invite_client(
             &self.state,
@@ -370,9 +376,19 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(base: &str) -> Browser {
+        Self::with_headers(base, &[])
+    }
+
+    /// A browser that sends `headers` with every request.
+    pub fn with_headers(base: &str, headers: &[(&'static str, &str)]) -> Browser {
+        let mut defaults = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            defaults.insert(*name, value.parse().unwrap());
+        }
         let client = reqwest::Client::builder()
             .cookie_store(true)
             .user_agent("Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 test")
+            .default_headers(defaults)
             .build()
             .unwrap();
         Browser {
