@@ -41,7 +41,8 @@ fn eligibility(
     })
 }
 
-fn audit(
+/// Appends an audit entry about a visitor's request.
+pub(crate) fn audit(
     tx: &rusqlite::Connection,
     actor: Actor,
     event: &str,

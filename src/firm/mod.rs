@@ -362,16 +362,8 @@ fn staff_audit(
     detail: &str,
     visitor: &Visitor,
 ) -> rusqlite::Result<()> {
-    audit::append(
-        tx,
-        Entry {
-            actor: Actor::Staff(staff.public_id.clone()),
-            event,
-            subject: &staff.email,
-            detail,
-            ip: &visitor.ip,
-        },
-    )
+    let actor = Actor::Staff(staff.public_id.clone());
+    crate::accounts::signin::audit(tx, actor, event, &staff.email, detail, visitor)
 }
 
 pub async fn staff_by_id(state: &AppState, id: i64) -> AccountResult<Option<Staff>> {

@@ -362,6 +362,16 @@ impl Page {
         self
     }
 
+    /// The body with `email` replaced and the CSRF field left out, for comparing
+    /// the answers given about two addresses.
+    pub fn text_without(&self, email: &str) -> String {
+        self.body
+            .replace(email, "EMAIL")
+            .lines()
+            .filter(|l| !l.contains("name=\"csrf\""))
+            .collect()
+    }
+
     pub fn path(&self) -> String {
         let u = url::Url::parse(&self.url).unwrap();
         u.path().to_string()
