@@ -170,6 +170,10 @@ pub async fn signup_finish(
         .db
         .write(move |tx| {
             let client_id = match eligibility(tx, &st, &email)? {
+                // An invitation of another portal than the one the flow began for.
+                Eligibility::Invited(id) if flow.client_id.is_some_and(|f| f != id) => {
+                    return Err(AccountError::AddressMoved);
+                }
                 Eligibility::Invited(id) => id,
                 Eligibility::New => repo::insert_client(tx, &name, &email, false)?,
                 Eligibility::HasAccount => {

@@ -29,9 +29,7 @@ fn script(c: char) -> Option<Script> {
         | 0x1E00..=0x1EFF
         | 0x2C60..=0x2C7F
         | 0xA720..=0xA7FF
-        | 0xAB30..=0xAB6F
-        | 0xFF21..=0xFF3A
-        | 0xFF41..=0xFF5A => Script::Latin,
+        | 0xAB30..=0xAB6F => Script::Latin,
         0x370..=0x3FF | 0x1F00..=0x1FFF => Script::Greek,
         0x400..=0x52F | 0x1C80..=0x1C8F | 0x2DE0..=0x2DFF | 0xA640..=0xA69F => Script::Cyrillic,
         0x530..=0x58F => Script::Armenian,
@@ -46,13 +44,18 @@ const LATIN_LOOKALIKES: &str = "аАвВеЕзЗіІјЈкКмМнНоОрРсС
 օսհոցզ\
 ᎪᏴᏟᎬᎻᎫᏦᏞᎷᏢᏚᎢᏙᏔᏃ";
 
-/// Characters that show as nothing (zero-width spaces and joiners, direction
-/// marks, variation selectors...).
-fn invisible(c: char) -> bool {
+/// Characters with no business in an address shown to a person: ones that show
+/// as nothing (zero-width spaces and joiners, direction marks, variation
+/// selectors), loose combining marks (left over after NFC, they can overlay a
+/// letter), and styled copies of Latin letters and digits (fullwidth `ｅ`,
+/// mathematical `𝐞`, letterlike `ℯ`, circled `ⓔ`).
+fn suspicious_char(c: char) -> bool {
     matches!(u32::from(c),
-        0xAD | 0x34F | 0x61C | 0x115F..=0x1160 | 0x17B4..=0x17B5 | 0x180B..=0x180F
-        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
-        | 0xFEFF | 0xFFA0 | 0x1BCA0..=0x1BCA3 | 0xE0000..=0xE0FFF)
+        0xAD | 0x300..=0x36F | 0x34F | 0x61C | 0x115F..=0x1160 | 0x17B4..=0x17B5
+        | 0x180B..=0x180F | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F
+        | 0x2100..=0x214F | 0x2460..=0x24FF | 0x3164 | 0xFE00..=0xFE0F | 0xFEFF
+        | 0xFF00..=0xFFEF | 0x1BCA0..=0x1BCA3 | 0x1D400..=0x1D7FF | 0x1F100..=0x1F1FF
+        | 0xE0000..=0xE0FFF)
 }
 
 /// Whether one word (a run of letters and digits) could pass for another: letters
@@ -80,22 +83,27 @@ fn deceptive_word(word: &str) -> bool {
 
 /// Whether `address` may imitate another address.
 pub fn is_deceptive(address: &str) -> bool {
-    address.chars().any(invisible)
+    address.chars().any(suspicious_char)
         || address
             .split(|c: char| !c.is_alphanumeric())
             .any(deceptive_word)
 }
 
-/// The address with every non-ASCII part in punycode: the domain as IDNA gives it,
-/// each dot-separated piece of the local part as `xn--` and its punycode.
+/// The address with every non-ASCII dot-separated piece (of the local part and
+/// of the domain) as `xn--` and its punycode. For a domain that is its IDNA ASCII
+/// form; unlike IDNA, nothing is mapped first (a fullwidth `ｅ` does not become
+/// `e`), since the point is to show how the address differs.
 pub fn ascii_form(address: &str) -> String {
-    let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
-    let local: Vec<String> = local.split('.').map(punycode_piece).collect();
-    let domain = idna::domain_to_ascii(domain).unwrap_or_else(|_| {
-        let labels: Vec<String> = domain.split('.').map(punycode_piece).collect();
-        labels.join(".")
-    });
-    format!("{}@{domain}", local.join("."))
+    let encode = |part: &str| {
+        part.split('.')
+            .map(punycode_piece)
+            .collect::<Vec<_>>()
+            .join(".")
+    };
+    match address.rsplit_once('@') {
+        Some((local, domain)) => format!("{}@{}", encode(local), encode(domain)),
+        None => encode(address),
+    }
 }
 
 fn punycode_piece(piece: &str) -> String {
@@ -150,6 +158,9 @@ mod tests {
             "jane@\u{430}\u{440}\u{440}\u{4cf}\u{435}.com", // аррӏе: all Cyrillic lookalikes
             "jane@g\u{3bf}\u{3bf}gle.com", // Greek omicrons
             "ja\u{200b}ne@example.com", // zero-width space
+            "jane@\u{ff45}xample.com", // fullwidth e
+            "jane@\u{1d41e}xample.com", // mathematical bold e
+            "jane@exa\u{301}\u{335}mple.com", // a loose combining overlay
         ] {
             assert!(is_deceptive(bad), "{bad}");
         }
@@ -164,6 +175,11 @@ mod tests {
             "{shown}"
         );
         assert_eq!(ascii_form("jane@example.com"), "jane@example.com");
+        assert_eq!(
+            ascii_form("jane@ex\u{430}mple.com"),
+            "jane@xn--exmple-4nf.com"
+        );
+        assert_ne!(ascii_form("jane@\u{ff45}xample.com"), "jane@example.com");
         let html = staff_html("<b>@ex\u{430}mple.com");
         assert!(
             html.contains("&lt;b&gt;") && html.contains("Warning"),
