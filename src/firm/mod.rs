@@ -324,8 +324,10 @@ pub async fn signin_totp(
             Ok::<_, AccountError>(Ok(token))
         })
         .await?;
-    // A lock emails the staff member.
-    state.mailer.wake();
+    if result.is_err() {
+        // The failure may have locked the account and queued the email saying so.
+        state.mailer.wake();
+    }
     result
 }
 
