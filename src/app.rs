@@ -18,7 +18,7 @@ use crate::infra::storage::Store;
 use crate::infra::web::WebSettings;
 use crate::infra::web::body_rate::MinBodyRate;
 use crate::infra::web::cookies::CookieNames;
-use crate::infra::web::csrf::BrowserIdMiddleware;
+use crate::infra::web::csrf::{CsrfMiddleware, origin_of};
 use crate::infra::web::headers::SecurityHeaders;
 use crate::infra::web::request_log::RequestLog;
 use crate::{accounts, documents, firm, home};
@@ -74,6 +74,7 @@ impl AppState {
             trust_proxy_headers: config.server.trust_proxy_headers,
             trusted_proxies: Arc::new(config.server.proxy_networks().unwrap_or_default()),
             cookies: CookieNames::new(config.is_https()),
+            public_origin: origin_of(&config.server.public_url).unwrap_or_default(),
         };
         Ok(AppState {
             config: Arc::new(config),
@@ -129,11 +130,11 @@ pub fn build(state: AppState) -> impl Endpoint<Output = Response> {
         .nest("/staff", firm::routes::routes());
     let error_state = state.clone();
     routes
+        .with(CsrfMiddleware)
         .catch_all_error(move |err| {
             let state = error_state.clone();
             async move { crate::error::error_page(&state, err) }
         })
-        .with(BrowserIdMiddleware)
         .with(MinBodyRate {
             grace: Duration::from_secs(u64::from(state.config.server.body_timeout_seconds)),
             min_bytes_per_second: state.config.server.body_min_bytes_per_second,

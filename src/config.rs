@@ -300,6 +300,12 @@ pub struct Accounts {
     pub codes_per_ip_per_hour: u32,
     /// Wrong PINs (or staff passwords) in a row before the first short lockout.
     pub lockout_after: u32,
+    /// Code emails per hour for one account once its holder has proven who they
+    /// are (right PIN, trusted device, signed-in session); strangers cannot spend it.
+    pub codes_per_account_per_hour: u32,
+    /// Wrong authenticator codes in a row after which a staff account is locked
+    /// until `portal staff unlock`, and the staff member is emailed.
+    pub staff_totp_max_failures: u32,
 }
 
 impl Default for Accounts {
@@ -314,6 +320,8 @@ impl Default for Accounts {
             codes_per_email_per_hour: 8,
             codes_per_ip_per_hour: 30,
             lockout_after: 5,
+            codes_per_account_per_hour: 10,
+            staff_totp_max_failures: 20,
         }
     }
 }
@@ -499,6 +507,14 @@ impl Config {
             ),
             ("accounts.codes_per_ip_per_hour", a.codes_per_ip_per_hour),
             ("accounts.lockout_after", a.lockout_after),
+            (
+                "accounts.codes_per_account_per_hour",
+                a.codes_per_account_per_hour,
+            ),
+            (
+                "accounts.staff_totp_max_failures",
+                a.staff_totp_max_failures,
+            ),
             ("mail.max_attempts", self.mail.max_attempts),
         ] {
             if value == 0 {
@@ -551,6 +567,9 @@ impl Config {
         }
         if a.lockout_after > 20 {
             return invalid("accounts.lockout_after", "must be at most 20");
+        }
+        if a.staff_totp_max_failures > 100 {
+            return invalid("accounts.staff_totp_max_failures", "must be at most 100");
         }
         if self.security.argon2_memory_kib < 8 || self.security.argon2_iterations == 0 {
             return invalid(

@@ -131,36 +131,36 @@ pub async fn load(state: &AppState, token: Option<&str>, purpose: Purpose) -> Ac
     }
 }
 
-/// Sends a new code for `flow` to its address. With `deliver` false nothing is
-/// sent (the address has no account, or may not sign up) but every limit and
-/// every database write happens just the same, so the two cases look alike.
+/// Who asks for a code, which decides the budgets the code email is charged to.
+/// Anonymous traffic never spends the budget of someone who proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requester {
+    /// Nobody has proven anything (sign-up, Forgot PIN). With `deliver` false the
+    /// address may not get a code (no account, or not invited): nothing is sent
+    /// and the address's budget is not touched, but the answer looks the same.
+    Anonymous { deliver: bool },
+    /// The holder of this client account proved it: the right PIN, a trusted
+    /// device, or a signed-in session.
+    Account(i64),
+}
+
+/// Sends a new code for `flow` to its address. When nothing is to be delivered
+/// every per-flow limit and database write happens just the same, so the cases
+/// look alike.
 pub async fn send_code(
     state: &AppState,
     flow: &Flow,
     visitor: &Visitor,
-    deliver: bool,
+    requester: Requester,
 ) -> AccountResult<()> {
     // A cheap early answer; the same checks are repeated on the row inside the
     // write below, where parallel requests cannot race past them.
     per_flow_limits(flow)?;
-    let cfg = &state.config.accounts;
-    let email_key = flow.email.to_lowercase();
-    let limits = [
-        (format!("code-ip:{}", visitor.ip), cfg.codes_per_ip_per_hour),
-        (
-            format!("code-email:{email_key}"),
-            cfg.codes_per_email_per_hour,
-        ),
-    ];
-    if !state.limiter.allow_all(&limits, Duration::from_secs(3600)) {
-        tracing::warn!(ip = %visitor.ip, "access code refused: rate limit reached");
-        return Err(AccountError::CodeLimit);
-    }
-
+    let deliver = charge_budgets(state, flow, visitor, requester)?;
     let code = random_code();
     let code_hash = code_mac(state, &flow.token_hash, &code);
     let purpose = purpose_of(flow);
-    let ttl_minutes = cfg.code_ttl_minutes;
+    let ttl_minutes = state.config.accounts.code_ttl_minutes;
     let rendered = state.email(
         "access_code",
         context! { code, action => purpose.action(), minutes => ttl_minutes, email => flow.email.clone() },
@@ -198,14 +198,86 @@ pub async fn send_code(
     Ok(())
 }
 
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// Charges the hourly budgets this code request spends and says whether the code
+/// is to be delivered.
+///
+/// - Anonymous requests spend their IP's budget whether or not a code goes out
+///   (so the refusal reads the same for every address), and the address's
+///   anonymous budget only when a code is really sent. When that budget is
+///   spent the code is silently not sent: saying so would tell a stranger
+///   which addresses get codes.
+/// - A proven account spends its own budget, which anonymous traffic cannot
+///   touch. A code to an address that is not yet the account's (Merge Emails,
+///   Update Email ID) also spends that address's budget for such codes, so one
+///   account cannot flood someone else's mailbox.
+fn charge_budgets(
+    state: &AppState,
+    flow: &Flow,
+    visitor: &Visitor,
+    requester: Requester,
+) -> AccountResult<bool> {
+    let cfg = &state.config.accounts;
+    let email_key = flow.email.to_lowercase();
+    match requester {
+        Requester::Anonymous { deliver } => {
+            let ip_key = format!("code-anon-ip:{}", visitor.ip);
+            if !state
+                .limiter
+                .allow(&ip_key, cfg.codes_per_ip_per_hour, HOUR)
+            {
+                tracing::warn!(ip = %visitor.ip, "access code refused: IP budget reached");
+                return Err(AccountError::TooManyRequests);
+            }
+            let address_key = format!("code-anon-email:{email_key}");
+            if deliver
+                && !state
+                    .limiter
+                    .allow(&address_key, cfg.codes_per_email_per_hour, HOUR)
+            {
+                tracing::warn!(ip = %visitor.ip, "access code not sent: address budget reached");
+                return Ok(false);
+            }
+            Ok(deliver)
+        }
+        Requester::Account(client_id) => {
+            let mut limits = vec![(
+                format!("code-account:{client_id}"),
+                cfg.codes_per_account_per_hour,
+            )];
+            if matches!(purpose_of(flow), Purpose::Merge | Purpose::EmailChange) {
+                limits.push((
+                    format!("code-to-new:{email_key}"),
+                    cfg.codes_per_email_per_hour,
+                ));
+            }
+            if !state.limiter.allow_all(&limits, HOUR) {
+                tracing::warn!(ip = %visitor.ip, "access code refused: account budget reached");
+                return Err(AccountError::CodeLimit);
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// Whether a notice (not a code) may go to this address now. Spent only by
+/// notices, and silent when spent, like an anonymous code.
+pub fn allow_notice(state: &AppState, email_key: &str) -> bool {
+    state.limiter.allow(
+        &format!("notice-email:{email_key}"),
+        state.config.accounts.codes_per_email_per_hour,
+        HOUR,
+    )
+}
+
 /// Limits how many sign-in, sign-up or staff flows one address may start per hour,
 /// so that nobody can fill the database with abandoned attempts.
 pub fn allow_new_flow(state: &AppState, visitor: &Visitor) -> AccountResult<()> {
-    if state.limiter.allow(
-        &format!("flow-ip:{}", visitor.ip),
-        300,
-        Duration::from_secs(3600),
-    ) {
+    if state
+        .limiter
+        .allow(&format!("flow-ip:{}", visitor.ip), 300, HOUR)
+    {
         Ok(())
     } else {
         Err(AccountError::TooManyRequests)

@@ -48,6 +48,10 @@ pub enum AccountError {
     FlowExpired,
     #[error("That email address already belongs to another portal, so it cannot be added here.")]
     EmailTaken,
+    #[error(
+        "This address is no longer the sign-in address of the portal this step began for, so it cannot finish. Please start again."
+    )]
+    AddressMoved,
     #[error(transparent)]
     Internal(#[from] AppError),
 }

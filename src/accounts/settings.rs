@@ -2,7 +2,7 @@
 
 use minijinja::context;
 
-use super::codes::{self, FlowStart, Purpose, Started};
+use super::codes::{self, FlowStart, Purpose, Requester, Started};
 use super::email::Email;
 use super::repo::{self, Client, ClientEmail, Device, SessionInfo};
 use super::session::{self, Subject};
@@ -110,7 +110,7 @@ pub async fn merge_start(
         },
     )
     .await?;
-    codes::send_code(state, &started.flow, visitor, true).await?;
+    codes::send_code(state, &started.flow, visitor, Requester::Account(client.id)).await?;
     Ok(started)
 }
 
@@ -121,7 +121,7 @@ pub async fn merge_resend(
     visitor: &Visitor,
 ) -> AccountResult<repo::Flow> {
     let flow = own_flow(state, client, token, Purpose::Merge).await?;
-    codes::send_code(state, &flow, visitor, true).await?;
+    codes::send_code(state, &flow, visitor, Requester::Account(client.id)).await?;
     Ok(flow)
 }
 
@@ -228,7 +228,7 @@ pub async fn pin_change_start(
             repo::set_flow_secret(tx, &flow_hash, &pin_hash).map_err(AccountError::from)
         })
         .await?;
-    codes::send_code(state, &started.flow, visitor, true).await?;
+    codes::send_code(state, &started.flow, visitor, Requester::Account(client.id)).await?;
     Ok(started)
 }
 
@@ -239,7 +239,7 @@ pub async fn pin_change_resend(
     visitor: &Visitor,
 ) -> AccountResult<repo::Flow> {
     let flow = own_flow(state, client, token, Purpose::PinChange).await?;
-    codes::send_code(state, &flow, visitor, true).await?;
+    codes::send_code(state, &flow, visitor, Requester::Account(client.id)).await?;
     Ok(flow)
 }
 
@@ -259,6 +259,11 @@ pub async fn pin_change_finish(
     visitor: &Visitor,
 ) -> AccountResult<Renewed> {
     let flow = own_flow(state, client, token, Purpose::PinChange).await?;
+    // The code went to the sign-in address of the time; if that has changed
+    // since, it proves nothing about the address the account has now.
+    if flow.email.to_lowercase() != client.email.to_lowercase() {
+        return Err(AccountError::AddressMoved);
+    }
     let pin_hash = flow
         .pending_secret
         .clone()
@@ -327,7 +332,7 @@ pub async fn email_change_start(
         },
     )
     .await?;
-    codes::send_code(state, &started.flow, visitor, true).await?;
+    codes::send_code(state, &started.flow, visitor, Requester::Account(client.id)).await?;
     Ok(started)
 }
 
@@ -338,7 +343,7 @@ pub async fn email_change_resend(
     visitor: &Visitor,
 ) -> AccountResult<repo::Flow> {
     let flow = own_flow(state, client, token, Purpose::EmailChange).await?;
-    codes::send_code(state, &flow, visitor, true).await?;
+    codes::send_code(state, &flow, visitor, Requester::Account(client.id)).await?;
     Ok(flow)
 }
 

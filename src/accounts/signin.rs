@@ -2,7 +2,7 @@
 
 use minijinja::context;
 
-use super::codes::{self, FlowStart, Purpose, Started};
+use super::codes::{self, FlowStart, Purpose, Requester, Started};
 use super::email::Email;
 use super::repo::{self, Client, Flow};
 use super::session::{self, Subject};
@@ -41,7 +41,8 @@ fn eligibility(
     })
 }
 
-fn audit(
+/// Appends an audit entry about a visitor's request.
+pub(crate) fn audit(
     tx: &rusqlite::Connection,
     actor: Actor,
     event: &str,
@@ -106,8 +107,14 @@ pub async fn signup_start(
     )
     .await?;
     let deliver = matches!(found, Eligibility::Invited(_) | Eligibility::New);
-    codes::send_code(state, &started.flow, visitor, deliver).await?;
-    if matches!(found, Eligibility::HasAccount) {
+    codes::send_code(
+        state,
+        &started.flow,
+        visitor,
+        Requester::Anonymous { deliver },
+    )
+    .await?;
+    if matches!(found, Eligibility::HasAccount) && codes::allow_notice(state, &email.key) {
         let notice = state.email("signup_exists", context! { email => email.address.clone() })?;
         let to = email.address.clone();
         state
@@ -132,13 +139,8 @@ pub async fn signup_resend(
         .db
         .read(move |conn| eligibility(conn, &st, &email).map_err(AccountError::from))
         .await?;
-    codes::send_code(
-        state,
-        &flow,
-        visitor,
-        matches!(found, Eligibility::Invited(_) | Eligibility::New),
-    )
-    .await?;
+    let deliver = matches!(found, Eligibility::Invited(_) | Eligibility::New);
+    codes::send_code(state, &flow, visitor, Requester::Anonymous { deliver }).await?;
     Ok(flow)
 }
 
@@ -168,6 +170,10 @@ pub async fn signup_finish(
         .db
         .write(move |tx| {
             let client_id = match eligibility(tx, &st, &email)? {
+                // An invitation of another portal than the one the flow began for.
+                Eligibility::Invited(id) if flow.client_id.is_some_and(|f| f != id) => {
+                    return Err(AccountError::AddressMoved);
+                }
                 Eligibility::Invited(id) => id,
                 Eligibility::New => repo::insert_client(tx, &name, &email, false)?,
                 Eligibility::HasAccount => {
@@ -230,6 +236,7 @@ pub async fn signin_start(
         })
         .await?;
     let stage = if trusted { "code" } else { "pin" };
+    let client_id = client.map(|c| c.id);
     let started = codes::start(
         state,
         FlowStart {
@@ -237,14 +244,14 @@ pub async fn signin_start(
             stage,
             email: &email.address,
             name: None,
-            client_id: client.map(|c| c.id),
+            client_id,
             staff_id: None,
             next_path: Some(next),
         },
     )
     .await?;
-    if trusted {
-        codes::send_code(state, &started.flow, visitor, true).await?;
+    if let (true, Some(id)) = (trusted, client_id) {
+        codes::send_code(state, &started.flow, visitor, Requester::Account(id)).await?;
         Ok((started, NextStep::Code))
     } else {
         Ok((started, NextStep::Pin))
@@ -280,12 +287,17 @@ pub async fn signin_pin(
     let email = codes::flow_email(&flow)?;
     let key = throttle::key("pin", &email.key);
     let lockout_after = state.config.accounts.lockout_after;
-    let (attempt_key, email_key) = (key.clone(), email.key.clone());
+    let (attempt_key, email_key, flow_client) = (key.clone(), email.key.clone(), flow.client_id);
     let client = state
         .db
         .write(move |tx| {
             throttle::begin(tx, &attempt_key, lockout_after)?;
-            Ok::<_, AccountError>(repo::client_by_primary_email(tx, &email_key)?)
+            // Only the account the flow began for: if the address has moved to
+            // another portal since, this is a wrong PIN like any other.
+            Ok::<_, AccountError>(
+                repo::client_by_primary_email(tx, &email_key)?
+                    .filter(|c| Some(c.id) == flow_client),
+            )
         })
         .await?;
     let stored = client.as_ref().and_then(|c| c.pin_hash.clone());
@@ -313,10 +325,10 @@ pub async fn signin_pin(
             Ok::<_, AccountError>(())
         })
         .await?;
-    if !ok {
+    let Some(client) = client.filter(|_| ok) else {
         return Err(AccountError::WrongPin);
-    }
-    codes::send_code(state, &flow, visitor, true).await?;
+    };
+    codes::send_code(state, &flow, visitor, Requester::Account(client.id)).await?;
     Ok(flow)
 }
 
@@ -327,7 +339,9 @@ pub async fn signin_resend(
 ) -> AccountResult<Flow> {
     let flow = codes::load(state, token, Purpose::Signin).await?;
     require_stage(&flow, "code")?;
-    codes::send_code(state, &flow, visitor, true).await?;
+    // The code stage is reached only with the right PIN or a trusted device.
+    let id = flow.client_id.ok_or(AccountError::FlowExpired)?;
+    codes::send_code(state, &flow, visitor, Requester::Account(id)).await?;
     Ok(flow)
 }
 
@@ -374,9 +388,7 @@ pub async fn signin_code(
     state
         .db
         .write(move |tx| {
-            let client = repo::client_by_primary_email(tx, &email.key)?
-                .filter(|c| c.pin_hash.is_some())
-                .ok_or(AccountError::FlowExpired)?;
+            let client = flow_client(tx, &flow, &email)?;
             let session_token = session::open(tx, &st, Subject::Client(client.id), &v)?;
             let device_token = session::trust_device(tx, &st, client.id, device.as_deref(), &v)?;
             repo::delete_flow(tx, &flow.token_hash)?;
@@ -405,6 +417,7 @@ pub async fn signin_code(
 pub async fn reset_start(
     state: &AppState,
     signin_token: Option<&str>,
+    device: Option<&str>,
     visitor: &Visitor,
 ) -> AccountResult<Started> {
     let signin = codes::load(state, signin_token, Purpose::Signin).await?;
@@ -418,6 +431,7 @@ pub async fn reset_start(
             )
         })
         .await?;
+    let requester = reset_requester(state, client.as_ref().map(|c| c.id), device).await?;
     let started = codes::start(
         state,
         FlowStart {
@@ -431,19 +445,56 @@ pub async fn reset_start(
         },
     )
     .await?;
-    codes::send_code(state, &started.flow, visitor, client.is_some()).await?;
+    codes::send_code(state, &started.flow, visitor, requester).await?;
     Ok(started)
 }
 
 pub async fn reset_resend(
     state: &AppState,
     token: Option<&str>,
+    device: Option<&str>,
     visitor: &Visitor,
 ) -> AccountResult<Flow> {
     let flow = codes::load(state, token, Purpose::Reset).await?;
     require_stage(&flow, "code")?;
-    codes::send_code(state, &flow, visitor, flow.client_id.is_some()).await?;
+    let requester = reset_requester(state, flow.client_id, device).await?;
+    codes::send_code(state, &flow, visitor, requester).await?;
     Ok(flow)
+}
+
+/// Forgot PIN proves nothing, unless it is asked for on a trusted device of the
+/// account: then it spends the account's own budget, which strangers cannot.
+async fn reset_requester(
+    state: &AppState,
+    client_id: Option<i64>,
+    device: Option<&str>,
+) -> AccountResult<Requester> {
+    let Some(id) = client_id else {
+        return Ok(Requester::Anonymous { deliver: false });
+    };
+    let device = device.map(str::to_string);
+    let trusted = state
+        .db
+        .read(move |conn| {
+            session::is_trusted(conn, id, device.as_deref()).map_err(AccountError::from)
+        })
+        .await?;
+    Ok(if trusted {
+        Requester::Account(id)
+    } else {
+        Requester::Anonymous { deliver: true }
+    })
+}
+
+/// The account a sign-in or Forgot PIN flow began for, provided `email` is still
+/// its sign-in address: it may have been changed, or moved to another portal,
+/// since the flow began, and the flow must not finish on whoever holds it now.
+fn flow_client(conn: &rusqlite::Connection, flow: &Flow, email: &Email) -> AccountResult<Client> {
+    let id = flow.client_id.ok_or(AccountError::FlowExpired)?;
+    match repo::client_by_primary_email(conn, &email.key)? {
+        Some(c) if c.id == id && c.pin_hash.is_some() => Ok(c),
+        _ => Err(AccountError::AddressMoved),
+    }
 }
 
 pub async fn reset_verify(state: &AppState, token: Option<&str>, code: &str) -> AccountResult<()> {
@@ -474,8 +525,7 @@ pub async fn reset_finish(
     let address = state
         .db
         .write(move |tx| {
-            let client =
-                repo::client_by_primary_email(tx, &email.key)?.ok_or(AccountError::FlowExpired)?;
+            let client = flow_client(tx, &flow, &email)?;
             repo::set_pin(tx, client.id, &pin_hash)?;
             repo::delete_client_sessions(tx, client.id, None)?;
             repo::delete_client_devices(tx, client.id)?;

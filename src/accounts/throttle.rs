@@ -17,8 +17,13 @@ pub fn key(kind: &str, email_key: &str) -> String {
 
 /// Refuses the attempt if the key is locked out.
 pub fn check(conn: &Connection, key: &str) -> AccountResult<()> {
+    check_capped(conn, key, HARD_CAP)
+}
+
+/// Like [`check`], with `cap` failures in a row locking the key until it is cleared.
+pub fn check_capped(conn: &Connection, key: &str, cap: i64) -> AccountResult<()> {
     let (failures, locked_until) = repo::throttle(conn, key)?;
-    if failures >= HARD_CAP {
+    if failures >= cap {
         return Err(AccountError::LockedUntilReset);
     }
     let t = now();
@@ -32,9 +37,20 @@ pub fn check(conn: &Connection, key: &str) -> AccountResult<()> {
 /// failure up front (call [`clear`] when it succeeds). Run inside the write
 /// transaction so that parallel attempts cannot all slip under the limit.
 pub fn begin(conn: &Connection, key: &str, lockout_after: u32) -> AccountResult<()> {
-    check(conn, key)?;
+    begin_capped(conn, key, lockout_after, HARD_CAP).map(|_| ())
+}
+
+/// Like [`begin`] with the lock of [`check_capped`]; returns the failures counted
+/// so far, this attempt included.
+pub fn begin_capped(
+    conn: &Connection,
+    key: &str,
+    lockout_after: u32,
+    cap: i64,
+) -> AccountResult<i64> {
+    check_capped(conn, key, cap)?;
     fail(conn, key, lockout_after)?;
-    Ok(())
+    Ok(repo::throttle(conn, key)?.0)
 }
 
 /// Counts a failure and sets the lockout it earns.

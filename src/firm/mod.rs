@@ -74,7 +74,7 @@ pub async fn reset_staff_totp(state: &AppState, email: &str) -> AccountResult<St
         .write(move |tx| {
             let staff = existing_staff(tx, &email)?;
             repo::reset_totp(tx, staff.id)?;
-            throttle::clear_prefix(tx, &staff_key(&email.key, ""))?;
+            clear_staff_throttles(tx, &email.key)?;
             audit::append(
                 tx,
                 Entry {
@@ -97,7 +97,7 @@ pub async fn unlock_staff(state: &AppState, email: &str) -> AccountResult<Staff>
         .db
         .write(move |tx| {
             let staff = existing_staff(tx, &email)?;
-            throttle::clear_prefix(tx, &staff_key(&email.key, ""))?;
+            clear_staff_throttles(tx, &email.key)?;
             audit::append(
                 tx,
                 Entry {
@@ -169,6 +169,14 @@ pub async fn signin_password(
             "The email or password is not right.".into(),
         ));
     };
+    // Said only after the right password: wrong authenticator codes lock the
+    // account, and a right password does not lift that.
+    let (second_key, cap) = (totp_key(&email.key), totp_cap(state));
+    state
+        .db
+        .read(move |conn| throttle::check_capped(conn, &second_key, cap))
+        .await
+        .map_err(staff_lockout)?;
     let enrol = staff.totp_enabled_at.is_none();
     let stage = if enrol { "enrol" } else { "totp" };
     let started = codes::start(
@@ -197,10 +205,25 @@ pub async fn signin_password(
     Ok((started, enrol))
 }
 
-/// Staff failures count per address *and* client IP: staff have no Forgot-PIN way
+/// Wrong passwords count per address *and* client IP: staff have no Forgot-PIN way
 /// out, so a stranger must not be able to lock them out from elsewhere.
 fn staff_key(email_key: &str, ip: &str) -> String {
     throttle::key("staff", &format!("{email_key}|{ip}"))
+}
+
+/// Wrong authenticator codes count per account, under a key of their own that
+/// only a right code clears: whoever gets this far knows the password.
+fn totp_key(email_key: &str) -> String {
+    throttle::key("staff-totp", email_key)
+}
+
+fn totp_cap(state: &AppState) -> i64 {
+    i64::from(state.config.accounts.staff_totp_max_failures)
+}
+
+fn clear_staff_throttles(tx: &rusqlite::Connection, email_key: &str) -> rusqlite::Result<()> {
+    throttle::clear_prefix(tx, &staff_key(email_key, ""))?;
+    throttle::clear(tx, &totp_key(email_key))
 }
 
 fn staff_lockout(e: AccountError) -> AccountError {
@@ -253,42 +276,31 @@ pub async fn signin_totp(
     let flow = codes::load(state, token, Purpose::Staff).await?;
     let factor = second_factor(state, token).await?;
     let staff = factor.staff;
-    let key = staff_key(&staff.email.to_lowercase(), &visitor.ip);
+    let key = totp_key(&staff.email.to_lowercase());
     let secret = match &factor.enrol {
         Some(e) => e.secret.clone(),
         None => staff.totp_secret.clone().ok_or(AccountError::FlowExpired)?,
     };
     let code = code.to_string();
-    let (st, v, after, enrolling) = (
+    let (st, v, after, cap, enrolling) = (
         state.clone(),
         visitor.clone(),
         state.config.accounts.lockout_after,
+        totp_cap(state),
         factor.enrol.is_some(),
     );
-    state
+    let result = state
         .db
         .write(move |tx| {
             // Counted and checked against the newest used step in one transaction,
             // so parallel guesses and replays cannot slip through.
-            if let Err(e) = throttle::begin(tx, &key, after) {
-                return Ok(Err(staff_lockout(e)));
-            }
+            let failures = match throttle::begin_capped(tx, &key, after, cap) {
+                Ok(n) => n,
+                Err(e) => return Ok(Err(staff_lockout(e))),
+            };
             let last_step = repo::staff_by_id(tx, staff.id)?.map_or(i64::MAX, |s| s.totp_last_step);
             let Some(step) = totp::verify(&secret, &code, last_step)? else {
-                audit::append(
-                    tx,
-                    Entry {
-                        actor: Actor::Staff(staff.public_id.clone()),
-                        event: "staff_signin_failed",
-                        subject: &staff.email,
-                        detail: "wrong TOTP code",
-                        ip: &v.ip,
-                    },
-                )?;
-                return Ok(Err(AccountError::Invalid(
-                    "That code is not right. Use the current code from your authenticator app."
-                        .into(),
-                )));
+                return totp_failed(tx, &st, &staff, failures, &v).map(Err);
             };
             throttle::clear(tx, &key)?;
             if enrolling {
@@ -308,19 +320,52 @@ pub async fn signin_totp(
             } else {
                 ""
             };
-            audit::append(
-                tx,
-                Entry {
-                    actor: Actor::Staff(staff.public_id.clone()),
-                    event: "staff_signin",
-                    subject: &staff.email,
-                    detail,
-                    ip: &v.ip,
-                },
-            )?;
+            staff_audit(tx, &staff, "staff_signin", detail, &v)?;
             Ok::<_, AccountError>(Ok(token))
         })
-        .await?
+        .await?;
+    if result.is_err() {
+        // The failure may have locked the account and queued the email saying so.
+        state.mailer.wake();
+    }
+    result
+}
+
+/// Records a wrong authenticator code. The one that reaches the ceiling locks the
+/// account until `portal staff unlock` and emails the staff member, whose
+/// password is evidently known to whoever is guessing.
+fn totp_failed(
+    tx: &rusqlite::Connection,
+    state: &AppState,
+    staff: &Staff,
+    failures: i64,
+    visitor: &Visitor,
+) -> AccountResult<AccountError> {
+    staff_audit(tx, staff, "staff_signin_failed", "wrong TOTP code", visitor)?;
+    if failures < totp_cap(state) {
+        return Ok(AccountError::Invalid(
+            "That code is not right. Use the current code from your authenticator app.".into(),
+        ));
+    }
+    let notice = state.email(
+        "staff_totp_locked",
+        context! { email => staff.email.clone(), failures, ip => visitor.ip.clone() },
+    )?;
+    mail::queue(tx, &staff.email, &notice)?;
+    let detail = format!("{failures} wrong TOTP codes in a row");
+    staff_audit(tx, staff, "staff_locked", &detail, visitor)?;
+    Ok(staff_lockout(AccountError::LockedUntilReset))
+}
+
+fn staff_audit(
+    tx: &rusqlite::Connection,
+    staff: &Staff,
+    event: &str,
+    detail: &str,
+    visitor: &Visitor,
+) -> rusqlite::Result<()> {
+    let actor = Actor::Staff(staff.public_id.clone());
+    crate::accounts::signin::audit(tx, actor, event, &staff.email, detail, visitor)
 }
 
 pub async fn staff_by_id(state: &AppState, id: i64) -> AccountResult<Option<Staff>> {

@@ -15,7 +15,7 @@ use crate::accounts::{AccountError, invite};
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::infra::audit::Actor;
-use crate::infra::web::csrf::CsrfForm;
+use crate::infra::web::csrf::{self, CsrfForm};
 use crate::infra::web::page::{self, cookie};
 use crate::infra::web::{Visitor, client_ip};
 
@@ -213,6 +213,7 @@ async fn totp(
     {
         Ok(token) => {
             clear_flow(req, state);
+            csrf::rotate_browser_id(req);
             let c = &state.web.cookies;
             req.cookie().add(c.make(&c.staff_session, &token, None));
             Ok(see_other("/staff"))
@@ -240,6 +241,7 @@ async fn signout(
     .await?;
     let c = &state.web.cookies;
     req.cookie().add(c.expire(&c.staff_session));
+    csrf::rotate_browser_id(req);
     Ok(see_other("/staff/signin?notice=signed-out"))
 }
 

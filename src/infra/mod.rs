@@ -1,5 +1,6 @@
 //! Shared machinery. Nothing here knows about capabilities.
 
+pub mod address;
 pub mod audit;
 pub mod crypto;
 pub mod db;

@@ -41,6 +41,9 @@ impl Renderer {
         env.add_global("base_url", config.base_url().to_string());
         env.add_filter("datetime", format_datetime);
         env.add_filter("date", format_date);
+        env.add_filter("address", |a: String| {
+            Value::from_safe_string(crate::infra::address::staff_html(&a))
+        });
         Renderer { env, theme_dir }
     }
 

@@ -229,6 +229,12 @@ impl TestPortal {
         Browser::new(&self.url)
     }
 
+    /// A browser whose requests say (in `X-Forwarded-For`) they come from `ip`;
+    /// the portal believes it only with `server.trust_proxy_headers`.
+    pub fn browser_from(&self, ip: &str) -> Browser {
+        Browser::with_headers(&self.url, &[("x-forwarded-for", ip)])
+    }
+
     pub async fn invite(&self, name: &str, email: &str) {
         portal::accounts::invite::invite_client(
             &self.state,
@@ -356,6 +362,16 @@ impl Page {
         self
     }
 
+    /// The body with `email` replaced and the CSRF field left out, for comparing
+    /// the answers given about two addresses.
+    pub fn text_without(&self, email: &str) -> String {
+        self.body
+            .replace(email, "EMAIL")
+            .lines()
+            .filter(|l| !l.contains("name=\"csrf\""))
+            .collect()
+    }
+
     pub fn path(&self) -> String {
         let u = url::Url::parse(&self.url).unwrap();
         u.path().to_string()
@@ -370,15 +386,19 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(base: &str) -> Browser {
-        Self::with_headers(base, reqwest::header::HeaderMap::new())
+        Self::with_headers(base, &[])
     }
 
-    /// A browser that sends `headers` with every request (as a proxy would add them).
-    pub fn with_headers(base: &str, headers: reqwest::header::HeaderMap) -> Browser {
+    /// A browser that sends `headers` with every request.
+    pub fn with_headers(base: &str, headers: &[(&'static str, &str)]) -> Browser {
+        let mut defaults = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            defaults.append(*name, value.parse().unwrap());
+        }
         let client = reqwest::Client::builder()
-            .default_headers(headers)
             .cookie_store(true)
             .user_agent("Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 test")
+            .default_headers(defaults)
             .build()
             .unwrap();
         Browser {

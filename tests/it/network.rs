@@ -191,17 +191,16 @@ async fn connections_are_capped_in_total_and_per_address() {
     portal.stop().await;
 }
 
-fn forwarded(lines: &[&str]) -> reqwest::header::HeaderMap {
-    let mut headers = reqwest::header::HeaderMap::new();
-    for line in lines {
-        headers.append("x-forwarded-for", line.parse().unwrap());
-    }
-    headers
+fn forwarded<'a>(lines: &[&'a str]) -> Vec<(&'static str, &'a str)> {
+    lines
+        .iter()
+        .map(|line| ("x-forwarded-for", *line))
+        .collect()
 }
 
 /// The address the portal recorded for a failed sign-in made with `headers`.
-async fn recorded_address(portal: &TestPortal, headers: reqwest::header::HeaderMap) -> String {
-    let b = Browser::with_headers(&portal.url, headers);
+async fn recorded_address(portal: &TestPortal, headers: Vec<(&'static str, &str)>) -> String {
+    let b = Browser::with_headers(&portal.url, &headers);
     b.post("/signin", &[("email", "jane@example.com")]).await;
     b.post("/signin/pin", &[("pin", "000001")]).await;
     portal.query_text(

@@ -16,7 +16,7 @@ use crate::accounts::signin::{self as service, NextStep};
 use crate::app::AppState;
 use crate::error::AppResult;
 use crate::infra::audit::Actor;
-use crate::infra::web::csrf::CsrfForm;
+use crate::infra::web::csrf::{self, CsrfForm};
 use crate::infra::web::page::cookie;
 use crate::infra::web::{Visitor, local_path};
 
@@ -210,6 +210,7 @@ pub async fn code(
     )? {
         Ok(signed_in) => {
             clear_flow(req, state);
+            csrf::rotate_browser_id(req);
             set_session(req, state, &signed_in.session_token);
             set_device(req, state, &signed_in.device_token);
             Ok(see_other(&signed_in.next))
@@ -273,7 +274,15 @@ pub async fn forgot(
     CsrfForm(_): CsrfForm<Empty>,
 ) -> AppResult<Response> {
     let token = flow_token(req, state);
-    match user_error(service::reset_start(state, token.as_deref(), &Visitor::of(req)).await)? {
+    let device = cookie(req, &state.web.cookies.device);
+    let started = service::reset_start(
+        state,
+        token.as_deref(),
+        device.as_deref(),
+        &Visitor::of(req),
+    )
+    .await;
+    match user_error(started)? {
         Ok(started) => {
             set_flow(req, state, &started.token);
             Ok(see_other("/signin/reset"))
@@ -333,7 +342,15 @@ pub async fn reset_resend(
     CsrfForm(_): CsrfForm<Empty>,
 ) -> AppResult<Response> {
     let token = flow_token(req, state);
-    match user_error(service::reset_resend(state, token.as_deref(), &Visitor::of(req)).await)? {
+    let device = cookie(req, &state.web.cookies.device);
+    let sent = service::reset_resend(
+        state,
+        token.as_deref(),
+        device.as_deref(),
+        &Visitor::of(req),
+    )
+    .await;
+    match user_error(sent)? {
         Ok(_) => Ok(see_other("/signin/reset?notice=code-sent")),
         Err(message) => {
             code_error(
@@ -420,6 +437,7 @@ pub async fn signout(
         session::end(state, &token, actor, &client.email, &Visitor::of(req)).await?;
     }
     req.cookie().add(c.expire(&c.session));
+    csrf::rotate_browser_id(req);
     Ok(see_other("/signin?notice=signed-out"))
 }
 

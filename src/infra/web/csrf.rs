@@ -1,8 +1,16 @@
-//! CSRF protection. Every browser gets a random HttpOnly `portal_browser` cookie;
-//! forms carry `csrf = HMAC(key, browser id)` in a hidden field, and [`CsrfForm`]
-//! refuses any state-changing request whose token does not match.
+//! CSRF protection, in layers:
+//!
+//! - [`CsrfMiddleware`] refuses any unsafe request (POST, PUT, PATCH, DELETE...)
+//!   that a browser says comes from another site: an `Origin` that is not the
+//!   portal's own, or `Sec-Fetch-Site: cross-site`. It also gives every browser a
+//!   random HttpOnly `portal_browser` cookie.
+//! - Forms carry `csrf = HMAC(key, browser id, session cookies)` in a hidden field
+//!   (scripts send it as `X-CSRF-Token`), and [`CsrfForm`] refuses a request whose
+//!   token does not match. Binding the token to the session means a token seen
+//!   before sign-in, or in another session, is worthless once signed in; and the
+//!   browser id itself is replaced at sign-in and sign-out ([`rotate_browser_id`]).
 
-use poem::http::StatusCode;
+use poem::http::{Method, StatusCode};
 use poem::{
     Endpoint, FromRequest, IntoResponse, Middleware, Request, RequestBody, Response, Result,
 };
@@ -11,54 +19,125 @@ use serde::de::DeserializeOwned;
 use super::WebSettings;
 use crate::infra::crypto::{SecretKey, constant_time_eq, random_token};
 
-/// The browser's id, as read from (or just given in) its cookie.
-#[derive(Clone)]
-pub struct BrowserId(pub String);
-
-/// The CSRF token for this request's browser, for templates.
+/// The CSRF token for this request's browser and session(s), for templates. It
+/// reads the cookie jar, so it reflects cookies set earlier in the same request.
 pub fn token(req: &Request) -> String {
-    match (req.data::<SecretKey>(), req.extensions().get::<BrowserId>()) {
-        (Some(key), Some(id)) => key.mac_b64(&[b"csrf", id.0.as_bytes()]),
-        _ => String::new(),
+    let (Some(key), Some(settings)) = (req.data::<SecretKey>(), req.data::<WebSettings>()) else {
+        return String::new();
+    };
+    let names = &settings.cookies;
+    let Some(browser) = jar_value(req, &names.browser) else {
+        return String::new();
+    };
+    let session = jar_value(req, &names.session).unwrap_or_default();
+    let staff = jar_value(req, &names.staff_session).unwrap_or_default();
+    key.mac_b64(&[
+        b"csrf",
+        browser.as_bytes(),
+        session.as_bytes(),
+        staff.as_bytes(),
+    ])
+}
+
+fn jar_value(req: &Request, name: &str) -> Option<String> {
+    req.cookie()
+        .get(name)
+        .map(|c| c.value_str().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Gives this browser a new id, so that every CSRF token it held stops working.
+/// Called when a session starts or ends.
+pub fn rotate_browser_id(req: &Request) {
+    if let Some(settings) = req.data::<WebSettings>() {
+        set_browser_id(req, settings);
     }
 }
 
-/// Ensures every request has a [`BrowserId`], setting the cookie on first visit.
-pub struct BrowserIdMiddleware;
+fn set_browser_id(req: &Request, settings: &WebSettings) {
+    let cookies = &settings.cookies;
+    let id = random_token();
+    req.cookie()
+        .add(cookies.make(&cookies.browser, &id, Some(400 * 24 * 3600)));
+}
 
-impl<E: Endpoint> Middleware<E> for BrowserIdMiddleware {
-    type Output = BrowserIdEndpoint<E>;
+/// Refuses cross-site unsafe requests and ensures every browser has an id.
+pub struct CsrfMiddleware;
+
+impl<E: Endpoint> Middleware<E> for CsrfMiddleware {
+    type Output = CsrfEndpoint<E>;
     fn transform(&self, ep: E) -> Self::Output {
-        BrowserIdEndpoint(ep)
+        CsrfEndpoint(ep)
     }
 }
 
-pub struct BrowserIdEndpoint<E>(E);
+pub struct CsrfEndpoint<E>(E);
 
-impl<E: Endpoint> Endpoint for BrowserIdEndpoint<E> {
+impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
     type Output = Response;
-    async fn call(&self, mut req: Request) -> Result<Self::Output> {
+    async fn call(&self, req: Request) -> Result<Self::Output> {
         let Some(settings) = req.data::<WebSettings>().cloned() else {
             return Ok(self.0.call(req).await?.into_response());
         };
-        let name = &settings.cookies.browser;
-        let existing = req
+        if let Some(reason) = cross_site(&req, &settings) {
+            tracing::warn!(path = %req.uri().path().escape_debug(), reason, "request refused");
+            return Err(CsrfRejected.into());
+        }
+        let has_id = req
             .cookie()
-            .get(name)
-            .map(|c| c.value_str().to_string())
-            .filter(|v| v.len() >= 32);
-        let id = match existing {
-            Some(id) => id,
-            None => {
-                let id = random_token();
-                req.cookie()
-                    .add(settings.cookies.make(name, &id, Some(400 * 24 * 3600)));
-                id
-            }
-        };
-        req.extensions_mut().insert(BrowserId(id));
+            .get(&settings.cookies.browser)
+            .is_some_and(|c| c.value_str().len() >= 32);
+        if !has_id {
+            set_browser_id(&req, &settings);
+        }
         Ok(self.0.call(req).await?.into_response())
     }
+}
+
+/// Why an unsafe request is refused as coming from another site, if it is. A
+/// request without `Origin` or `Sec-Fetch-Site` (not a browser, or an old one)
+/// passes here and still needs its token.
+fn cross_site(req: &Request, settings: &WebSettings) -> Option<&'static str> {
+    if matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    ) {
+        return None;
+    }
+    let header = |name: &str| req.headers().get(name).map(|v| v.to_str().unwrap_or(""));
+    if header("sec-fetch-site").is_some_and(|v| v.eq_ignore_ascii_case("cross-site")) {
+        return Some("Sec-Fetch-Site is cross-site");
+    }
+    match header("origin") {
+        Some(origin) if !own_origin(req, settings, origin) => Some("Origin is another site"),
+        _ => None,
+    }
+}
+
+/// Whether `origin` is the portal's: that of `server.public_url`, or the host the
+/// request was sent to (with the scheme the portal is served over).
+fn own_origin(req: &Request, settings: &WebSettings, origin: &str) -> bool {
+    let Some(origin) = origin_of(origin) else {
+        // "null" (a sandboxed frame, a cross-site redirect) or junk.
+        return false;
+    };
+    if origin == settings.public_origin {
+        return true;
+    }
+    let scheme = if settings.https { "https" } else { "http" };
+    let host = req
+        .headers()
+        .get(poem::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    host.and_then(|h| origin_of(&format!("{scheme}://{h}")))
+        .is_some_and(|own| own == origin)
+}
+
+/// `scheme://host[:port]` of a URL (default ports dropped), if it has one.
+pub fn origin_of(url: &str) -> Option<String> {
+    let origin = url::Url::parse(url).ok()?.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
 }
 
 /// A URL-encoded form whose `csrf` field has been checked.

@@ -22,6 +22,9 @@ pub struct WebSettings {
     /// The reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     pub cookies: cookies::CookieNames,
+    /// `scheme://host[:port]` of `server.public_url`, for telling own requests from
+    /// cross-site ones.
+    pub public_origin: String,
 }
 
 /// The client's IP address. Without a trusted reverse proxy it is the socket
