@@ -4,6 +4,7 @@
 //! store; every query that loads a client's document filters by the client.
 
 pub mod content;
+pub mod delivery;
 pub mod folder;
 pub mod publish;
 pub mod repo;

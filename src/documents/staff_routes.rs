@@ -6,6 +6,7 @@ use poem::http::StatusCode;
 use poem::web::{Data, Multipart, Path, Query};
 use poem::{Request, Response, Route, get, handler, post};
 
+use super::delivery::{Access, Kind, deliver};
 use super::publish::{self, Publication, Received};
 use super::{DocumentError, repo};
 use crate::accounts::invite;
@@ -25,7 +26,7 @@ pub fn add(route: Route) -> Route {
         .at("/clients/:id", get(client_page))
         .at("/clients/:id/publish", post(publish_files))
         .at("/inbox", get(inbox))
-        .at("/documents/:id/download", get(download))
+        .at("/documents/:id/download", get(download).head(download))
         .at("/documents/:id/saved", post(mark_saved))
 }
 
@@ -328,17 +329,13 @@ async fn download(
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     let doc = super::by_public_id(state, &id).await?;
-    if req.headers().get(poem::http::header::RANGE).is_none() {
-        publish::record_access(
-            state,
-            &doc,
-            Actor::Staff(who.staff.public_id.clone()),
-            "document_downloaded",
-            &client_ip(req),
-        )
-        .await?;
-    }
-    Ok(super::routes::serve(req, state, &doc, false))
+    let access = Access {
+        actor: Actor::Staff(who.staff.public_id.clone()),
+        session: &who.token,
+        ip: client_ip(req),
+        kind: Kind::Download,
+    };
+    deliver(req, state, &doc, access).await
 }
 
 #[handler]
