@@ -6,6 +6,7 @@
 pub mod content;
 pub mod delivery;
 pub mod folder;
+pub mod notify;
 pub mod publish;
 pub mod repo;
 pub mod retention;

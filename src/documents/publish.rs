@@ -189,14 +189,26 @@ pub async fn unread_notifications(state: &AppState) -> AppResult<i64> {
         .await?)
 }
 
-pub async fn mark_notifications_read(state: &AppState) -> AppResult<()> {
+/// Marks read the notifications up to `up_to`, the newest one the staff member saw
+/// (so one that arrived after the page was shown stays unread).
+pub async fn mark_notifications_read(state: &AppState, up_to: i64) -> AppResult<()> {
     Ok(state
         .db
-        .write(|tx| repo::mark_notifications_read(tx).map_err(DbError::from))
+        .write(move |tx| repo::mark_notifications_read(tx, up_to).map_err(DbError::from))
         .await?)
 }
 
-/// Audits a download or preview, and marks a firm document as viewed by the client.
+/// Marks one notification read and returns where it points.
+pub async fn open_notification(state: &AppState, id: i64) -> AppResult<String> {
+    state
+        .db
+        .write(move |tx| repo::open_notification(tx, id).map_err(DbError::from))
+        .await?
+        .ok_or(crate::error::AppError::NotFound)
+}
+
+/// Audits opening a document's preview page (its bytes are audited by
+/// [`super::delivery::deliver`]), and marks it as viewed by the client.
 pub async fn record_access(
     state: &AppState,
     doc: &Document,

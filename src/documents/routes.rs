@@ -252,6 +252,9 @@ fn doc_error(e: DocumentError) -> AppResult<Response> {
             Ok(json_error(StatusCode::CONFLICT, &m))
         }
         DocumentError::Refused(m) => Ok(json_error(StatusCode::UNPROCESSABLE_ENTITY, &m)),
+        DocumentError::Internal(AppError::TooMany(m)) => {
+            Ok(json_error(StatusCode::TOO_MANY_REQUESTS, &m))
+        }
         DocumentError::Internal(e) => Err(e),
     }
 }
