@@ -5,6 +5,7 @@ mod browser;
 mod cli;
 mod common;
 mod documents;
+mod documents_abuse;
 mod platform;
 mod security;
 mod staff;
