@@ -11,10 +11,10 @@ use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Body, Request, Response};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::repo::{self, Document};
+use super::repo::Document;
 use crate::app::AppState;
 use crate::error::AppResult;
-use crate::infra::audit::{self, Actor, Entry};
+use crate::infra::audit::{Actor, Entry};
 use crate::infra::crypto::sha256_hex;
 use crate::infra::db::{DbError, now};
 
@@ -198,7 +198,6 @@ async fn record(
     let (actor, ip, event) = (access.actor.clone(), access.ip.clone(), access.kind.event());
     // Derived from the token, so this table cannot be used to find the session.
     let session = sha256_hex(format!("document-access\0{}", access.session).as_bytes());
-    let by_client = matches!(actor, Actor::Client(_));
     let detail = match range {
         Some((start, end)) => format!("bytes {start}-{} of {size}", end - 1),
         None => format!("whole file, {size} bytes"),
@@ -210,19 +209,14 @@ async fn record(
             if range.is_some() && seen {
                 return Ok(());
             }
-            if by_client {
-                repo::mark_viewed(tx, id)?;
-            }
-            audit::append(
-                tx,
-                Entry {
-                    actor,
-                    event,
-                    subject: &public,
-                    detail: &detail,
-                    ip: &ip,
-                },
-            )?;
+            let entry = Entry {
+                actor,
+                event,
+                subject: &public,
+                detail: &detail,
+                ip: &ip,
+            };
+            super::publish::note_access(tx, id, entry)?;
             tx.execute(
                 "INSERT OR REPLACE INTO document_access (session_ref, document_id, event, audited_at)
                  VALUES (?1, ?2, ?3, ?4)",

@@ -217,26 +217,32 @@ pub async fn record_access(
     ip: &str,
 ) -> AppResult<()> {
     let (id, public, ip) = (doc.id, doc.public_id.clone(), ip.to_string());
-    let by_client = matches!(actor, Actor::Client(_));
     Ok(state
         .db
         .write(move |tx| {
-            if by_client {
-                repo::mark_viewed(tx, id)?;
-            }
-            audit::append(
-                tx,
-                Entry {
-                    actor,
-                    event,
-                    subject: &public,
-                    detail: "",
-                    ip: &ip,
-                },
-            )?;
-            Ok::<_, DbError>(())
+            let entry = Entry {
+                actor,
+                event,
+                subject: &public,
+                detail: "",
+                ip: &ip,
+            };
+            note_access(tx, id, entry).map_err(DbError::from)
         })
         .await?)
+}
+
+/// In the caller's transaction: audits an access to document `id`, and marks a
+/// client's first access (the document is then "Viewed").
+pub(super) fn note_access(
+    conn: &rusqlite::Connection,
+    id: i64,
+    entry: Entry,
+) -> rusqlite::Result<()> {
+    if matches!(entry.actor, Actor::Client(_)) {
+        repo::mark_viewed(conn, id)?;
+    }
+    audit::append(conn, entry)
 }
 
 fn saved_meanwhile() -> DocumentError {

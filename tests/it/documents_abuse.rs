@@ -15,6 +15,22 @@ fn audited(portal: &TestPortal, event: &str, id: &str, actor: &str) -> i64 {
     ))
 }
 
+async fn add_staff(portal: &TestPortal, email: &str, name: &str) {
+    portal::firm::add_staff(&portal.state, email, name, STAFF_PASSWORD)
+        .await
+        .unwrap();
+}
+
+/// Posts a hand-made publish form to a client's page.
+async fn post_publish(
+    staff: &Browser,
+    client_id: &str,
+    form: reqwest::multipart::Form,
+) -> crate::common::Raw {
+    let url = staff.url(&format!("/staff/clients/{client_id}/publish"));
+    staff.raw(staff.http().post(url).multipart(form)).await
+}
+
 async fn get_range(b: &Browser, path: &str, range: &str) -> crate::common::Raw {
     b.raw(b.http().get(b.url(path)).header("Range", range))
         .await
@@ -144,22 +160,8 @@ async fn empty_uploads_are_refused_and_notify_nobody() {
 async fn an_upload_flood_is_limited_and_each_staff_member_gets_one_email() {
     let portal = TestPortal::start_with(|c| c.documents.uploads_per_hour = 10).await;
     let jane = portal.client("Jane Doe", "jane@example.com", PIN).await;
-    portal::firm::add_staff(
-        &portal.state,
-        "ann@smithlee.example",
-        "Ann Smith",
-        STAFF_PASSWORD,
-    )
-    .await
-    .unwrap();
-    portal::firm::add_staff(
-        &portal.state,
-        "ben@smithlee.example",
-        "Ben Lee",
-        STAFF_PASSWORD,
-    )
-    .await
-    .unwrap();
+    add_staff(&portal, "ann@smithlee.example", "Ann Smith").await;
+    add_staff(&portal, "ben@smithlee.example", "Ben Lee").await;
 
     // 25 files at once: 10 go through, the rest are told to wait.
     let sends = (0..25).map(|i| {
@@ -273,14 +275,7 @@ async fn names_lose_bidi_overrides_and_other_format_characters() {
 
     // Staff publish: file name and folder; staff and client names.
     let staff = staff_browser(&portal).await;
-    portal::firm::add_staff(
-        &portal.state,
-        "ben@smithlee.example",
-        "Ben\u{202E}eeL",
-        STAFF_PASSWORD,
-    )
-    .await
-    .unwrap();
+    add_staff(&portal, "ben@smithlee.example", "Ben\u{202E}eeL").await;
     staff
         .post(
             "/staff/clients",
@@ -419,14 +414,7 @@ async fn oversized_or_malformed_forms_are_refused_plainly() {
             reqwest::multipart::Part::bytes(b"letter".to_vec()).file_name("letter.pdf"),
         )
         .text("message", huge);
-    let r = staff
-        .raw(
-            staff
-                .http()
-                .post(staff.url(&format!("/staff/clients/{client_id}/publish")))
-                .multipart(form),
-        )
-        .await;
+    let r = post_publish(&staff, &client_id, form).await;
     assert_eq!(r.status, 422);
     assert!(String::from_utf8_lossy(&r.body).contains("text is too long"));
     // A field the form does not even have counts just the same.
@@ -438,14 +426,7 @@ async fn oversized_or_malformed_forms_are_refused_plainly() {
             "files",
             reqwest::multipart::Part::bytes(b"letter".to_vec()).file_name("letter.pdf"),
         );
-    let r = staff
-        .raw(
-            staff
-                .http()
-                .post(staff.url(&format!("/staff/clients/{client_id}/publish")))
-                .multipart(form),
-        )
-        .await;
+    let r = post_publish(&staff, &client_id, form).await;
     assert_eq!(r.status, 422);
     assert_eq!(portal.query_i64("SELECT count(*) FROM documents"), 0);
     let stored = std::fs::read_dir(portal.dir.path().join("data/documents"))
