@@ -219,7 +219,8 @@ impl TestPortal {
         smtp: Smtp,
         dir: tempfile::TempDir,
     ) -> TestPortal {
-        let url = config.server.public_url.clone();
+        // Tests reach the listener itself, whatever public URL the config names.
+        let url = format!("http://{}", listener.local_addr().unwrap());
         let state = AppState::open(config).unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(portal::serve(state.clone(), listener, async move {
