@@ -295,6 +295,18 @@ async fn names_lose_bidi_overrides_and_other_format_characters() {
         )
         .await
         .expect("The documents were published");
+    portal
+        .browser()
+        .post(
+            "/request-portal",
+            &[
+                ("name", "Eve\u{202E} Poe"),
+                ("email", "eve@example.com"),
+                ("phone", "555\u{2066}0199"),
+                ("message", "Please open a portal for me."),
+            ],
+        )
+        .await;
     let names = |sql: &str| {
         let conn = rusqlite::Connection::open(portal.dir.path().join("data/portal.db")).unwrap();
         let mut stmt = conn.prepare(sql).unwrap();
@@ -308,6 +320,7 @@ async fn names_lose_bidi_overrides_and_other_format_characters() {
         "SELECT folder FROM documents",
         "SELECT name FROM clients",
         "SELECT name FROM staff",
+        "SELECT name || phone FROM portal_requests",
     ] {
         for name in names(sql) {
             assert_visible(sql, &name);
@@ -317,6 +330,10 @@ async fn names_lose_bidi_overrides_and_other_format_characters() {
     assert!(names("SELECT folder FROM documents").contains(&"2025 / Letters".to_string()));
     assert!(names("SELECT name FROM staff").contains(&"BeneeL".to_string()));
     assert!(names("SELECT name FROM clients").contains(&"Bob Roe".to_string()));
+    assert_eq!(
+        names("SELECT name || ' ' || phone FROM portal_requests"),
+        ["Eve Poe 5550199"]
+    );
 
     // What staff see: the inbox, and the notification email's subject.
     jane.upload("w2\u{202E}fdp.exe", b"wages").await;
