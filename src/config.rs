@@ -46,6 +46,8 @@ pub struct Documents {
     pub index_text: bool,
     /// PDFs up to this size (MiB) have their text indexed for search.
     pub index_text_max_mb: u64,
+    /// Files a client may start sending in any hour.
+    pub uploads_per_hour: u32,
 }
 
 impl Default for Documents {
@@ -57,6 +59,7 @@ impl Default for Documents {
             upload_folders: vec!["Uploaded".into()],
             index_text: true,
             index_text_max_mb: 64,
+            uploads_per_hour: 200,
         }
     }
 }
@@ -260,6 +263,9 @@ pub struct Mail {
     pub max_attempts: u32,
     /// Addresses that receive staff notifications; empty means every staff member.
     pub staff_notify: Vec<String>,
+    /// Client uploads are announced to staff in one email per client this many
+    /// minutes after the first file of a batch.
+    pub staff_notify_batch_minutes: u32,
 }
 
 impl Default for Mail {
@@ -274,6 +280,7 @@ impl Default for Mail {
             outbox_dir: String::new(),
             max_attempts: 30,
             staff_notify: Vec::new(),
+            staff_notify_batch_minutes: 5,
         }
     }
 }
@@ -548,6 +555,15 @@ impl Config {
                 "expected a list of folder names such as [\"Uploaded\"]",
             );
         }
+        if !(1..=100_000).contains(&d.uploads_per_hour) {
+            return invalid("documents.uploads_per_hour", "must be between 1 and 100000");
+        }
+        if !(1..=1440).contains(&self.mail.staff_notify_batch_minutes) {
+            return invalid(
+                "mail.staff_notify_batch_minutes",
+                "must be between 1 and 1440 (a day)",
+            );
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid(
                 "log.level",
@@ -793,6 +809,20 @@ mod tests {
         assert!(err.to_string().contains("server.listen"), "{err}");
         let err = load_toml("[accounts]\nsignup = \"maybe\"\n").err().unwrap();
         assert!(err.to_string().contains("signup"), "{err}");
+        let err = load_toml("[documents]\nuploads_per_hour = 0\n")
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("documents.uploads_per_hour"),
+            "{err}"
+        );
+        let err = load_toml("[mail]\nstaff_notify_batch_minutes = 0\n")
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("mail.staff_notify_batch_minutes"),
+            "{err}"
+        );
     }
 }
 

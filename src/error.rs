@@ -4,6 +4,7 @@
 use poem::http::StatusCode;
 
 use crate::infra::db::DbError;
+use crate::infra::web::csrf::{BadForm, CsrfRejected};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -101,6 +102,8 @@ pub fn error_page(state: &crate::app::AppState, err: poem::Error) -> poem::Respo
             e.to_string()
         }
         Some(e) => e.to_string(),
+        // Our own messages, written for the user.
+        None if err.is::<CsrfRejected>() || err.is::<BadForm>() => err.to_string(),
         None if status.is_server_error() => {
             tracing::error!(error = %err.to_string().escape_debug(), "request failed");
             "Something went wrong on our side. Please try again in a moment.".to_string()
@@ -114,7 +117,12 @@ pub fn error_page(state: &crate::app::AppState, err: poem::Error) -> poem::Respo
         None if status == poem::http::StatusCode::PAYLOAD_TOO_LARGE => {
             "What you sent is too large.".to_string()
         }
-        None => err.to_string(),
+        // Any other client error comes from a parser (a form, multipart body, query
+        // or path that could not be read); its text is for developers, not users.
+        None => {
+            tracing::info!(status = status.as_u16(), error = %err.to_string().escape_debug(), "request refused");
+            BadForm.to_string()
+        }
     };
     let title = match status.as_u16() {
         404 => "Page not found",

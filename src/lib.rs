@@ -19,7 +19,7 @@ pub use app::AppState;
 pub use config::Config;
 
 /// Serves the portal on an already-bound listener until `shutdown` resolves, with
-/// the mail worker and housekeeping running beside it.
+/// the mail worker, housekeeping and batched staff upload notices running beside it.
 pub async fn serve(
     state: AppState,
     listener: std::net::TcpListener,
@@ -34,6 +34,10 @@ pub async fn serve(
 
     let mail = tokio::spawn(state.mailer.clone().run(stopped(stop_rx.clone())));
     let housekeeping = tokio::spawn(housekeeping(state.clone(), stopped(stop_rx.clone())));
+    let upload_notices = tokio::spawn(documents::notify::run(
+        state.clone(),
+        stopped(stop_rx.clone()),
+    ));
     let repair_state = state.clone();
     tokio::spawn(async move {
         match documents::content::repair(&repair_state).await {
@@ -56,6 +60,7 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     let _ = mail.await;
     let _ = housekeeping.await;
+    let _ = upload_notices.await;
     tracing::info!("stopped");
     Ok(result?)
 }

@@ -18,7 +18,11 @@ pub struct InvalidEmail;
 impl Email {
     pub fn parse(input: &str) -> Result<Email, InvalidEmail> {
         let trimmed: String = input.trim().nfc().collect();
-        if trimmed.len() > 254 || trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if trimmed.len() > 254
+            || trimmed
+                .chars()
+                .any(|c| c.is_whitespace() || crate::infra::text::is_invisible(c))
+        {
             return Err(InvalidEmail);
         }
         let (local, domain) = trimmed.rsplit_once('@').ok_or(InvalidEmail)?;

@@ -85,13 +85,15 @@ pub fn minutes(n: i64) -> String {
     }
 }
 
-/// A name typed by a person: trimmed, at most 100 characters, no control characters.
+/// A name typed by a person: without control or format characters (which could
+/// make it display as another name), trimmed, at most 100 characters.
 pub fn clean_name(input: &str, field: &str) -> AccountResult<String> {
-    let name = input.trim();
+    let visible = crate::infra::text::strip_invisible(input);
+    let name = visible.trim();
     if name.is_empty() {
         return Err(AccountError::Invalid(format!("Enter your {field}.")));
     }
-    if name.chars().count() > 100 || name.chars().any(char::is_control) {
+    if name.chars().count() > 100 {
         return Err(AccountError::Invalid(format!(
             "The {field} must be at most 100 characters of text."
         )));

@@ -13,8 +13,9 @@ use crate::infra::storage::StoreError;
 
 /// Streams plaintext bytes `start..end` of a document. Decryption runs on a
 /// blocking thread a few chunks ahead of the network; an integrity failure ends
-/// the stream with an error (and is logged), never with wrong bytes.
-pub fn stream_range(
+/// the stream with an error (and is logged), never with wrong bytes. Only
+/// [`super::delivery::deliver`] calls it, so every access is audited.
+pub(super) fn stream_range(
     state: &AppState,
     doc: &Document,
     start: u64,

@@ -1,18 +1,16 @@
 //! Folder paths ("2025 / Returns") and file names as the portal stores them.
 //! Both are metadata only: files are stored under server-generated names.
+//! Neither keeps invisible characters (see [`strip_invisible`]), so a name shows
+//! as what it is.
+
+use crate::infra::text::strip_invisible;
 
 /// A folder path made of up to four parts separated by `/`, each trimmed and
-/// free of control characters; `None` when nothing usable is left.
+/// free of control and format characters; `None` when nothing usable is left.
 pub fn clean(input: &str) -> Option<String> {
-    let parts: Vec<String> = input
+    let parts: Vec<String> = strip_invisible(input)
         .split('/')
-        .map(|p| {
-            p.chars()
-                .filter(|c| !c.is_control())
-                .collect::<String>()
-                .trim()
-                .to_string()
-        })
+        .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty() && p != "." && p != "..")
         .collect();
     if parts.is_empty() || parts.len() > 4 || parts.iter().any(|p| p.chars().count() > 60) {
@@ -22,18 +20,14 @@ pub fn clean(input: &str) -> Option<String> {
 }
 
 /// A file name safe to show and to offer in a download: no path, no control or
-/// reserved characters, at most 150 characters (keeping the extension).
+/// format characters, reserved characters replaced, at most 150 characters
+/// (keeping the extension).
 pub fn file_name(input: &str) -> String {
-    let base = input.rsplit(['/', '\\']).next().unwrap_or("");
+    let visible = strip_invisible(input);
+    let base = visible.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = base
         .chars()
-        .map(|c| {
-            if c.is_control() || "<>:\"|?*".contains(c) {
-                '_'
-            } else {
-                c
-            }
-        })
+        .map(|c| if "<>:\"|?*".contains(c) { '_' } else { c })
         .collect();
     let cleaned = cleaned.trim().trim_start_matches('.').trim().to_string();
     let cleaned = if cleaned.is_empty() {
@@ -70,6 +64,10 @@ mod tests {
         assert_eq!(clean("../../etc").as_deref(), Some("etc"));
         assert_eq!(clean(" / "), None);
         assert_eq!(clean("a/b/c/d/e"), None);
+        assert_eq!(
+            clean("20\u{2066}25/\u{202E}snruteR").as_deref(),
+            Some("2025 / snruteR")
+        );
     }
 
     #[test]
@@ -77,7 +75,9 @@ mod tests {
         assert_eq!(file_name("../../etc/passwd"), "passwd");
         assert_eq!(file_name("C:\\Users\\jane\\W-2.pdf"), "W-2.pdf");
         assert_eq!(file_name(".htaccess"), "htaccess");
-        assert_eq!(file_name("a\r\nb<script>.pdf"), "a__b_script_.pdf");
+        assert_eq!(file_name("a\r\nb<script>.pdf"), "ab_script_.pdf");
+        assert_eq!(file_name("invoice\u{202E}fdp.exe"), "invoicefdp.exe");
+        assert_eq!(file_name("\u{200B}\u{FEFF}"), "file");
         assert_eq!(file_name(""), "file");
         let long = format!("{}.pdf", "x".repeat(300));
         assert!(file_name(&long).ends_with(".pdf") && file_name(&long).chars().count() == 150);

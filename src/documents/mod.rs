@@ -4,7 +4,9 @@
 //! store; every query that loads a client's document filters by the client.
 
 pub mod content;
+pub mod delivery;
 pub mod folder;
+pub mod notify;
 pub mod publish;
 pub mod repo;
 pub mod retention;

@@ -189,14 +189,26 @@ pub async fn unread_notifications(state: &AppState) -> AppResult<i64> {
         .await?)
 }
 
-pub async fn mark_notifications_read(state: &AppState) -> AppResult<()> {
+/// Marks read the notifications up to `up_to`, the newest one the staff member saw
+/// (so one that arrived after the page was shown stays unread).
+pub async fn mark_notifications_read(state: &AppState, up_to: i64) -> AppResult<()> {
     Ok(state
         .db
-        .write(|tx| repo::mark_notifications_read(tx).map_err(DbError::from))
+        .write(move |tx| repo::mark_notifications_read(tx, up_to).map_err(DbError::from))
         .await?)
 }
 
-/// Audits a download or preview, and marks a firm document as viewed by the client.
+/// Marks one notification read and returns where it points.
+pub async fn open_notification(state: &AppState, id: i64) -> AppResult<String> {
+    state
+        .db
+        .write(move |tx| repo::open_notification(tx, id).map_err(DbError::from))
+        .await?
+        .ok_or(crate::error::AppError::NotFound)
+}
+
+/// Audits opening a document's preview page (its bytes are audited by
+/// [`super::delivery::deliver`]), and marks it as viewed by the client.
 pub async fn record_access(
     state: &AppState,
     doc: &Document,
@@ -205,26 +217,32 @@ pub async fn record_access(
     ip: &str,
 ) -> AppResult<()> {
     let (id, public, ip) = (doc.id, doc.public_id.clone(), ip.to_string());
-    let by_client = matches!(actor, Actor::Client(_));
     Ok(state
         .db
         .write(move |tx| {
-            if by_client {
-                repo::mark_viewed(tx, id)?;
-            }
-            audit::append(
-                tx,
-                Entry {
-                    actor,
-                    event,
-                    subject: &public,
-                    detail: "",
-                    ip: &ip,
-                },
-            )?;
-            Ok::<_, DbError>(())
+            let entry = Entry {
+                actor,
+                event,
+                subject: &public,
+                detail: "",
+                ip: &ip,
+            };
+            note_access(tx, id, entry).map_err(DbError::from)
         })
         .await?)
+}
+
+/// In the caller's transaction: audits an access to document `id`, and marks a
+/// client's first access (the document is then "Viewed").
+pub(super) fn note_access(
+    conn: &rusqlite::Connection,
+    id: i64,
+    entry: Entry,
+) -> rusqlite::Result<()> {
+    if matches!(entry.actor, Actor::Client(_)) {
+        repo::mark_viewed(conn, id)?;
+    }
+    audit::append(conn, entry)
 }
 
 fn saved_meanwhile() -> DocumentError {

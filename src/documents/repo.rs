@@ -345,10 +345,120 @@ pub fn recent_notifications(conn: &Connection, limit: i64) -> rusqlite::Result<V
     .collect()
 }
 
-pub fn mark_notifications_read(conn: &Connection) -> rusqlite::Result<()> {
+/// Marks read every notification up to `up_to` (the newest one the staff member saw).
+pub fn mark_notifications_read(conn: &Connection, up_to: i64) -> rusqlite::Result<()> {
     conn.execute(
-        "UPDATE staff_notifications SET read_at = ?1 WHERE read_at IS NULL",
-        [now()],
+        "UPDATE staff_notifications SET read_at = ?1 WHERE read_at IS NULL AND id <= ?2",
+        params![now(), up_to],
     )?;
     Ok(())
+}
+
+/// Marks one notification read; returns its link, `None` if there is no such notification.
+pub fn open_notification(conn: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
+    conn.execute(
+        "UPDATE staff_notifications SET read_at = ?1 WHERE id = ?2 AND read_at IS NULL",
+        params![now(), id],
+    )?;
+    conn.query_row(
+        "SELECT link FROM staff_notifications WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+// ---- upload limits and batched staff notices ----
+
+/// Seconds until the client may start another upload, or `None` when it is under
+/// `per_hour` starts in the last hour. Forgets starts older than an hour.
+pub fn hourly_upload_wait(
+    conn: &Connection,
+    client_id: i64,
+    per_hour: u32,
+) -> rusqlite::Result<Option<i64>> {
+    let hour_ago = now() - 3600;
+    conn.execute(
+        "DELETE FROM upload_starts WHERE client_id = ?1 AND started_at <= ?2",
+        params![client_id, hour_ago],
+    )?;
+    let (count, oldest): (i64, Option<i64>) = conn.query_row(
+        "SELECT count(*), min(started_at) FROM upload_starts WHERE client_id = ?1",
+        [client_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok((count >= i64::from(per_hour)).then(|| oldest.map_or(0, |t| t - hour_ago)))
+}
+
+pub fn record_upload_start(conn: &Connection, client_id: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO upload_starts (client_id, started_at) VALUES (?1, ?2)",
+        params![client_id, now()],
+    )?;
+    Ok(())
+}
+
+pub fn queue_upload_notice(
+    conn: &Connection,
+    client_id: i64,
+    document_id: i64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO upload_notices (client_id, document_id, created_at) VALUES (?1, ?2, ?3)",
+        params![client_id, document_id, now()],
+    )?;
+    Ok(())
+}
+
+/// One waiting notice: which client sent which file.
+#[derive(Debug, Clone)]
+pub struct UploadNotice {
+    pub id: i64,
+    pub client_id: i64,
+    pub client_name: String,
+    pub client_public_id: String,
+    pub name: String,
+    pub folder: String,
+}
+
+/// Every waiting notice of the clients whose oldest notice was queued at or
+/// before `due`, by client and in the order the files arrived.
+pub fn due_upload_notices(conn: &Connection, due: i64) -> rusqlite::Result<Vec<UploadNotice>> {
+    let mut stmt = conn.prepare(
+        "SELECT n.id, n.client_id, c.name, c.public_id, d.name, d.folder
+         FROM upload_notices n
+         JOIN clients c ON c.id = n.client_id
+         JOIN documents d ON d.id = n.document_id
+         WHERE n.client_id IN
+             (SELECT client_id FROM upload_notices GROUP BY client_id HAVING min(created_at) <= ?1)
+         ORDER BY n.client_id, n.id",
+    )?;
+    stmt.query_map([due], |r| {
+        Ok(UploadNotice {
+            id: r.get(0)?,
+            client_id: r.get(1)?,
+            client_name: r.get(2)?,
+            client_public_id: r.get(3)?,
+            name: r.get(4)?,
+            folder: r.get(5)?,
+        })
+    })?
+    .collect()
+}
+
+/// When the oldest waiting notice was queued, if any is waiting.
+pub fn oldest_upload_notice(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.query_row("SELECT min(created_at) FROM upload_notices", [], |r| {
+        r.get(0)
+    })
+}
+
+/// Removes notices once announced; returns how many were still there.
+pub fn delete_upload_notices(conn: &Connection, ids: &[i64]) -> rusqlite::Result<usize> {
+    let mut stmt = conn.prepare("DELETE FROM upload_notices WHERE id = ?1")?;
+    let mut removed = 0;
+    for id in ids {
+        removed += stmt.execute([id])?;
+    }
+    Ok(removed)
 }

@@ -7,7 +7,7 @@ use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::{Data, Json, Path};
 use poem::{Body, IntoResponse, Request, Response, Route, get, handler, post};
 
-use super::repo::Document;
+use super::delivery::{Access, Kind, deliver};
 use super::upload::{self, Appended, NewFile};
 use super::{DocumentError, Filter, publish};
 use crate::accounts::routes::{ClientSession, Empty, client_page, see_other};
@@ -21,9 +21,11 @@ pub fn add(route: Route) -> Route {
     route
         .at("/documents", get(documents))
         .at("/documents/send", get(send_page))
-        .at("/documents/:id/download", get(download))
+        // HEAD is routed explicitly so that it reaches the handler as HEAD (poem
+        // would otherwise run it as GET): it gets headers only and no audit entry.
+        .at("/documents/:id/download", get(download).head(download))
         .at("/documents/:id/view", get(preview))
-        .at("/documents/:id/content", get(content))
+        .at("/documents/:id/content", get(content).head(content))
         .at("/documents/:id/delete", post(delete))
         .at("/documents/:id/rename", post(rename))
         .at("/uploads", post(upload_create))
@@ -124,118 +126,13 @@ async fn send_page(
 
 // ---- downloads and previews ----
 
-/// Parses a single `bytes=a-b` range against `len`; `Err` when unsatisfiable.
-/// A `Range` header that cannot be satisfied (answered with 416).
-#[derive(Debug, PartialEq, Eq)]
-pub struct Unsatisfiable;
-
-pub fn parse_range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
-    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
-        return Ok(None);
-    };
-    if spec.contains(',') {
-        return Ok(None); // several ranges: send the whole file
+fn reader<'a>(req: &Request, who: &'a ClientSession, kind: Kind) -> Access<'a> {
+    Access {
+        actor: Actor::Client(who.client.public_id.clone()),
+        session: &who.token,
+        ip: client_ip(req),
+        kind,
     }
-    let (a, b) = spec.split_once('-').ok_or(Unsatisfiable)?;
-    let (start, end) = match (a.trim(), b.trim()) {
-        ("", suffix) => {
-            let n: u64 = suffix.parse().map_err(|_| Unsatisfiable)?;
-            (len.saturating_sub(n), len)
-        }
-        (a, "") => (a.parse().map_err(|_| Unsatisfiable)?, len),
-        (a, b) => (
-            a.parse().map_err(|_| Unsatisfiable)?,
-            b.parse::<u64>()
-                .map_err(|_| Unsatisfiable)?
-                .saturating_add(1)
-                .min(len),
-        ),
-    };
-    if start >= end || start >= len {
-        return Err(Unsatisfiable);
-    }
-    Ok(Some((start, end)))
-}
-
-/// `attachment; filename="ascii"; filename*=UTF-8''encoded`.
-pub fn disposition(kind: &str, name: &str) -> String {
-    let ascii: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let encoded: String = url::form_urlencoded::byte_serialize(name.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20");
-    format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
-}
-
-/// Streams a document: whole or one range, as an attachment or (for safe types) inline.
-pub fn serve(req: &Request, state: &AppState, doc: &Document, inline: bool) -> Response {
-    let len = doc.size as u64;
-    // A document's content never changes, so its id and size make a strong ETag;
-    // browsers send it back in If-Range to resume a download.
-    let etag = format!("\"{}-{len}\"", doc.public_id);
-    let header_str = |name| {
-        req.headers()
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
-    let resumable = header_str(header::IF_RANGE).is_none_or(|v| v == etag);
-    let requested = if resumable {
-        header_str(header::RANGE)
-    } else {
-        None
-    };
-    let range = match parse_range(requested, len) {
-        Ok(r) => r,
-        Err(Unsatisfiable) => {
-            return Response::builder()
-                .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                .header(header::CONTENT_RANGE, format!("bytes */{len}"))
-                .finish();
-        }
-    };
-    let (start, end) = range.unwrap_or((0, len));
-    let content_type = if inline {
-        doc.mime.as_str()
-    } else {
-        "application/octet-stream"
-    };
-    let mut resp = Response::builder()
-        .header(header::CONTENT_TYPE, content_type)
-        .header(header::CONTENT_LENGTH, end - start)
-        .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::ETAG, etag.as_str())
-        .header(
-            header::CONTENT_DISPOSITION,
-            disposition(if inline { "inline" } else { "attachment" }, &doc.name),
-        )
-        .header(header::CACHE_CONTROL, "private, no-store")
-        .body(Body::from_bytes_stream(super::content::stream_range(
-            state, doc, start, end,
-        )));
-    if inline {
-        // Even a preview can never run script or load anything.
-        resp.headers_mut().insert(
-            "content-security-policy",
-            HeaderValue::from_static(
-                "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'",
-            ),
-        );
-    }
-    if range.is_some() {
-        resp.set_status(StatusCode::PARTIAL_CONTENT);
-        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{len}", end - 1)) {
-            resp.headers_mut().insert(header::CONTENT_RANGE, v);
-        }
-    }
-    resp
 }
 
 #[handler]
@@ -246,20 +143,10 @@ async fn download(
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     let doc = super::for_client(state, who.client.id, &id).await?;
-    // Whole-file downloads are recorded; resumed ranges of one download are not.
-    if req.headers().get(header::RANGE).is_none() {
-        publish::record_access(
-            state,
-            &doc,
-            Actor::Client(who.client.public_id.clone()),
-            "document_downloaded",
-            &client_ip(req),
-        )
-        .await?;
-    }
-    Ok(serve(req, state, &doc, false))
+    deliver(req, state, &doc, reader(req, &who, Kind::Download)).await
 }
 
+/// The bytes behind the preview (safe types only).
 #[handler]
 async fn content(
     req: &Request,
@@ -271,7 +158,7 @@ async fn content(
     if !super::previewable(&doc.mime) {
         return Err(AppError::NotFound);
     }
-    Ok(serve(req, state, &doc, true))
+    deliver(req, state, &doc, reader(req, &who, Kind::Preview)).await
 }
 
 #[handler]
@@ -365,6 +252,9 @@ fn doc_error(e: DocumentError) -> AppResult<Response> {
             Ok(json_error(StatusCode::CONFLICT, &m))
         }
         DocumentError::Refused(m) => Ok(json_error(StatusCode::UNPROCESSABLE_ENTITY, &m)),
+        DocumentError::Internal(AppError::TooMany(m)) => {
+            Ok(json_error(StatusCode::TOO_MANY_REQUESTS, &m))
+        }
         DocumentError::Internal(e) => Err(e),
     }
 }
@@ -502,34 +392,5 @@ async fn upload_delete(
     match upload::cancel(state, who.client.id, &id).await {
         Ok(()) => Ok(tus(Response::builder().status(StatusCode::NO_CONTENT)).finish()),
         Err(e) => doc_error(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges() {
-        assert_eq!(parse_range(None, 100), Ok(None));
-        assert_eq!(parse_range(Some("bytes=0-9"), 100), Ok(Some((0, 10))));
-        assert_eq!(parse_range(Some("bytes=90-"), 100), Ok(Some((90, 100))));
-        assert_eq!(parse_range(Some("bytes=-10"), 100), Ok(Some((90, 100))));
-        assert_eq!(parse_range(Some("bytes=50-500"), 100), Ok(Some((50, 100))));
-        assert_eq!(parse_range(Some("bytes=100-"), 100), Err(Unsatisfiable));
-        assert_eq!(parse_range(Some("bytes=x-"), 100), Err(Unsatisfiable));
-    }
-
-    #[test]
-    fn dispositions_are_safe() {
-        let d = disposition("attachment", "Jane \"quote\" résumé\r\n.pdf");
-        assert!(
-            d.starts_with("attachment; filename=\"Jane _quote_ r_sum___.pdf\""),
-            "{d}"
-        );
-        assert!(
-            d.contains("filename*=UTF-8''Jane%20%22quote%22%20r%C3%A9sum%C3%A9%0D%0A.pdf"),
-            "{d}"
-        );
     }
 }

@@ -6,6 +6,7 @@ use poem::http::StatusCode;
 use poem::web::{Data, Multipart, Path, Query};
 use poem::{Request, Response, Route, get, handler, post};
 
+use super::delivery::{Access, Kind, deliver};
 use super::publish::{self, Publication, Received};
 use super::{DocumentError, repo};
 use crate::accounts::invite;
@@ -25,7 +26,9 @@ pub fn add(route: Route) -> Route {
         .at("/clients/:id", get(client_page))
         .at("/clients/:id/publish", post(publish_files))
         .at("/inbox", get(inbox))
-        .at("/documents/:id/download", get(download))
+        .at("/inbox/read", post(mark_all_read))
+        .at("/notifications/:id/open", post(open_notification))
+        .at("/documents/:id/download", get(download).head(download))
         .at("/documents/:id/saved", post(mark_saved))
 }
 
@@ -185,90 +188,74 @@ async fn publish_files(
     }
 }
 
+/// The publish form's text fields together may hold at most this much, like the
+/// 64 KiB limit of every other form; a longer one is refused without being read
+/// to its end.
+const MAX_TEXT_BYTES: usize = 64 * 1024;
+const MAX_TEXT_FIELDS: usize = 32;
+const TEXT_TOO_LONG: &str =
+    "The form's text is too long: the message can be at most 4000 characters.";
+const INTERRUPTED: &str = "The upload was interrupted. Please try again.";
+
+/// The text fields of the publish form.
+struct PublishFields {
+    csrf: String,
+    folder: String,
+    message: String,
+    kind: String,
+    year: String,
+}
+
+impl PublishFields {
+    fn set(&mut self, name: &str, value: String) {
+        match name {
+            "csrf" => self.csrf = value,
+            "folder" => self.folder = value,
+            "message" => self.message = value,
+            "kind" => self.kind = value,
+            "tax_year" => self.year = value,
+            _ => {}
+        }
+    }
+}
+
+/// Why reading the form stopped early: an outcome to show, or an internal error.
+type Stopped = AppResult<Outcome>;
+
+fn refused(message: impl Into<String>) -> Stopped {
+    Ok(Outcome::Refused(message.into()))
+}
+
 async fn read_and_publish(
     state: &AppState,
     staff: &crate::firm::repo::Staff,
     client: &Client,
-    mut form: Multipart,
+    form: Multipart,
     expected_csrf: &str,
     ip: &str,
 ) -> AppResult<Outcome> {
-    let max = state.config.documents.max_file_mb * 1024 * 1024;
-    let matches = |sent: &str| {
-        !expected_csrf.is_empty()
-            && crate::infra::crypto::constant_time_eq(sent.as_bytes(), expected_csrf.as_bytes())
-    };
-    let (mut folder, mut message, mut kind, mut year, mut csrf_token) = (
-        String::new(),
-        String::new(),
-        "other".to_string(),
-        String::new(),
-        String::new(),
-    );
     let mut files: Vec<Received> = Vec::new();
-    let refuse = |files: &[Received], outcome: Outcome| {
-        discard(state, files);
-        Ok(outcome)
-    };
-    loop {
-        let field = match form.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(_) => {
-                return refuse(
-                    &files,
-                    Outcome::Refused("The upload was interrupted. Please try again.".into()),
-                );
-            }
-        };
-        let name = field.name().unwrap_or("").to_string();
-        if name == "files" {
-            // The form must prove itself before any file is stored.
-            if !matches(&csrf_token) {
-                return refuse(&files, Outcome::Forbidden);
-            }
-            let file_name = field.file_name().unwrap_or("").to_string();
-            if file_name.is_empty() {
-                continue; // the empty file input of a form sent without files
-            }
-            let stream = Box::pin(tokio_util::io::ReaderStream::new(field.into_async_read()));
-            match super::upload::seal(state, stream, max).await {
-                Ok(sealed) => files.push(Received {
-                    name: file_name,
-                    sealed,
-                }),
-                Err(DocumentError::Refused(m)) => {
-                    return refuse(&files, Outcome::Refused(format!("{file_name}: {m}")));
-                }
-                Err(DocumentError::Internal(e)) => {
-                    discard(state, &files);
-                    return Err(e);
-                }
-            }
-        } else {
-            let value = field.text().await.unwrap_or_default();
-            match name.as_str() {
-                "csrf" => csrf_token = value,
-                "folder" => folder = value,
-                "message" => message = value,
-                "kind" => kind = value,
-                "tax_year" => year = value,
-                _ => {}
-            }
+    let fields = match read_form(state, form, expected_csrf, &mut files).await {
+        Ok(fields) => fields,
+        Err(stopped) => {
+            discard(state, &files);
+            return stopped;
         }
+    };
+    if !csrf_matches(expected_csrf, &fields.csrf) {
+        discard(state, &files);
+        return Ok(Outcome::Forbidden);
     }
-    if !matches(&csrf_token) {
-        return refuse(&files, Outcome::Forbidden);
-    }
-    let tax_year = year
+    let tax_year = fields
+        .year
         .trim()
         .parse::<i64>()
         .ok()
         .filter(|y| (1990..=2100).contains(y));
     let publication = Publication {
-        folder: &folder,
-        message: &message,
-        kind: &kind,
+        folder: &fields.folder,
+        message: &fields.message,
+        kind: &fields.kind,
         tax_year,
     };
     let blobs: Vec<String> = files.iter().map(|f| f.sealed.blob.clone()).collect();
@@ -286,6 +273,106 @@ async fn read_and_publish(
     }
 }
 
+fn csrf_matches(expected: &str, sent: &str) -> bool {
+    !expected.is_empty()
+        && crate::infra::crypto::constant_time_eq(sent.as_bytes(), expected.as_bytes())
+}
+
+/// Reads every field: text with a cap, each file sealed into the store as it
+/// arrives (and added to `files`, which the caller discards on a refusal).
+async fn read_form(
+    state: &AppState,
+    mut form: Multipart,
+    expected_csrf: &str,
+    files: &mut Vec<Received>,
+) -> Result<PublishFields, Stopped> {
+    let mut fields = PublishFields {
+        csrf: String::new(),
+        folder: String::new(),
+        message: String::new(),
+        kind: "other".into(),
+        year: String::new(),
+    };
+    let (mut room, mut text_fields) = (MAX_TEXT_BYTES, 0);
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(fields),
+            Err(_) => return Err(refused(INTERRUPTED)),
+        };
+        let name = field.name().unwrap_or("").to_string();
+        if name == "files" {
+            // The form must prove itself before any file is stored.
+            if !csrf_matches(expected_csrf, &fields.csrf) {
+                return Err(Ok(Outcome::Forbidden));
+            }
+            receive_file(state, field, files).await?;
+        } else {
+            text_fields += 1;
+            if text_fields > MAX_TEXT_FIELDS {
+                return Err(refused(TEXT_TOO_LONG));
+            }
+            fields.set(&name, read_text(field, &mut room).await?);
+        }
+    }
+}
+
+/// Seals one file of the form into the store.
+async fn receive_file(
+    state: &AppState,
+    field: poem::web::Field,
+    files: &mut Vec<Received>,
+) -> Result<(), Stopped> {
+    let raw_name = field.file_name().unwrap_or("").to_string();
+    if raw_name.is_empty() {
+        return Ok(()); // the empty file input of a form sent without files
+    }
+    let shown = super::folder::file_name(&raw_name);
+    let max = state.config.documents.max_file_mb * 1024 * 1024;
+    let stream = Box::pin(tokio_util::io::ReaderStream::new(field.into_async_read()));
+    match super::upload::seal(state, stream, max).await {
+        Ok(sealed) => {
+            let empty = sealed.len == 0;
+            files.push(Received {
+                name: raw_name,
+                sealed,
+            });
+            if empty {
+                return Err(refused(format!(
+                    "{shown} is empty. Choose a file that has something in it."
+                )));
+            }
+            Ok(())
+        }
+        Err(DocumentError::Refused(m)) => Err(refused(format!("{shown}: {m}"))),
+        Err(DocumentError::Internal(e)) => Err(Err(e)),
+    }
+}
+
+/// A text field, read only while it fits in `room` (what is left of the cap).
+async fn read_text(field: poem::web::Field, room: &mut usize) -> Result<String, Stopped> {
+    use tokio::io::AsyncReadExt;
+    let mut reader = field.into_async_read();
+    let mut value = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = reader
+            .read(&mut chunk)
+            .await
+            .map_err(|_| refused(INTERRUPTED))?;
+        if n == 0 {
+            break;
+        }
+        if n > *room {
+            return Err(refused(TEXT_TOO_LONG));
+        }
+        *room -= n;
+        value.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8(value)
+        .map_err(|_| refused("The form could not be read. Reload the page and try again."))
+}
+
 fn discard(state: &AppState, files: &[Received]) {
     for f in files {
         let _ = state.store.remove(&f.sealed.blob);
@@ -300,7 +387,6 @@ async fn inbox(
 ) -> AppResult<Response> {
     let items = publish::inbox(state).await?;
     let notifications = publish::notifications(state).await?;
-    publish::mark_notifications_read(state).await?;
     #[derive(serde::Serialize)]
     struct Item {
         doc: super::DocView,
@@ -315,9 +401,40 @@ async fn inbox(
         .collect();
     let ctx = context! {
         items => minijinja::Value::from(minijinja::value::Serde(&items)),
+        newest => notifications.iter().map(|n| n.id).max(),
+        unread_shown => notifications.iter().any(|n| !n.read),
         notifications => minijinja::Value::from(minijinja::value::Serde(&notifications)),
     };
     staff_page(req, state, &who, "staff/inbox.html", StatusCode::OK, ctx)
+}
+
+#[derive(serde::Deserialize)]
+struct MarkRead {
+    #[serde(default)]
+    up_to: i64,
+}
+
+/// "Mark all read": the notifications the page showed (up to the newest of them).
+#[handler]
+async fn mark_all_read(
+    Data(state): Data<&AppState>,
+    _who: StaffSession,
+    CsrfForm(f): CsrfForm<MarkRead>,
+) -> AppResult<Response> {
+    publish::mark_notifications_read(state, f.up_to).await?;
+    Ok(see_other("/staff/inbox"))
+}
+
+/// Opening a notification marks it read, then goes where it points.
+#[handler]
+async fn open_notification(
+    Data(state): Data<&AppState>,
+    _who: StaffSession,
+    Path(id): Path<i64>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> AppResult<Response> {
+    let link = publish::open_notification(state, id).await?;
+    Ok(see_other(&crate::infra::web::local_path(Some(&link))))
 }
 
 #[handler]
@@ -328,17 +445,13 @@ async fn download(
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     let doc = super::by_public_id(state, &id).await?;
-    if req.headers().get(poem::http::header::RANGE).is_none() {
-        publish::record_access(
-            state,
-            &doc,
-            Actor::Staff(who.staff.public_id.clone()),
-            "document_downloaded",
-            &client_ip(req),
-        )
-        .await?;
-    }
-    Ok(super::routes::serve(req, state, &doc, false))
+    let access = Access {
+        actor: Actor::Staff(who.staff.public_id.clone()),
+        session: &who.token,
+        ip: client_ip(req),
+        kind: Kind::Download,
+    };
+    deliver(req, state, &doc, access).await
 }
 
 #[handler]

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use minijinja::context;
 
 use super::repo::{self, Document, NewDocument, NewUpload, Upload};
 use super::{DocResult, DocumentError, content, folder};
@@ -17,7 +16,6 @@ use crate::app::AppState;
 use crate::error::AppError;
 use crate::infra::audit::{self, Actor, Entry};
 use crate::infra::db::{DbError, now};
-use crate::infra::mail;
 use crate::infra::storage::{BlobWriter, Progress};
 use crate::infra::web::Visitor;
 
@@ -70,6 +68,12 @@ fn refused(message: impl Into<String>) -> DocumentError {
 pub async fn create(state: &AppState, client: &Client, file: NewFile<'_>) -> DocResult<String> {
     let limits = &state.config.documents;
     let max = limits.max_file_mb * 1024 * 1024;
+    if file.length == 0 {
+        return Err(refused(format!(
+            "{} is empty. Choose a file that has something in it.",
+            folder::file_name(file.name)
+        )));
+    }
     if file.length > max {
         return Err(refused(format!(
             "{} is too large: files can be at most {}.",
@@ -94,15 +98,19 @@ pub async fn create(state: &AppState, client: &Client, file: NewFile<'_>) -> Doc
     let progress = writer.progress().clone();
     let blob = progress.blob.clone();
     drop(writer);
-    let (client_id, quota, max_files) = (
+    let (client_id, quota, max_files, per_hour) = (
         client.id,
         (limits.client_quota_mb * 1024 * 1024) as i64,
         limits.max_files_per_upload,
+        limits.uploads_per_hour,
     );
     let length = file.length as i64;
     let created = state
         .db
         .write(move |tx| {
+            if let Some(wait) = repo::hourly_upload_wait(tx, client_id, per_hour)? {
+                return Ok(Err(too_many_uploads(per_hour, wait)));
+            }
             if repo::uploads_in_progress(tx, client_id)? >= i64::from(max_files) {
                 return Ok(Err(refused(format!(
                     "At most {max_files} files can be sent at once. Wait for some to finish."
@@ -114,6 +122,7 @@ pub async fn create(state: &AppState, client: &Client, file: NewFile<'_>) -> Doc
                     super::human_size(quota)
                 ))));
             }
+            repo::record_upload_start(tx, client_id)?;
             let id = repo::insert_upload(
                 tx,
                 NewUpload {
@@ -135,6 +144,16 @@ pub async fn create(state: &AppState, client: &Client, file: NewFile<'_>) -> Doc
         state.store.discard(&blob);
     }
     created
+}
+
+/// The hourly limit was reached; `wait` is how many seconds until a start frees up.
+fn too_many_uploads(per_hour: u32, wait: i64) -> DocumentError {
+    let minutes = (wait + 59) / 60;
+    DocumentError::Internal(AppError::TooMany(format!(
+        "You have started sending {per_hour} files in the last hour, the most the portal accepts. \
+         Please wait {} and try again.",
+        crate::accounts::minutes(minutes.max(1))
+    )))
 }
 
 pub async fn find(state: &AppState, client_id: i64, id: &str) -> DocResult<Upload> {
@@ -324,7 +343,8 @@ where
     Ok((writer, too_long))
 }
 
-/// The last byte is in: the document appears, is indexed, and the firm is told.
+/// The last byte is in: the document appears, is indexed, and the firm will be
+/// told (in a batch, see [`super::notify`]).
 async fn complete(
     state: &AppState,
     client: &Client,
@@ -333,11 +353,6 @@ async fn complete(
     wrapped_key: &[u8],
     visitor: &Visitor,
 ) -> DocResult<Document> {
-    let staff_mail = state.email(
-        "upload_received",
-        context! { client => client.name.clone(), name => upload.name.clone(), folder => upload.folder.clone() },
-    )?;
-    let recipients = staff_recipients(state).await?;
     let (u, c, v, blob, key) = (
         upload.clone(),
         client.clone(),
@@ -366,14 +381,7 @@ async fn complete(
                 },
             )?;
             repo::finish_upload(tx, u.id, &doc.public_id)?;
-            repo::notify_staff(
-                tx,
-                &format!("{} sent {}", c.name, u.name),
-                &format!("/staff/clients/{}", c.public_id),
-            )?;
-            for to in &recipients {
-                mail::queue(tx, to, &staff_mail)?;
-            }
+            repo::queue_upload_notice(tx, c.id, doc.id)?;
             let detail = format!("{} ({} bytes) into {}", u.name, u.length, u.folder);
             audit::append(
                 tx,
@@ -388,24 +396,8 @@ async fn complete(
             Ok::<_, DbError>(doc)
         })
         .await?;
-    state.mailer.wake();
     content::index_later(state, doc.clone());
     Ok(doc)
-}
-
-/// Who is emailed about client uploads: `mail.staff_notify`, else every staff member.
-pub async fn staff_recipients(state: &AppState) -> DocResult<Vec<String>> {
-    if !state.config.mail.staff_notify.is_empty() {
-        return Ok(state.config.mail.staff_notify.clone());
-    }
-    let staff = crate::firm::list_staff(state)
-        .await
-        .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
-    Ok(staff
-        .into_iter()
-        .filter(|s| s.disabled_at.is_none())
-        .map(|s| s.email)
-        .collect())
 }
 
 /// Cancels an upload and removes what was sent.

@@ -389,7 +389,11 @@ pub async fn request_portal(
 ) -> AccountResult<()> {
     let name = clean_name(name, "name")?;
     let email = Email::parse(email)?;
-    let phone = phone.trim().chars().take(40).collect::<String>();
+    let phone = crate::infra::text::strip_invisible(phone)
+        .trim()
+        .chars()
+        .take(40)
+        .collect::<String>();
     let message = message.trim().chars().take(2000).collect::<String>();
     if !state.limiter.allow(
         &format!("portal-request:{}", visitor.ip),

@@ -10,4 +10,5 @@ pub mod ratelimit;
 pub mod render;
 pub mod search;
 pub mod storage;
+pub mod text;
 pub mod web;

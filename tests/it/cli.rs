@@ -167,16 +167,10 @@ fn collect_output(child: &mut std::process::Child) -> std::sync::Arc<std::sync::
 #[tokio::test]
 async fn a_server_error_page_quotes_a_request_id_found_in_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Port 0: the server picks a free port and logs it (no race with other tests).
     std::fs::write(
         dir.path().join("portal.toml"),
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n"
-        ),
+        "[server]\nlisten = \"127.0.0.1:0\"\n",
     )
     .unwrap();
     let mut server = portal(dir.path())
@@ -186,19 +180,20 @@ async fn a_server_error_page_quotes_a_request_id_found_in_the_log() {
         .spawn()
         .unwrap();
     let log = collect_output(&mut server);
-    let url = format!("http://127.0.0.1:{port}");
-    let browser = crate::common::Browser::new(&url);
+    let serving = regex::Regex::new(r"serving on (http://127\.0\.0\.1:\d+)").unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while browser
-        .http()
-        .get(format!("{url}/healthz"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(std::time::Instant::now() < deadline, "serve did not start");
+    let url = loop {
+        if let Some(c) = serving.captures(&log.lock().unwrap()) {
+            break c[1].to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not start:\n{}",
+            log.lock().unwrap()
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    };
+    let browser = crate::common::Browser::new(&url);
     // Break the database under the running server: signing in now fails inside.
     let db = rusqlite::Connection::open(dir.path().join("data/portal.db")).unwrap();
     db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();

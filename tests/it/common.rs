@@ -210,19 +210,52 @@ impl TestPortal {
         config.security.argon2_memory_kib = 64;
         config.security.argon2_iterations = 1;
         adjust(&mut config);
+        Self::launch(config, listener, smtp, dir)
+    }
+
+    fn launch(
+        config: Config,
+        listener: std::net::TcpListener,
+        smtp: Smtp,
+        dir: tempfile::TempDir,
+    ) -> TestPortal {
+        // Tests reach the listener itself, whatever public URL the config names.
+        let url = format!("http://{}", listener.local_addr().unwrap());
         let state = AppState::open(config).unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(portal::serve(state.clone(), listener, async move {
             let _ = rx.await;
         }));
         TestPortal {
-            url: format!("http://{addr}"),
+            url,
             smtp,
             state,
             dir,
             stop: Some(tx),
             server: Some(server),
         }
+    }
+
+    /// Stops the server, runs `while_stopped`, and starts it again on the same data
+    /// directory and SMTP server (on a new port), as after a restart.
+    pub async fn restart(mut self, while_stopped: impl FnOnce(&TestPortal)) -> TestPortal {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+        while_stopped(&self);
+        let TestPortal {
+            smtp, state, dir, ..
+        } = self;
+        let mut config = (*state.config).clone();
+        drop(state);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        config.server.listen = addr.to_string();
+        config.server.public_url = format!("http://{addr}");
+        Self::launch(config, listener, smtp, dir)
     }
 
     pub fn browser(&self) -> Browser {
@@ -303,6 +336,15 @@ impl TestPortal {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Sends the batched staff notices of client uploads now, as if their batch
+    /// window had passed; returns how many batches went out.
+    pub async fn flush_upload_notices(&self) -> usize {
+        self.sql("UPDATE upload_notices SET created_at = created_at - 86400");
+        portal::documents::notify::flush_due(&self.state)
+            .await
+            .unwrap()
     }
 
     /// Stops the server and checks the database and the audit chain are intact.

@@ -305,6 +305,7 @@ async fn an_upload_cut_off_midway_shows_nothing_and_resumes() {
         .await
         .expect("scan.bin")
         .expect("Sent to the firm");
+    assert_eq!(portal.flush_upload_notices().await, 1);
     portal
         .smtp
         .wait_nth("ann@smithlee.example", "Jane Doe sent scan.bin", 0)
@@ -477,6 +478,7 @@ async fn staff_see_uploads_in_the_inbox_and_save_them_then_clients_cannot_change
     let jane = portal.client("Jane Doe", "jane@example.com", PIN).await;
     let staff = staff_browser(&portal).await;
     let id = jane.upload("W-2 Acme.pdf", &pdf_with_text("wages")).await;
+    portal.flush_upload_notices().await;
     jane.post(
         &format!("/documents/{id}/rename"),
         &[("name", "W-2 Acme 2025.pdf")],

@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod common;
 mod documents;
+mod documents_abuse;
 mod network;
 mod platform;
 mod security;

@@ -197,7 +197,7 @@
     const url = new URL(location, window.location.href);
     item.url = url.pathname + url.search;
     item.offset = 0;
-    item.complete = res.headers.has('Upload-Complete');  // e.g. an empty file, finished at once
+    item.complete = res.headers.has('Upload-Complete');  // the server may report it finished already
     // Cancelled while the POST was in flight: drop the upload the server just made.
     if (item.status === 'cancelled') { discard(item); throw cancelled(); }
     remember(item.key, item.url);
