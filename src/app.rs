@@ -68,7 +68,7 @@ impl AppState {
         let search = Arc::new(SearchIndex::open(&data.join("search"))?);
         let hasher = PasswordHasher::new(&config.security)?;
         let mailer = Mailer::new(&config, db.clone())?;
-        let renderer = Renderer::new(&config);
+        let renderer = Renderer::new(&config)?;
         let web = WebSettings {
             https: config.is_https(),
             trust_proxy_headers: config.server.trust_proxy_headers,

@@ -228,6 +228,11 @@ pub struct Theme {
     /// A directory whose files override the embedded default theme (templates/, static/).
     #[serde(deserialize_with = "text")]
     pub dir: String,
+    /// Make a template that prints, loops over or looks into an undefined variable
+    /// fail instead of rendering it as empty. For trying out a theme and for the
+    /// test suite; production keeps lenient rendering so a theme written for an
+    /// older release still shows its pages.
+    pub strict_variables: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

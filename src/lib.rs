@@ -11,6 +11,7 @@ pub mod error;
 pub mod firm;
 pub mod home;
 pub mod infra;
+pub mod theme_check;
 
 use std::future::Future;
 use std::time::Duration;

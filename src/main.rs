@@ -50,6 +50,21 @@ enum Command {
     /// Check or export the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Check a theme before deploying it.
+    #[command(subcommand)]
+    Theme(ThemeCommand),
+}
+
+#[derive(Subcommand)]
+enum ThemeCommand {
+    /// Render every page and email with sample data and report problems per file
+    /// (syntax errors, undefined variables, emails without a `Subject:` line).
+    /// Exits with 1 when there are problems.
+    Check {
+        /// The theme directory to check (default: `theme.dir` of the configuration).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -149,6 +164,10 @@ fn init_logging(level: &str) {
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    // Checking a theme needs no data directory, and must run on a broken one.
+    if let Command::Theme(ThemeCommand::Check { dir }) = command {
+        return theme_check(config, dir);
+    }
     let state = AppState::open(config)?;
     match command {
         Command::Serve => {
@@ -193,6 +212,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Theme(_) => Ok(()),
         Command::Audit(cmd) => {
             let records = state
                 .db
@@ -325,5 +345,32 @@ async fn client(cmd: ClientCommand, state: &AppState) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+fn theme_check(mut config: Config, dir: Option<PathBuf>) -> anyhow::Result<()> {
+    if let Some(dir) = dir {
+        anyhow::ensure!(dir.is_dir(), "--dir {} is not a directory", dir.display());
+        config.theme.dir = dir.to_string_lossy().into_owned();
+    }
+    let report = portal::theme_check::check(&config);
+    let theme = match config.theme.dir.as_str() {
+        "" => "the default theme".to_string(),
+        dir => format!("the theme in {dir} over the default theme"),
+    };
+    println!(
+        "Checked {theme}: {} templates parsed, {} renderings with sample data.",
+        report.templates, report.renderings
+    );
+    for problem in &report.problems {
+        println!("{problem}");
+    }
+    match report.problems.len() {
+        0 => {
+            println!("No problems found.");
+            Ok(())
+        }
+        1 => anyhow::bail!("1 problem found"),
+        n => anyhow::bail!("{n} problems found"),
     }
 }

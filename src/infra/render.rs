@@ -4,6 +4,7 @@
 //! (`{% extends "default/base.html" %}`).
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
 use minijinja::value::{Serde, Value};
@@ -28,13 +29,75 @@ pub struct RenderedEmail {
     pub html: String,
 }
 
+/// A problem in one template file, located for the person who edits it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    /// The file on disk, or `default theme: templates/<name>` for an embedded one.
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}, line {line}: {}", self.file, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// The templates that failed to parse at start.
+#[derive(Debug)]
+pub struct ThemeError(pub Vec<Problem>);
+
+impl std::fmt::Display for ThemeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "the theme has broken templates (theme.dir):")?;
+        for p in &self.0 {
+            writeln!(f, "  {p}")?;
+        }
+        write!(
+            f,
+            "Fix them, or run `portal theme check` for a full report."
+        )
+    }
+}
+
+impl std::error::Error for ThemeError {}
+
 impl Renderer {
-    pub fn new(config: &Config) -> Self {
+    /// The renderer, with every template (embedded and the firm's overrides) parsed.
+    /// A broken override stops start-up: the admin who deployed it is watching then,
+    /// whereas a quiet fallback to the default page would leave clients looking at a
+    /// half-branded portal that nobody notices, as with an invalid config value.
+    pub fn new(config: &Config) -> Result<Self, ThemeError> {
+        let renderer = Self::unchecked(config, config.theme.strict_variables || cfg!(test));
+        let problems = renderer.parse_all();
+        if problems.is_empty() {
+            Ok(renderer)
+        } else {
+            Err(ThemeError(problems))
+        }
+    }
+
+    /// A renderer that parses templates only when first used; `strict` makes
+    /// undefined variables errors.
+    pub fn unchecked(config: &Config, strict: bool) -> Self {
         let theme_dir = (!config.theme.dir.is_empty()).then(|| PathBuf::from(&config.theme.dir));
         let mut env = Environment::new();
         let loader_dir = theme_dir.clone();
         env.set_loader(move |name| load_template(loader_dir.as_deref(), name));
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        // SemiStrict, not Strict: printing, looping over or looking into an undefined
+        // variable fails (a misspelt or missing variable), while `{% if notice %}` on
+        // a variable a handler leaves out still reads as false, so optional notices
+        // and errors need no `is defined` everywhere. Production stays Chainable so an
+        // older theme keeps rendering.
+        env.set_undefined_behavior(if strict {
+            minijinja::UndefinedBehavior::SemiStrict
+        } else {
+            minijinja::UndefinedBehavior::Chainable
+        });
         env.add_global("firm", Value::from(Serde(&config.firm)));
         env.add_global("has_logo", !config.branding.logo.is_empty());
         env.add_global("brand_color", config.branding.primary_color.clone());
@@ -55,21 +118,72 @@ impl Renderer {
     pub fn render_email(&self, name: &str, ctx: Value) -> Result<RenderedEmail, minijinja::Error> {
         let text = self.render(&format!("email/{name}.txt"), ctx.clone())?;
         let html = self.render(&format!("email/{name}.html"), ctx)?;
-        let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
-        let subject = first
-            .strip_prefix("Subject:")
-            .map(str::trim)
-            .ok_or_else(|| {
-                minijinja::Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("email/{name}.txt must start with `Subject:`"),
-                )
-            })?;
+        let (subject, rest) = split_subject(&text).ok_or_else(|| {
+            minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!("email/{name}.txt must start with `Subject:`"),
+            )
+        })?;
         Ok(RenderedEmail {
             subject: subject.to_string(),
-            text: rest.trim_start().to_string(),
+            text: rest.to_string(),
             html,
         })
+    }
+
+    /// Every template name: the embedded ones and any file under the theme's `templates/`.
+    pub fn template_names(&self) -> Vec<String> {
+        let mut names: BTreeSet<String> = DefaultTheme::iter()
+            .filter_map(|f| f.strip_prefix("templates/").map(str::to_string))
+            .collect();
+        if let Some(dir) = &self.theme_dir {
+            list_files(&dir.join("templates"), "", 0, &mut names);
+        }
+        names.into_iter().collect()
+    }
+
+    /// Parses every template, returning what failed.
+    pub fn parse_all(&self) -> Vec<Problem> {
+        self.template_names()
+            .iter()
+            .filter_map(|name| {
+                let err = self.env.get_template(name).err()?;
+                Some(self.locate(&err, name))
+            })
+            .collect()
+    }
+
+    /// The file and line an error comes from, as the theme's author knows them
+    /// (`template` when the error does not name one).
+    pub fn locate(&self, err: &minijinja::Error, template: &str) -> Problem {
+        let message = match err.detail() {
+            Some(detail) => format!("{}: {detail}", err.kind()),
+            None => err.kind().to_string(),
+        };
+        Problem {
+            file: self.file_of(err.name().unwrap_or(template)),
+            line: err.line(),
+            message,
+        }
+    }
+
+    /// Where the template `name` is read from.
+    pub fn file_of(&self, name: &str) -> String {
+        let embedded = || {
+            format!(
+                "default theme: templates/{}",
+                name.trim_start_matches("default/")
+            )
+        };
+        if name.starts_with("default/") {
+            return embedded();
+        }
+        match (&self.theme_dir, safe_relative(name)) {
+            (Some(dir), Some(relative)) if dir.join("templates").join(&relative).is_file() => {
+                dir.join("templates").join(relative).display().to_string()
+            }
+            _ => embedded(),
+        }
     }
 
     /// A static asset from the theme directory, else from the embedded theme.
@@ -81,6 +195,40 @@ impl Renderer {
             return Some(Cow::Owned(bytes));
         }
         DefaultTheme::get(&format!("static/{path}")).map(|f| f.data)
+    }
+}
+
+/// The subject and body of a rendered text email, or `None` when its first line is
+/// not `Subject: ...`.
+pub fn split_subject(text: &str) -> Option<(&str, &str)> {
+    let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
+    let subject = first.strip_prefix("Subject:")?.trim();
+    Some((subject, rest.trim_start()))
+}
+
+/// Adds the templates under `dir` (names relative to the templates root,
+/// `/`-separated): files ending in `.html` or `.txt` and not hidden, so that editor
+/// backups, swap files and notes beside them are left alone.
+fn list_files(dir: &Path, prefix: &str, depth: usize, names: &mut BTreeSet<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(file_name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if file_name.starts_with('.') {
+            continue;
+        }
+        let name = format!("{prefix}{file_name}");
+        if entry.path().is_dir() {
+            // Bounded, in case a symbolic link loops back.
+            if depth < 8 {
+                list_files(&entry.path(), &format!("{name}/"), depth + 1, names);
+            }
+        } else if file_name.ends_with(".html") || file_name.ends_with(".txt") {
+            names.insert(name);
+        }
     }
 }
 
@@ -159,7 +307,7 @@ mod tests {
         std::fs::write(dir.path().join("static/css/portal.css"), "body{}").unwrap();
         let mut config = Config::default();
         config.theme.dir = dir.path().to_string_lossy().into_owned();
-        let r = Renderer::new(&config);
+        let r = Renderer::new(&config).unwrap();
         let html = r.render("help.html", context! {}).unwrap();
         assert!(html.contains("<title>Firm help"), "{html}");
         assert_eq!(&*r.asset("css/portal.css").unwrap(), b"body{}");
@@ -172,7 +320,7 @@ mod tests {
 
     #[test]
     fn user_text_is_escaped() {
-        let r = Renderer::new(&Config::default());
+        let r = Renderer::new(&Config::default()).unwrap();
         let html = r
             .render(
                 "notice.html",
@@ -187,7 +335,7 @@ mod tests {
 mod base_tests {
     #[test]
     fn base_renders_for_a_signed_in_user() {
-        let r = super::Renderer::new(&crate::config::Config::default());
+        let r = super::Renderer::new(&crate::config::Config::default()).unwrap();
         let ctx = minijinja::context! { user => minijinja::context! { name => "J", email => "j@x.y" }, path => "/", csrf => "t" };
         if let Err(e) = r.render("home.html", ctx) {
             panic!("{e:#}");

@@ -5,7 +5,9 @@ use std::process::{Command, Stdio};
 
 fn portal(dir: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_portal"));
-    c.current_dir(dir).env_remove("PORTAL_CONFIG");
+    c.current_dir(dir)
+        .env_remove("PORTAL_CONFIG")
+        .env("PORTAL_THEME__STRICT_VARIABLES", "true");
     c
 }
 

@@ -209,6 +209,8 @@ impl TestPortal {
         // Cheap argon2 keeps the suite fast; the default stays strong.
         config.security.argon2_memory_kib = 64;
         config.security.argon2_iterations = 1;
+        // Undefined template variables fail the test instead of rendering empty.
+        config.theme.strict_variables = true;
         adjust(&mut config);
         Self::launch(config, listener, smtp, dir)
     }
