@@ -48,6 +48,7 @@ pub struct AppState {
 impl AppState {
     /// Opens the data directory (creating it on first start) and everything in it.
     pub fn open(config: Config) -> anyhow::Result<Self> {
+        let renderer = Renderer::new(&config)?;
         let data = &config.storage.data_dir;
         crate::infra::fsutil::private_by_default();
         crate::infra::fsutil::private_dir(data).map_err(|e| {
@@ -68,7 +69,6 @@ impl AppState {
         let search = Arc::new(SearchIndex::open(&data.join("search"))?);
         let hasher = PasswordHasher::new(&config.security)?;
         let mailer = Mailer::new(&config, db.clone())?;
-        let renderer = Renderer::new(&config)?;
         let web = WebSettings {
             https: config.is_https(),
             trust_proxy_headers: config.server.trust_proxy_headers,

@@ -329,6 +329,88 @@ mod tests {
             .unwrap();
         assert!(!html.contains("<script>x"));
     }
+
+    /// A config whose theme directory holds `files` (path under `templates/`, source).
+    fn theme(files: &[(&str, &str)]) -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, source) in files {
+            let path = dir.path().join("templates").join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, source).unwrap();
+        }
+        let mut config = Config::default();
+        config.theme.dir = dir.path().to_string_lossy().into_owned();
+        (dir, config)
+    }
+
+    #[test]
+    fn strict_variables_fail_on_undefined_but_let_if_test_them() {
+        let (_dir, config) = theme(&[
+            ("optional.html", "{% if notice %}{{ notice }}{% endif %}ok"),
+            ("missing.html", "Hello {{ nmae }}"),
+            ("attribute.html", "Hello {{ user.nmae }}"),
+            ("loop.html", "{% for d in documnets %}{{ d }}{% endfor %}"),
+        ]);
+        let user = context! { user => context! { name => "Jane" } };
+        let strict = Renderer::unchecked(&config, true);
+        assert_eq!(strict.render("optional.html", context! {}).unwrap(), "ok");
+        for name in ["missing.html", "attribute.html", "loop.html"] {
+            let err = strict.render(name, user.clone()).unwrap_err();
+            let problem = strict.locate(&err, name);
+            assert!(problem.file.ends_with(name), "{problem}");
+            assert_eq!(problem.line, Some(1), "{problem}");
+        }
+        // Production renders what is missing as empty.
+        let lenient = Renderer::unchecked(&config, false);
+        assert_eq!(
+            lenient.render("missing.html", user.clone()).unwrap(),
+            "Hello "
+        );
+        assert_eq!(lenient.render("attribute.html", user).unwrap(), "Hello ");
+    }
+
+    #[test]
+    fn a_broken_override_is_refused_at_start_naming_each_file_and_line() {
+        let (dir, config) = theme(&[
+            (
+                "signin.html",
+                "{% extends \"default/signin.html\" %}\n{% block content %}{{ x }\n",
+            ),
+            (
+                "staff/partials/row.html",
+                "<li>\n\n{% for r in rows %}<b>{{ r }}</b>\n</li>",
+            ),
+            // Not templates: left alone even when they look broken.
+            ("notes.md", "{% nonsense"),
+            (".signin.html.swp", "{% nonsense"),
+            ("signin.html~", "{% nonsense"),
+        ]);
+        let err = Renderer::new(&config)
+            .err()
+            .expect("a broken theme is refused");
+        let files: Vec<_> = err.0.iter().map(|p| (p.file.clone(), p.line)).collect();
+        let file = |name: &str| {
+            dir.path()
+                .join("templates")
+                .join(name)
+                .display()
+                .to_string()
+        };
+        // The unclosed loop is reported where it opens.
+        let expected = [
+            (file("signin.html"), Some(2)),
+            (file("staff/partials/row.html"), Some(3)),
+        ];
+        assert_eq!(files, expected, "{err}");
+        assert!(err.to_string().contains("portal theme check"), "{err}");
+    }
+
+    #[test]
+    fn every_embedded_template_parses() {
+        let r = Renderer::unchecked(&Config::default(), true);
+        assert!(r.template_names().len() > 30);
+        assert_eq!(r.parse_all(), []);
+    }
 }
 
 #[cfg(test)]

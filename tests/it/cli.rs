@@ -235,3 +235,138 @@ async fn a_server_error_page_quotes_a_request_id_found_in_the_log() {
         .unwrap();
     server.wait().unwrap();
 }
+
+/// A theme directory holding `files` (path under it, source).
+fn theme_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, source) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, source).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn theme_check_passes_the_default_theme_and_names_each_broken_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = portal(dir.path())
+        .args(["theme", "check"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&clean.stdout);
+    assert!(
+        clean.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+    assert!(stdout.contains("No problems found"), "{stdout}");
+    assert!(
+        !dir.path().join("data").exists(),
+        "checking a theme needs no data directory"
+    );
+
+    let theme = theme_dir(&[
+        // A syntax error in a staff page (in a subdirectory).
+        (
+            "templates/staff/home.html",
+            "{% extends \"default/staff/home.html\" %}\n{% block content %}\n{% for c in clients %}\n{% endblock %}\n",
+        ),
+        // A misspelt variable, only visible when the page is rendered.
+        (
+            "templates/signin.html",
+            "{% extends \"default/signin.html\" %}\n{% block content %}\n<p>Welcome to {{ firm.nmae }}</p>\n{% endblock %}\n",
+        ),
+        // An email whose first line is not the subject.
+        (
+            "templates/email/invitation.txt",
+            "Hello {{ name }},\n\n{{ link }}\n",
+        ),
+        // A page that includes a partial the theme forgot to ship.
+        (
+            "templates/home.html",
+            "{% extends \"default/home.html\" %}\n{% block content %}\n\n{% include \"partials/welcome.html\" %}\n{% endblock %}\n",
+        ),
+    ]);
+    let out = portal(dir.path())
+        .args(["theme", "check", "--dir"])
+        .arg(theme.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let templates = theme.path().join("templates");
+    for (file, line) in [
+        ("staff/home.html", 4),
+        ("signin.html", 3),
+        ("email/invitation.txt", 1),
+        ("home.html", 4),
+    ] {
+        let place = format!("{}, line {line}:", templates.join(file).display());
+        assert!(stdout.contains(&place), "{place} not in:\n{stdout}");
+    }
+    assert!(stdout.contains("firm.nmae"), "{stdout}");
+    assert!(stdout.contains("Subject:"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("4 problems found"));
+
+    let missing = portal(dir.path())
+        .args(["theme", "check", "--dir", "no-such-theme"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-theme is not a directory"));
+}
+
+#[test]
+fn a_broken_theme_override_stops_start_up_naming_its_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let theme = theme_dir(&[
+        (
+            "templates/signin.html",
+            "{% extends \"default/signin.html\" %}\n{% block content %}\n{% if error %}\n{% endblock %}\n",
+        ),
+        ("templates/partials/footer.html", "<p>{{ firm.name }</p>\n"),
+    ]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = portal(dir.path())
+        .arg("serve")
+        .env("PORTAL_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("PORTAL_THEME__DIR", theme.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = collect_output(&mut server);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            server.kill().unwrap();
+            panic!(
+                "serve started with a broken theme:\n{}",
+                output.lock().unwrap()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    // The output threads finish once the process has exited.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let output = output.lock().unwrap().clone();
+    let templates = theme.path().join("templates");
+    for (file, line) in [("signin.html", 4), ("partials/footer.html", 1)] {
+        let place = format!("{}, line {line}:", templates.join(file).display());
+        assert!(output.contains(&place), "{place} not in:\n{output}");
+    }
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    assert!(
+        !dir.path().join("data").exists(),
+        "the theme is checked before the data directory is touched"
+    );
+}
