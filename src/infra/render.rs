@@ -226,7 +226,10 @@ fn list_files(dir: &Path, prefix: &str, depth: usize, names: &mut BTreeSet<Strin
             if depth < 8 {
                 list_files(&entry.path(), &format!("{name}/"), depth + 1, names);
             }
-        } else if file_name.ends_with(".html") || file_name.ends_with(".txt") {
+        } else if Path::new(&file_name)
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("txt"))
+        {
             names.insert(name);
         }
     }

@@ -505,7 +505,7 @@ fn account_emails() -> Vec<Sample> {
 
 fn firm_emails() -> Vec<Sample> {
     let published = |names: &[&str], has_message: bool| {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let names: Vec<String> = names.iter().map(ToString::to_string).collect();
         context! {
             name => "Jane", count => names.len(), names, folder => "2025 / Returns",
             link => "https://portal.smithlee.example/documents", has_message,
