@@ -76,7 +76,7 @@ impl poem::error::ResponseError for AppError {
 pub type AppResult<T> = Result<T, AppError>;
 
 /// Turns any error that reached the top into a themed page (or a redirect to sign in).
-pub fn error_page(state: &crate::app::AppState, err: poem::Error) -> poem::Response {
+pub fn error_page(state: &crate::state::AppState, err: poem::Error) -> poem::Response {
     use poem::IntoResponse;
     use poem::web::{Html, Redirect};
 

@@ -11,12 +11,13 @@ pub mod error;
 pub mod firm;
 pub mod home;
 pub mod infra;
+pub mod state;
 
 use std::future::Future;
 use std::time::Duration;
 
-pub use app::AppState;
 pub use config::Config;
+pub use state::AppState;
 
 /// Serves the portal on an already-bound listener until `shutdown` resolves, with
 /// the mail worker, housekeeping and batched staff upload notices running beside it.

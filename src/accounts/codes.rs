@@ -10,11 +10,11 @@ use minijinja::context;
 use super::email::Email;
 use super::repo::{self, Flow, NewFlow};
 use super::{AccountError, AccountResult};
-use crate::app::AppState;
 use crate::infra::crypto::{constant_time_eq, random_code, random_token, token_hash};
 use crate::infra::db::now;
 use crate::infra::mail;
 use crate::infra::web::Visitor;
+use crate::state::AppState;
 
 /// What a flow is for. The strings are stored in the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,9 +6,9 @@ use minijinja::context;
 use super::email::Email;
 use super::repo::{self, Client};
 use super::{AccountError, AccountResult, clean_name};
-use crate::app::AppState;
 use crate::infra::audit::{self, Actor, Entry};
 use crate::infra::mail;
+use crate::state::AppState;
 
 fn invitation(
     state: &AppState,

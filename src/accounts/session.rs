@@ -5,12 +5,12 @@
 use rusqlite::Connection;
 
 use super::repo::{self, Client, NewSession};
-use crate::app::AppState;
 use crate::error::AppResult;
 use crate::infra::audit::{self, Actor, Entry};
 use crate::infra::crypto::{random_token, token_hash};
 use crate::infra::db::{DbError, now};
 use crate::infra::web::Visitor;
+use crate::state::AppState;
 
 /// Who a session belongs to.
 #[derive(Debug, Clone, Copy)]

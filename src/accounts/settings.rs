@@ -7,13 +7,13 @@ use super::email::Email;
 use super::repo::{self, Client, ClientEmail, Device, SessionInfo};
 use super::session::{self, Subject};
 use super::{AccountError, AccountResult, pin, throttle};
-use crate::app::AppState;
 use crate::error::AppResult;
 use crate::infra::audit::{self, Actor, Entry};
 use crate::infra::crypto::token_hash;
 use crate::infra::db::DbError;
 use crate::infra::mail;
 use crate::infra::web::Visitor;
+use crate::state::AppState;
 
 #[derive(serde::Serialize)]
 pub struct Overview {

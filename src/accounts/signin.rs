@@ -7,11 +7,11 @@ use super::email::Email;
 use super::repo::{self, Client, Flow};
 use super::session::{self, Subject};
 use super::{AccountError, AccountResult, clean_name, pin, throttle};
-use crate::app::AppState;
 use crate::config::Signup;
 use crate::infra::audit::{self, Actor, Entry};
 use crate::infra::mail;
 use crate::infra::web::Visitor;
+use crate::state::AppState;
 
 /// What a sign-up for an address may do. Never shown to the visitor.
 enum Eligibility {

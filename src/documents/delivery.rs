@@ -12,11 +12,11 @@ use poem::{Body, Request, Response};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::repo::Document;
-use crate::app::AppState;
 use crate::error::AppResult;
 use crate::infra::audit::{Actor, Entry};
 use crate::infra::crypto::sha256_hex;
 use crate::infra::db::{DbError, now};
+use crate::state::AppState;
 
 /// Range requests of one session for one document are audited at most this often.
 pub const RANGE_AUDIT_WINDOW: i64 = 10 * 60;

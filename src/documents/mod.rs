@@ -16,9 +16,9 @@ pub mod upload;
 
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::infra::db::DbError;
+use crate::state::AppState;
 use repo::Document;
 
 /// A user's mistake in this capability; the text is shown on the page.

@@ -11,10 +11,10 @@ use std::time::Duration;
 use minijinja::context;
 
 use super::repo::{self, UploadNotice};
-use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::infra::db::{DbError, now};
 use crate::infra::mail;
+use crate::state::AppState;
 
 /// The longest the job sleeps between looks at the waiting notices.
 const MAX_PAUSE: Duration = Duration::from_secs(60);

@@ -6,13 +6,13 @@ use minijinja::context;
 use super::repo::{self, Document, NewDocument, Notification};
 use super::{DocResult, DocumentError, content, folder};
 use crate::accounts::repo::Client;
-use crate::app::AppState;
 use crate::error::AppResult;
 use crate::firm::repo::Staff;
 use crate::infra::audit::{self, Actor, Entry};
 use crate::infra::db::DbError;
 use crate::infra::mail;
 use crate::infra::storage::Sealed;
+use crate::state::AppState;
 
 /// What staff fill in when publishing (the files themselves are already sealed).
 pub struct Publication<'a> {

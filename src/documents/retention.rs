@@ -6,10 +6,10 @@
 
 use super::content;
 use super::repo::{self, Document};
-use crate::app::AppState;
 use crate::error::AppResult;
 use crate::infra::audit::{self, Actor, Entry};
 use crate::infra::db::{DbError, now};
+use crate::state::AppState;
 
 /// Why a document is due for removal, if it is.
 pub fn due(state: &AppState, doc: &Document, all: &[Document], at: i64) -> Option<String> {

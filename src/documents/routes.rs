@@ -11,11 +11,11 @@ use super::delivery::{Access, Kind, deliver};
 use super::upload::{self, Appended, NewFile};
 use super::{DocumentError, Filter, publish};
 use crate::accounts::routes::{ClientSession, Empty, client_page, see_other};
-use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::infra::audit::Actor;
 use crate::infra::web::csrf::{self, CsrfForm};
 use crate::infra::web::{Visitor, client_ip};
+use crate::state::AppState;
 
 pub fn add(route: Route) -> Route {
     route

@@ -12,13 +12,13 @@ use super::{DocumentError, repo};
 use crate::accounts::invite;
 use crate::accounts::repo::Client;
 use crate::accounts::routes::{Empty, see_other};
-use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::firm::routes::{StaffSession, staff_page};
 use crate::infra::audit::Actor;
 use crate::infra::db::DbError;
 use crate::infra::web::client_ip;
 use crate::infra::web::csrf::{self, CsrfForm};
+use crate::state::AppState;
 
 /// Routes under `/staff`.
 pub fn add(route: Route) -> Route {

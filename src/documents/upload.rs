@@ -12,42 +12,12 @@ use futures_util::{Stream, StreamExt};
 use super::repo::{self, Document, NewDocument, NewUpload, Upload};
 use super::{DocResult, DocumentError, content, folder};
 use crate::accounts::repo::Client;
-use crate::app::AppState;
 use crate::error::AppError;
 use crate::infra::audit::{self, Actor, Entry};
 use crate::infra::db::{DbError, now};
 use crate::infra::storage::{BlobWriter, Progress};
 use crate::infra::web::Visitor;
-
-/// Uploads being written right now. A second request for the same upload (two
-/// tabs, or a retry while the first request still runs) is refused rather than
-/// letting two writers append to one file.
-#[derive(Default)]
-pub struct InFlight(std::sync::Mutex<std::collections::HashSet<i64>>);
-
-struct Claim<'a> {
-    set: &'a InFlight,
-    id: i64,
-}
-
-impl InFlight {
-    fn claim(&self, id: i64) -> Option<Claim<'_>> {
-        let inserted = self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
-        // Built only when claimed: a refused claim must not run `Drop` (which would
-        // release the holder's claim).
-        inserted.then(|| Claim { set: self, id })
-    }
-}
-
-impl Drop for Claim<'_> {
-    fn drop(&mut self) {
-        self.set
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
-    }
-}
+use crate::state::AppState;
 
 /// Uploads untouched for this long are abandoned and removed.
 pub const ABANDONED_AFTER: Duration = Duration::from_secs(24 * 3600);
@@ -452,19 +422,4 @@ pub async fn sweep(state: &AppState) -> DocResult<usize> {
     .await
     .map_err(AppError::from)?;
     Ok(stale.len() + orphans)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::InFlight;
-
-    #[test]
-    fn a_refused_claim_leaves_the_holder_alone() {
-        let set = InFlight::default();
-        let held = set.claim(1).expect("first claim");
-        assert!(set.claim(1).is_none(), "second claim refused");
-        assert!(set.claim(1).is_none(), "still held after a refusal");
-        drop(held);
-        assert!(set.claim(1).is_some(), "free again");
-    }
 }

@@ -13,11 +13,11 @@ use minijinja::context;
 use crate::accounts::codes::{self, FlowStart, Purpose, Started};
 use crate::accounts::email::Email;
 use crate::accounts::{AccountError, AccountResult, clean_name, throttle};
-use crate::app::AppState;
 use crate::infra::audit::{self, Actor, Entry};
 use crate::infra::db::DbError;
 use crate::infra::mail;
 use crate::infra::web::Visitor;
+use crate::state::AppState;
 use repo::{PortalRequest, Staff};
 
 /// Adds a staff member (from the command line). The password must meet the policy.

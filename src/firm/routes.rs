@@ -12,12 +12,12 @@ use crate::accounts::routes::{
 };
 use crate::accounts::session::{self, Subject};
 use crate::accounts::{AccountError, invite};
-use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::infra::audit::Actor;
 use crate::infra::web::csrf::{self, CsrfForm};
 use crate::infra::web::page::{self, cookie};
 use crate::infra::web::{Visitor, client_ip};
+use crate::state::AppState;
 
 /// Routes under `/staff`.
 pub fn routes() -> Route {

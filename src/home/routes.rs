@@ -8,9 +8,9 @@ use poem::{IntoResponse, Request, Response, Route, get, handler};
 
 use crate::accounts::routes::{ClientSession, client_page, public_page};
 use crate::accounts::session::{self, Subject};
-use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::infra::web::page::cookie;
+use crate::state::AppState;
 
 pub fn add(route: Route) -> Route {
     let route = route

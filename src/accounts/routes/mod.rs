@@ -12,9 +12,9 @@ use poem::{FromRequest, IntoResponse, Request, RequestBody, Response, Route, get
 use super::AccountError;
 use super::repo::Client;
 use super::session::{self, Subject};
-use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::infra::web::page;
+use crate::state::AppState;
 
 pub fn add(route: Route) -> Route {
     route

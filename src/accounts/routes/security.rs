@@ -11,11 +11,11 @@ use super::{
 };
 use crate::accounts::codes::{self, Purpose};
 use crate::accounts::settings as service;
-use crate::app::AppState;
 use crate::error::AppResult;
 use crate::infra::web::Visitor;
 use crate::infra::web::csrf::CsrfForm;
 use crate::infra::web::page::cookie;
+use crate::state::AppState;
 
 const MERGE_CODE: CodePage = CodePage {
     title: "Verify the other address",

@@ -13,12 +13,12 @@ use crate::accounts::AccountError;
 use crate::accounts::codes::Purpose;
 use crate::accounts::session::{self, Subject};
 use crate::accounts::signin::{self as service, NextStep};
-use crate::app::AppState;
 use crate::error::AppResult;
 use crate::infra::audit::Actor;
 use crate::infra::web::csrf::{self, CsrfForm};
 use crate::infra::web::page::cookie;
 use crate::infra::web::{Visitor, local_path};
+use crate::state::AppState;
 
 const SIGNIN_CODE: CodePage = CodePage {
     title: "Enter your access code",

@@ -13,10 +13,10 @@ use super::{
 use crate::accounts::AccountError;
 use crate::accounts::codes::Purpose;
 use crate::accounts::signin as service;
-use crate::app::AppState;
 use crate::error::AppResult;
 use crate::infra::web::Visitor;
 use crate::infra::web::csrf::CsrfForm;
+use crate::state::AppState;
 
 const SIGNUP_CODE: CodePage = CodePage {
     title: "Verify your email",
