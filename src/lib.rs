@@ -12,6 +12,7 @@ pub mod firm;
 pub mod home;
 pub mod infra;
 pub mod state;
+pub mod web;
 
 use std::future::Future;
 use std::time::Duration;

@@ -131,6 +131,25 @@ pub async fn load(state: &AppState, token: Option<&str>, purpose: Purpose) -> Ac
     }
 }
 
+/// Keeps a secret on the flow until it finishes (a staff member's authenticator
+/// being enrolled).
+pub async fn set_pending_secret(
+    state: &AppState,
+    flow: &Flow,
+    secret: String,
+) -> AccountResult<()> {
+    let hash = flow.token_hash.clone();
+    state
+        .db
+        .write(move |tx| Ok(repo::set_flow_secret(tx, &hash, &secret)?))
+        .await
+}
+
+/// Ends a flow inside the caller's transaction, once it has done its work.
+pub fn finish(conn: &rusqlite::Connection, flow: &Flow) -> rusqlite::Result<()> {
+    repo::delete_flow(conn, &flow.token_hash)
+}
+
 /// Who asks for a code, which decides the budgets the code email is charged to.
 /// Anonymous traffic never spends the budget of someone who proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

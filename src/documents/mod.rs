@@ -16,7 +16,7 @@ pub mod upload;
 
 use serde::Serialize;
 
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, UserFacing};
 use crate::infra::db::DbError;
 use crate::state::AppState;
 use repo::Document;
@@ -43,6 +43,15 @@ impl From<rusqlite::Error> for DocumentError {
 }
 
 pub type DocResult<T> = Result<T, DocumentError>;
+
+impl UserFacing for DocumentError {
+    fn into_message(self) -> AppResult<String> {
+        match self {
+            DocumentError::Refused(m) => Ok(m),
+            DocumentError::Internal(e) => Err(e),
+        }
+    }
+}
 
 /// What the Documents page asks for (D2, D3).
 #[derive(Debug, Default, Clone, serde::Deserialize)]

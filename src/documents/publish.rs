@@ -5,9 +5,9 @@ use minijinja::context;
 
 use super::repo::{self, Document, NewDocument, Notification};
 use super::{DocResult, DocumentError, content, folder};
-use crate::accounts::repo::Client;
+use crate::accounts::Client;
 use crate::error::AppResult;
-use crate::firm::repo::Staff;
+use crate::firm::Staff;
 use crate::infra::audit::{self, Actor, Entry};
 use crate::infra::db::DbError;
 use crate::infra::mail;

@@ -10,12 +10,12 @@ use poem::{Body, IntoResponse, Request, Response, Route, get, handler, post};
 use super::delivery::{Access, Kind, deliver};
 use super::upload::{self, Appended, NewFile};
 use super::{DocumentError, Filter, publish};
-use crate::accounts::routes::{ClientSession, Empty, client_page, see_other};
 use crate::error::{AppError, AppResult};
 use crate::infra::audit::Actor;
 use crate::infra::web::csrf::{self, CsrfForm};
 use crate::infra::web::{Visitor, client_ip};
 use crate::state::AppState;
+use crate::web::{ClientSession, Empty, client_page, form_status, see_other, user_error};
 
 pub fn add(route: Route) -> Route {
     route
@@ -61,7 +61,7 @@ async fn documents_page(
     error: Option<String>,
 ) -> AppResult<Response> {
     let filter = filter_of(req);
-    let failed = error.is_some();
+    let status = form_status(&error);
     let folders = super::list(state, who.client.id, &filter).await?;
     let count: usize = folders.iter().map(|f| f.documents.len()).sum();
     let ctx = context! {
@@ -70,10 +70,11 @@ async fn documents_page(
         filter => minijinja::Value::from(minijinja::value::Serde(&FilterView::of(&filter))),
         filtered => filter.is_active(),
         error,
-        notice => crate::accounts::routes::notice(url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()).find(|(k, _)| k == "notice").map(|(_, v)| v.into_owned()).as_deref()),
+        notice => crate::web::notice(url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()).find(|(k, _)| k == "notice").map(|(_, v)| v.into_owned()).as_deref()),
     };
-    let resp = client_page(req, state, who, "documents.html", ctx)?;
-    Ok(if failed { unprocessable(resp) } else { resp })
+    let mut resp = client_page(req, state, who, "documents.html", ctx)?;
+    resp.set_status(status);
+    Ok(resp)
 }
 
 #[derive(serde::Serialize)]
@@ -203,10 +204,9 @@ async fn delete(
     CsrfForm(_): CsrfForm<Empty>,
 ) -> AppResult<Response> {
     let doc = super::for_client(state, who.client.id, &id).await?;
-    match publish::delete_own(state, &who.client, &doc, &client_ip(req)).await {
+    match user_error(publish::delete_own(state, &who.client, &doc, &client_ip(req)).await)? {
         Ok(()) => Ok(see_other("/documents?notice=file-deleted")),
-        Err(DocumentError::Refused(m)) => documents_page(req, state, &who, Some(m)).await,
-        Err(DocumentError::Internal(e)) => Err(e),
+        Err(m) => documents_page(req, state, &who, Some(m)).await,
     }
 }
 
@@ -219,16 +219,11 @@ async fn rename(
     CsrfForm(f): CsrfForm<RenameForm>,
 ) -> AppResult<Response> {
     let doc = super::for_client(state, who.client.id, &id).await?;
-    match publish::rename_own(state, &who.client, &doc, &f.name, &client_ip(req)).await {
+    match user_error(publish::rename_own(state, &who.client, &doc, &f.name, &client_ip(req)).await)?
+    {
         Ok(()) => Ok(see_other("/documents?notice=file-renamed")),
-        Err(DocumentError::Refused(m)) => documents_page(req, state, &who, Some(m)).await,
-        Err(DocumentError::Internal(e)) => Err(e),
+        Err(m) => documents_page(req, state, &who, Some(m)).await,
     }
-}
-
-fn unprocessable(mut r: Response) -> Response {
-    r.set_status(StatusCode::UNPROCESSABLE_ENTITY);
-    r
 }
 
 // ---- the resumable upload protocol (tus 1.0 core headers) ----

@@ -9,16 +9,14 @@ use poem::{Request, Response, Route, get, handler, post};
 use super::delivery::{Access, Kind, deliver};
 use super::publish::{self, Publication, Received};
 use super::{DocumentError, repo};
-use crate::accounts::invite;
-use crate::accounts::repo::Client;
-use crate::accounts::routes::{Empty, see_other};
+use crate::accounts::{Client, invite};
 use crate::error::{AppError, AppResult};
-use crate::firm::routes::{StaffSession, staff_page};
 use crate::infra::audit::Actor;
 use crate::infra::db::DbError;
 use crate::infra::web::client_ip;
 use crate::infra::web::csrf::{self, CsrfForm};
 use crate::state::AppState;
+use crate::web::{Empty, StaffSession, bad_request, form_status, see_other, staff_page};
 
 /// Routes under `/staff`.
 pub fn add(route: Route) -> Route {
@@ -30,13 +28,6 @@ pub fn add(route: Route) -> Route {
         .at("/notifications/:id/open", post(open_notification))
         .at("/documents/:id/download", get(download).head(download))
         .at("/documents/:id/saved", post(mark_saved))
-}
-
-fn account_error(e: crate::accounts::AccountError) -> AppError {
-    match e {
-        crate::accounts::AccountError::Internal(e) => e,
-        other => AppError::BadRequest(other.to_string()),
-    }
 }
 
 #[derive(serde::Deserialize)]
@@ -63,7 +54,7 @@ pub async fn clients(
     who: StaffSession,
     Query(s): Query<Search>,
 ) -> AppResult<Response> {
-    let all = invite::list_clients(state).await.map_err(account_error)?;
+    let all = invite::list_clients(state).await.map_err(bad_request)?;
     let q = s.q.trim().to_lowercase();
     let rows: Vec<ClientRow> = all
         .into_iter()
@@ -89,7 +80,7 @@ pub async fn clients(
 async fn client_or_404(state: &AppState, id: &str) -> AppResult<Client> {
     invite::client_by_public_id(state, id)
         .await
-        .map_err(account_error)?
+        .map_err(bad_request)?
         .ok_or(AppError::NotFound)
 }
 
@@ -108,11 +99,7 @@ async fn render_client(
         .await?;
     let (uploads, published): (Vec<_>, Vec<_>) = docs.iter().partition(|d| d.origin == "client");
     let views = |ds: Vec<&repo::Document>| ds.into_iter().map(super::view).collect::<Vec<_>>();
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(&error);
     let ctx = context! {
         client => context! { id => client.public_id.clone(), name => client.name.clone(), email => client.email.clone(), active => client.signed_up_at.is_some() },
         uploads => minijinja::Value::from(minijinja::value::Serde(&views(uploads))),
@@ -228,7 +215,7 @@ fn refused(message: impl Into<String>) -> Stopped {
 
 async fn read_and_publish(
     state: &AppState,
-    staff: &crate::firm::repo::Staff,
+    staff: &crate::firm::Staff,
     client: &Client,
     form: Multipart,
     expected_csrf: &str,

@@ -11,7 +11,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::repo::{self, Document, NewDocument, NewUpload, Upload};
 use super::{DocResult, DocumentError, content, folder};
-use crate::accounts::repo::Client;
+use crate::accounts::Client;
 use crate::error::AppError;
 use crate::infra::audit::{self, Actor, Entry};
 use crate::infra::db::{DbError, now};

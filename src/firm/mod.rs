@@ -18,7 +18,8 @@ use crate::infra::db::DbError;
 use crate::infra::mail;
 use crate::infra::web::Visitor;
 use crate::state::AppState;
-use repo::{PortalRequest, Staff};
+use repo::PortalRequest;
+pub use repo::Staff;
 
 /// Adds a staff member (from the command line). The password must meet the policy.
 pub async fn add_staff(
@@ -193,14 +194,7 @@ pub async fn signin_password(
     )
     .await?;
     if enrol {
-        let secret = totp::new_secret();
-        let hash = started.flow.token_hash.clone();
-        state
-            .db
-            .write(move |tx| {
-                crate::accounts::repo::set_flow_secret(tx, &hash, &secret).map_err(DbError::from)
-            })
-            .await?;
+        codes::set_pending_secret(state, &started.flow, totp::new_secret()).await?;
     }
     Ok((started, enrol))
 }
@@ -314,7 +308,7 @@ pub async fn signin_totp(
                 crate::accounts::session::Subject::Staff(staff.id),
                 &v,
             )?;
-            crate::accounts::repo::delete_flow(tx, &flow.token_hash)?;
+            codes::finish(tx, &flow)?;
             let detail = if enrolling {
                 "authenticator enrolled"
             } else {

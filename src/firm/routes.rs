@@ -1,23 +1,20 @@
 //! Staff area pages (under `/staff`) and the public "Request a portal" page.
 
 use minijinja::context;
-use poem::http::StatusCode;
 use poem::web::{Data, Path, Query};
-use poem::{FromRequest, Request, RequestBody, Response, Route, get, handler, post};
+use poem::{Request, Response, Route, get, handler, post};
 
-use super::repo::Staff;
-use crate::accounts::routes::{
-    Empty, NoticeQuery, clear_flow, flow_token, message, notice, public_page, see_other, set_flow,
-    user_error,
-};
-use crate::accounts::session::{self, Subject};
+use crate::accounts::session;
 use crate::accounts::{AccountError, invite};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::infra::audit::Actor;
 use crate::infra::web::csrf::{self, CsrfForm};
-use crate::infra::web::page::{self, cookie};
 use crate::infra::web::{Visitor, client_ip};
 use crate::state::AppState;
+use crate::web::{
+    Empty, NoticeQuery, StaffSession, bad_request, clear_flow, flow_token, form_status, message,
+    notice, public_page, see_other, set_flow, staff_page, user_error,
+};
 
 /// Routes under `/staff`.
 pub fn routes() -> Route {
@@ -40,69 +37,6 @@ pub fn add_public(route: Route) -> Route {
     route.at("/request-portal", get(request_form).post(request_submit))
 }
 
-/// A signed-in staff member. Client sessions never pass.
-pub struct StaffSession {
-    pub staff: Staff,
-    pub token: String,
-    /// Unread notifications, shown beside Inbox on every staff page.
-    pub unread: i64,
-}
-
-impl<'a> FromRequest<'a> for StaffSession {
-    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
-        let state = req
-            .data::<AppState>()
-            .ok_or_else(|| AppError::internal(anyhow::anyhow!("no state")))?;
-        let sign_in = || AppError::SignInRequired {
-            next: "/".into(),
-            staff: true,
-        };
-        let Some(token) = cookie(req, &state.web.cookies.staff_session) else {
-            return Err(sign_in().into());
-        };
-        let Some((Subject::Staff(id), _)) = session::resolve(state, Some(&token)).await? else {
-            return Err(sign_in().into());
-        };
-        let staff = super::staff_by_id(state, id).await.map_err(into_app)?;
-        match staff {
-            Some(staff) if staff.disabled_at.is_none() => {
-                let unread = crate::documents::publish::unread_notifications(state).await?;
-                Ok(StaffSession {
-                    staff,
-                    token,
-                    unread,
-                })
-            }
-            _ => Err(sign_in().into()),
-        }
-    }
-}
-
-fn into_app(e: AccountError) -> AppError {
-    match e {
-        AccountError::Internal(e) => e,
-        other => AppError::BadRequest(other.to_string()),
-    }
-}
-
-pub fn staff_page(
-    req: &Request,
-    state: &AppState,
-    who: &StaffSession,
-    template: &str,
-    status: StatusCode,
-    ctx: minijinja::Value,
-) -> AppResult<Response> {
-    let staff = context! { name => who.staff.name.clone(), email => who.staff.email.clone(), unread => who.unread };
-    Ok(page::render(
-        req,
-        &state.renderer,
-        template,
-        status,
-        context! { staff, ..ctx },
-    )?)
-}
-
 #[derive(serde::Deserialize)]
 pub struct SigninForm {
     #[serde(default)]
@@ -118,11 +52,7 @@ fn signin_page(
     error: Option<String>,
     notice_key: Option<&str>,
 ) -> AppResult<Response> {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(&error);
     let notice = match notice_key {
         Some("expired") => Some("That step expired. Please sign in again."),
         Some("signed-out") => Some("You have signed out."),
@@ -168,11 +98,7 @@ async fn totp_page(req: &Request, state: &AppState, error: Option<String>) -> Ap
         Err(AccountError::Internal(e)) => return Err(e),
         Err(_) => return Ok(see_other("/staff/signin?notice=expired")),
     };
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(&error);
     let (secret, qr) = match factor.enrol {
         Some(e) => (Some(e.secret), Some(e.qr_svg)),
         None => (None, None),
@@ -257,13 +183,9 @@ async fn home_page(
     who: &StaffSession,
     msgs: HomeMessages,
 ) -> AppResult<Response> {
-    let clients = invite::list_clients(state).await.map_err(into_app)?;
-    let requests = super::open_requests(state).await.map_err(into_app)?;
-    let status = if msgs.error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let clients = invite::list_clients(state).await.map_err(bad_request)?;
+    let requests = super::open_requests(state).await.map_err(bad_request)?;
+    let status = form_status(&msgs.error);
     let ctx = context! {
         clients => minijinja::Value::from(minijinja::value::Serde(&clients)),
         requests => minijinja::Value::from(minijinja::value::Serde(&requests)),
@@ -429,11 +351,7 @@ fn request_page(
     error: Option<String>,
     notice_key: Option<&str>,
 ) -> AppResult<Response> {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(&error);
     let ctx = context! {
         name => f.map(|f| f.name.clone()), email => f.map(|f| f.email.clone()),
         phone => f.map(|f| f.phone.clone()), message => f.map(|f| f.message.clone()),

@@ -6,11 +6,9 @@ use poem::http::{StatusCode, header};
 use poem::web::{Data, Path};
 use poem::{IntoResponse, Request, Response, Route, get, handler};
 
-use crate::accounts::routes::{ClientSession, client_page, public_page};
-use crate::accounts::session::{self, Subject};
 use crate::error::{AppError, AppResult};
-use crate::infra::web::page::cookie;
 use crate::state::AppState;
+use crate::web::{ClientSession, client_page, public_page};
 
 pub fn add(route: Route) -> Route {
     let route = route
@@ -35,12 +33,7 @@ async fn home(
 /// Help is public (it explains signing in too) but keeps the signed-in navigation.
 #[handler]
 async fn help(req: &Request, Data(state): Data<&AppState>) -> AppResult<Response> {
-    let token = cookie(req, &state.web.cookies.session);
-    if let Some((Subject::Client(id), _)) = session::resolve(state, token.as_deref()).await?
-        && let Some(client) = session::client(state, id).await?
-    {
-        let token = token.unwrap_or_default();
-        let who = ClientSession { client, token };
+    if let Some(who) = ClientSession::optional(req, state).await? {
         return client_page(req, state, &who, "help.html", context! {});
     }
     public_page(req, state, "help.html", StatusCode::OK, context! {})

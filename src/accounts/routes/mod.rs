@@ -4,17 +4,16 @@ mod security;
 mod signin;
 mod signup;
 
-use minijinja::{Value, context};
-use poem::http::StatusCode;
-use poem::web::Redirect;
-use poem::{FromRequest, IntoResponse, Request, RequestBody, Response, Route, get, post};
+use minijinja::context;
+use poem::{Request, Response, Route, get, post};
 
-use super::AccountError;
-use super::repo::Client;
-use super::session::{self, Subject};
-use crate::error::{AppError, AppResult};
-use crate::infra::web::page;
+use crate::error::AppResult;
 use crate::state::AppState;
+// The shared page glue, for the page modules below (`use super::...`).
+use crate::web::{
+    ClientSession, Empty, NoticeQuery, clear_flow, client_page, flow_token, form_status, message,
+    notice, public_page, see_other, set_device, set_flow, set_session, user_error,
+};
 
 pub fn add(route: Route) -> Route {
     route
@@ -66,133 +65,6 @@ pub fn add(route: Route) -> Route {
         )
 }
 
-/// A signed-in client, from the session cookie. Without one the visitor is sent to
-/// sign in and brought back afterwards.
-pub struct ClientSession {
-    pub client: Client,
-    pub token: String,
-}
-
-impl<'a> FromRequest<'a> for ClientSession {
-    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
-        let state = req
-            .data::<AppState>()
-            .ok_or_else(|| AppError::internal(anyhow::anyhow!("no state")))?;
-        let token = page::cookie(req, &state.web.cookies.session);
-        let sign_in = || {
-            let next = match req.uri().query() {
-                Some(q) if req.method() == poem::http::Method::GET => {
-                    format!("{}?{q}", req.uri().path())
-                }
-                _ if req.method() == poem::http::Method::GET => req.uri().path().to_string(),
-                _ => "/".to_string(),
-            };
-            AppError::SignInRequired { next, staff: false }
-        };
-        let Some(token) = token else {
-            return Err(sign_in().into());
-        };
-        let Some((Subject::Client(id), _)) = session::resolve(state, Some(&token)).await? else {
-            return Err(sign_in().into());
-        };
-        let Some(client) = session::client(state, id).await? else {
-            return Err(sign_in().into());
-        };
-        Ok(ClientSession { client, token })
-    }
-}
-
-/// The fixed messages a redirect can ask a page to show (never text from the URL).
-pub fn notice(key: Option<&str>) -> Option<&'static str> {
-    Some(match key? {
-        "account-created" => "Your account is ready. Sign in with your email and PIN.",
-        "signed-out" => "You have signed out.",
-        "expired" => "That step expired. Please start again.",
-        "code-sent" => "We sent a new access code. Use the code from the latest email.",
-        "pin-reset" => "Your new PIN is set. Sign in with it now.",
-        "pin-changed" => {
-            "Your PIN was changed. Other sessions and trusted devices were signed out."
-        }
-        "email-merged" => "The address was added to your portal.",
-        "email-changed" => "Your sign-in email was changed.",
-        "device-revoked" => "The device was removed. It will need your PIN next time.",
-        "sessions-ended" => "Your other sessions were signed out.",
-        "request-sent" => "Thank you. The firm will be in touch by email.",
-        "file-deleted" => "The file was deleted.",
-        "file-renamed" => "The file was renamed.",
-        _ => return None,
-    })
-}
-
-#[derive(serde::Deserialize)]
-pub struct NoticeQuery {
-    pub notice: Option<String>,
-    pub email: Option<String>,
-    pub next: Option<String>,
-}
-
-/// Renders a client page with the signed-in user in the context.
-pub fn client_page(
-    req: &Request,
-    state: &AppState,
-    who: &ClientSession,
-    template: &str,
-    ctx: Value,
-) -> AppResult<Response> {
-    let user = context! {
-        name => who.client.account_name.clone().unwrap_or_else(|| who.client.name.clone()),
-        email => who.client.email.clone(),
-    };
-    Ok(page::render(
-        req,
-        &state.renderer,
-        template,
-        StatusCode::OK,
-        context! { user, ..ctx },
-    )?)
-}
-
-pub fn public_page(
-    req: &Request,
-    state: &AppState,
-    template: &str,
-    status: StatusCode,
-    ctx: Value,
-) -> AppResult<Response> {
-    Ok(page::render(req, &state.renderer, template, status, ctx)?)
-}
-
-pub fn see_other(path: &str) -> Response {
-    Redirect::see_other(path).into_response()
-}
-
-pub fn flow_token(req: &Request, state: &AppState) -> Option<String> {
-    page::cookie(req, &state.web.cookies.flow)
-}
-
-pub fn set_flow(req: &Request, state: &AppState, token: &str) {
-    let c = &state.web.cookies;
-    req.cookie().add(c.make(&c.flow, token, None));
-}
-
-pub fn clear_flow(req: &Request, state: &AppState) {
-    let c = &state.web.cookies;
-    req.cookie().add(c.expire(&c.flow));
-}
-
-/// Sets the session cookie (a browser-session cookie: it ends with the browser).
-pub fn set_session(req: &Request, state: &AppState, token: &str) {
-    let c = &state.web.cookies;
-    req.cookie().add(c.make(&c.session, token, None));
-}
-
-pub fn set_device(req: &Request, state: &AppState, token: &str) {
-    let c = &state.web.cookies;
-    let days = i64::from(state.config.accounts.trusted_device_days);
-    req.cookie()
-        .add(c.make(&c.device, token, Some(days * 24 * 3600)));
-}
-
 /// How a code page looks and where its forms go.
 pub struct CodePage {
     pub title: &'static str,
@@ -214,11 +86,7 @@ impl CodePage {
         error: Option<String>,
         notice_key: Option<&str>,
     ) -> AppResult<Response> {
-        let status = if error.is_some() {
-            StatusCode::UNPROCESSABLE_ENTITY
-        } else {
-            StatusCode::OK
-        };
+        let status = form_status(&error);
         let ctx = context! {
             title => self.title, intro => self.intro, action => self.action, resend => self.resend,
             button => self.button, cancel => self.cancel, help => self.help, email,
@@ -235,29 +103,8 @@ impl CodePage {
     }
 }
 
-/// Splits a service result: user mistakes become a message for the page, anything
-/// else propagates as an error.
-pub fn user_error<T>(result: Result<T, AccountError>) -> AppResult<Result<T, String>> {
-    match result {
-        Ok(v) => Ok(Ok(v)),
-        Err(AccountError::Internal(e)) => Err(e),
-        Err(e) => Ok(Err(e.to_string())),
-    }
-}
-
-/// The text to show for a user's mistake; anything else propagates as an error.
-pub fn message(e: AccountError) -> AppResult<String> {
-    match e {
-        AccountError::Internal(e) => Err(e),
-        e => Ok(e.to_string()),
-    }
-}
-
 #[derive(serde::Deserialize)]
 pub struct CodeForm {
     #[serde(default)]
     pub code: String,
 }
-
-#[derive(serde::Deserialize)]
-pub struct Empty {}

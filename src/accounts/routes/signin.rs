@@ -1,13 +1,12 @@
 //! S3 sign-in, S3a forgotten PIN and S4 sign-out pages.
 
 use minijinja::context;
-use poem::http::StatusCode;
 use poem::web::{Data, Query};
 use poem::{Request, Response, handler};
 
 use super::{
-    CodeForm, CodePage, Empty, NoticeQuery, clear_flow, flow_token, notice, public_page, see_other,
-    set_device, set_flow, set_session, user_error,
+    CodeForm, CodePage, Empty, NoticeQuery, clear_flow, flow_token, form_status, notice,
+    public_page, see_other, set_device, set_flow, set_session, user_error,
 };
 use crate::accounts::AccountError;
 use crate::accounts::codes::Purpose;
@@ -70,11 +69,7 @@ fn signin_page(
     error: Option<String>,
     notice_key: Option<&str>,
 ) -> AppResult<Response> {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(&error);
     public_page(
         req,
         state,
@@ -129,11 +124,7 @@ fn pin_page(
     email: &str,
     error: Option<String>,
 ) -> AppResult<Response> {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(&error);
     public_page(req, state, "pin.html", status, context! { email, error })
 }
 
@@ -367,11 +358,7 @@ pub async fn reset_resend(
 }
 
 fn new_pin_page(req: &Request, state: &AppState, error: Option<String>) -> AppResult<Response> {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(&error);
     public_page(
         req,
         state,
