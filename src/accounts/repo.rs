@@ -414,6 +414,14 @@ pub fn delete_expired_sessions(conn: &Connection, idle_secs: i64) -> rusqlite::R
     )
 }
 
+pub fn delete_expired_devices(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.execute("DELETE FROM trusted_devices WHERE expires_at < ?1", [now()])
+}
+
+pub fn delete_expired_flows(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.execute("DELETE FROM auth_flows WHERE expires_at < ?1", [now()])
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SessionInfo {
     pub ip: String,

@@ -193,6 +193,23 @@ pub fn device_label(ua: &str) -> String {
     format!("{browser} on {os}")
 }
 
+/// Job: removes expired sessions, trusted devices and sign-in flows.
+pub async fn remove_expired(state: AppState) {
+    let idle = i64::from(state.config.accounts.session_idle_minutes) * 60;
+    let result = state
+        .db
+        .write(move |tx| {
+            repo::delete_expired_sessions(tx, idle)?;
+            repo::delete_expired_devices(tx)?;
+            repo::delete_expired_flows(tx)?;
+            Ok::<_, DbError>(())
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "housekeeping failed");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

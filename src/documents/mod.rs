@@ -6,6 +6,7 @@
 pub mod content;
 pub mod delivery;
 pub mod folder;
+pub mod jobs;
 pub mod notify;
 pub mod publish;
 pub mod repo;

@@ -5,7 +5,7 @@
 use minijinja::context;
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::{Data, Json, Path};
-use poem::{Body, IntoResponse, Request, Response, Route, get, handler, post};
+use poem::{Body, IntoResponse, Request, Response, handler};
 
 use super::delivery::{Access, Kind, deliver};
 use super::upload::{self, Appended, NewFile};
@@ -16,26 +16,6 @@ use crate::infra::web::csrf::{self, CsrfForm};
 use crate::infra::web::{Visitor, client_ip};
 use crate::state::AppState;
 use crate::web::{ClientSession, Empty, client_page, form_status, see_other, user_error};
-
-pub fn add(route: Route) -> Route {
-    route
-        .at("/documents", get(documents))
-        .at("/documents/send", get(send_page))
-        // HEAD is routed explicitly so that it reaches the handler as HEAD (poem
-        // would otherwise run it as GET): it gets headers only and no audit entry.
-        .at("/documents/:id/download", get(download).head(download))
-        .at("/documents/:id/view", get(preview))
-        .at("/documents/:id/content", get(content).head(content))
-        .at("/documents/:id/delete", post(delete))
-        .at("/documents/:id/rename", post(rename))
-        .at("/uploads", post(upload_create))
-        .at(
-            "/uploads/:id",
-            poem::head(upload_head)
-                .patch(upload_patch)
-                .delete(upload_delete),
-        )
-}
 
 /// Reads the filter from the query string (repeated `status` and `type` keys).
 fn filter_of(req: &Request) -> Filter {
@@ -101,7 +81,7 @@ impl FilterView {
 }
 
 #[handler]
-async fn documents(
+pub async fn documents(
     req: &Request,
     Data(state): Data<&AppState>,
     who: ClientSession,
@@ -110,7 +90,7 @@ async fn documents(
 }
 
 #[handler]
-async fn send_page(
+pub async fn send_page(
     req: &Request,
     Data(state): Data<&AppState>,
     who: ClientSession,
@@ -137,7 +117,7 @@ fn reader<'a>(req: &Request, who: &'a ClientSession, kind: Kind) -> Access<'a> {
 }
 
 #[handler]
-async fn download(
+pub async fn download(
     req: &Request,
     Data(state): Data<&AppState>,
     who: ClientSession,
@@ -149,7 +129,7 @@ async fn download(
 
 /// The bytes behind the preview (safe types only).
 #[handler]
-async fn content(
+pub async fn content(
     req: &Request,
     Data(state): Data<&AppState>,
     who: ClientSession,
@@ -163,7 +143,7 @@ async fn content(
 }
 
 #[handler]
-async fn preview(
+pub async fn preview(
     req: &Request,
     Data(state): Data<&AppState>,
     who: ClientSession,
@@ -196,7 +176,7 @@ struct RenameForm {
 }
 
 #[handler]
-async fn delete(
+pub async fn delete(
     req: &Request,
     Data(state): Data<&AppState>,
     who: ClientSession,
@@ -211,7 +191,7 @@ async fn delete(
 }
 
 #[handler]
-async fn rename(
+pub async fn rename(
     req: &Request,
     Data(state): Data<&AppState>,
     who: ClientSession,
@@ -279,7 +259,7 @@ fn header_u64(req: &Request, name: &str) -> Option<u64> {
 }
 
 #[handler]
-async fn upload_create(
+pub async fn upload_create(
     req: &Request,
     Data(state): Data<&AppState>,
     who: ClientSession,
@@ -312,7 +292,7 @@ async fn upload_create(
 }
 
 #[handler]
-async fn upload_head(
+pub async fn upload_head(
     Data(state): Data<&AppState>,
     who: ClientSession,
     Path(id): Path<String>,
@@ -332,7 +312,7 @@ async fn upload_head(
 }
 
 #[handler]
-async fn upload_patch(
+pub async fn upload_patch(
     req: &Request,
     body: Body,
     Data(state): Data<&AppState>,
@@ -377,7 +357,7 @@ async fn upload_patch(
 }
 
 #[handler]
-async fn upload_delete(
+pub async fn upload_delete(
     req: &Request,
     Data(state): Data<&AppState>,
     who: ClientSession,

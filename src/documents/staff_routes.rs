@@ -4,7 +4,7 @@
 use minijinja::context;
 use poem::http::StatusCode;
 use poem::web::{Data, Multipart, Path, Query};
-use poem::{Request, Response, Route, get, handler, post};
+use poem::{Request, Response, handler};
 
 use super::delivery::{Access, Kind, deliver};
 use super::publish::{self, Publication, Received};
@@ -17,18 +17,6 @@ use crate::infra::web::client_ip;
 use crate::infra::web::csrf::{self, CsrfForm};
 use crate::state::AppState;
 use crate::web::{Empty, StaffSession, bad_request, form_status, see_other, staff_page};
-
-/// Routes under `/staff`.
-pub fn add(route: Route) -> Route {
-    route
-        .at("/clients/:id", get(client_page))
-        .at("/clients/:id/publish", post(publish_files))
-        .at("/inbox", get(inbox))
-        .at("/inbox/read", post(mark_all_read))
-        .at("/notifications/:id/open", post(open_notification))
-        .at("/documents/:id/download", get(download).head(download))
-        .at("/documents/:id/saved", post(mark_saved))
-}
 
 #[derive(serde::Deserialize)]
 struct Search {
@@ -116,7 +104,7 @@ struct NoticeOnly {
 }
 
 #[handler]
-async fn client_page(
+pub async fn client_page(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
@@ -144,7 +132,7 @@ enum Outcome {
 /// runs in its own task so that a dropped connection cannot leave stored files
 /// without their rows.
 #[handler]
-async fn publish_files(
+pub async fn publish_files(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
@@ -367,7 +355,7 @@ fn discard(state: &AppState, files: &[Received]) {
 }
 
 #[handler]
-async fn inbox(
+pub async fn inbox(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
@@ -403,7 +391,7 @@ struct MarkRead {
 
 /// "Mark all read": the notifications the page showed (up to the newest of them).
 #[handler]
-async fn mark_all_read(
+pub async fn mark_all_read(
     Data(state): Data<&AppState>,
     _who: StaffSession,
     CsrfForm(f): CsrfForm<MarkRead>,
@@ -414,7 +402,7 @@ async fn mark_all_read(
 
 /// Opening a notification marks it read, then goes where it points.
 #[handler]
-async fn open_notification(
+pub async fn open_notification(
     Data(state): Data<&AppState>,
     _who: StaffSession,
     Path(id): Path<i64>,
@@ -425,7 +413,7 @@ async fn open_notification(
 }
 
 #[handler]
-async fn download(
+pub async fn download(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
@@ -442,7 +430,7 @@ async fn download(
 }
 
 #[handler]
-async fn mark_saved(
+pub async fn mark_saved(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,

@@ -2,7 +2,7 @@
 
 use minijinja::context;
 use poem::web::{Data, Path, Query};
-use poem::{Request, Response, Route, get, handler, post};
+use poem::{Request, Response, handler};
 
 use crate::accounts::session;
 use crate::accounts::{AccountError, invite};
@@ -15,27 +15,6 @@ use crate::web::{
     Empty, NoticeQuery, StaffSession, bad_request, clear_flow, flow_token, form_status, message,
     notice, public_page, see_other, set_flow, staff_page, user_error,
 };
-
-/// Routes under `/staff`.
-pub fn routes() -> Route {
-    crate::documents::staff_routes::add(Route::new())
-        .at("/", get(home))
-        .at("/signin", get(signin_form).post(signin))
-        .at("/totp", get(totp_form).post(totp))
-        .at("/signout", post(signout))
-        .at(
-            "/clients",
-            get(crate::documents::staff_routes::clients).post(invite_client),
-        )
-        .at("/clients/resend", post(resend_invitation))
-        .at("/requests/:id/invite", post(invite_request))
-        .at("/requests/:id/dismiss", post(dismiss_request))
-}
-
-/// Public routes of this capability.
-pub fn add_public(route: Route) -> Route {
-    route.at("/request-portal", get(request_form).post(request_submit))
-}
 
 #[derive(serde::Deserialize)]
 pub struct SigninForm {
@@ -68,7 +47,7 @@ fn signin_page(
 }
 
 #[handler]
-async fn signin_form(
+pub async fn signin_form(
     req: &Request,
     Data(state): Data<&AppState>,
     Query(q): Query<NoticeQuery>,
@@ -77,7 +56,7 @@ async fn signin_form(
 }
 
 #[handler]
-async fn signin(
+pub async fn signin(
     req: &Request,
     Data(state): Data<&AppState>,
     CsrfForm(f): CsrfForm<SigninForm>,
@@ -113,7 +92,7 @@ async fn totp_page(req: &Request, state: &AppState, error: Option<String>) -> Ap
 }
 
 #[handler]
-async fn totp_form(req: &Request, Data(state): Data<&AppState>) -> AppResult<Response> {
+pub async fn totp_form(req: &Request, Data(state): Data<&AppState>) -> AppResult<Response> {
     totp_page(req, state, None).await
 }
 
@@ -124,7 +103,7 @@ pub struct TotpForm {
 }
 
 #[handler]
-async fn totp(
+pub async fn totp(
     req: &Request,
     Data(state): Data<&AppState>,
     CsrfForm(f): CsrfForm<TotpForm>,
@@ -150,7 +129,7 @@ async fn totp(
 }
 
 #[handler]
-async fn signout(
+pub async fn signout(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
@@ -195,7 +174,7 @@ async fn home_page(
 }
 
 #[handler]
-async fn home(
+pub async fn home(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
@@ -228,7 +207,7 @@ pub struct InviteForm {
 }
 
 #[handler]
-async fn invite_client(
+pub async fn invite_client(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
@@ -260,7 +239,7 @@ pub struct ResendForm {
 }
 
 #[handler]
-async fn resend_invitation(
+pub async fn resend_invitation(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
@@ -309,7 +288,7 @@ async fn handle(
 }
 
 #[handler]
-async fn invite_request(
+pub async fn invite_request(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
@@ -320,7 +299,7 @@ async fn invite_request(
 }
 
 #[handler]
-async fn dismiss_request(
+pub async fn dismiss_request(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
@@ -361,7 +340,7 @@ fn request_page(
 }
 
 #[handler]
-async fn request_form(
+pub async fn request_form(
     req: &Request,
     Data(state): Data<&AppState>,
     Query(q): Query<NoticeQuery>,
@@ -370,7 +349,7 @@ async fn request_form(
 }
 
 #[handler]
-async fn request_submit(
+pub async fn request_submit(
     req: &Request,
     Data(state): Data<&AppState>,
     CsrfForm(f): CsrfForm<RequestForm>,
