@@ -10,6 +10,7 @@ use minijinja::context;
 use super::email::Email;
 use super::repo::{self, Flow, NewFlow};
 use super::{AccountError, AccountResult};
+use crate::infra::audit::{self, Actor};
 use crate::infra::crypto::{constant_time_eq, random_code, random_token, token_hash};
 use crate::infra::db::now;
 use crate::infra::mail;
@@ -198,15 +199,13 @@ pub async fn send_code(
             if deliver {
                 mail::queue(tx, &to, &rendered)?;
             }
-            crate::infra::audit::append(
+            audit::record(
                 tx,
-                crate::infra::audit::Entry {
-                    actor: crate::infra::audit::Actor::Visitor,
-                    event: "access_code_requested",
-                    subject: &subject,
-                    detail: purpose.as_str(),
-                    ip: &ip,
-                },
+                Actor::Visitor,
+                "access_code_requested",
+                &subject,
+                purpose.as_str(),
+                &ip,
             )?;
             Ok::<_, AccountError>(())
         })

@@ -78,6 +78,13 @@ impl From<email::InvalidEmail> for AccountError {
 
 pub type AccountResult<T> = Result<T, AccountError>;
 
+impl Client {
+    /// This client, as the audit log names them.
+    pub fn actor(&self) -> crate::infra::audit::Actor {
+        crate::infra::audit::Actor::Client(self.public_id.clone())
+    }
+}
+
 impl UserFacing for AccountError {
     fn into_message(self) -> AppResult<String> {
         match self {

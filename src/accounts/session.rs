@@ -6,7 +6,7 @@ use rusqlite::Connection;
 
 use super::repo::{self, Client, NewSession};
 use crate::error::AppResult;
-use crate::infra::audit::{self, Actor, Entry};
+use crate::infra::audit::{self, Actor};
 use crate::infra::crypto::{random_token, token_hash};
 use crate::infra::db::{DbError, now};
 use crate::infra::web::Visitor;
@@ -107,16 +107,7 @@ pub async fn end(
         .write(move |tx| {
             if repo::session(tx, &hash)?.is_some() {
                 repo::delete_session(tx, &hash)?;
-                audit::append(
-                    tx,
-                    Entry {
-                        actor,
-                        event: "signout",
-                        subject: &subject,
-                        detail: "",
-                        ip: &ip,
-                    },
-                )?;
+                audit::record(tx, actor, "signout", &subject, "", &ip)?;
             }
             Ok::<_, DbError>(())
         })

@@ -8,7 +8,7 @@ use super::repo::{self, Client, ClientEmail, Device, SessionInfo};
 use super::session::{self, Subject};
 use super::{AccountError, AccountResult, pin, throttle};
 use crate::error::AppResult;
-use crate::infra::audit::{self, Actor, Entry};
+use crate::infra::audit;
 use crate::infra::crypto::token_hash;
 use crate::infra::db::DbError;
 use crate::infra::mail;
@@ -40,26 +40,6 @@ pub async fn overview(
             })
         })
         .await?)
-}
-
-fn record(
-    tx: &rusqlite::Connection,
-    client: &Client,
-    event: &str,
-    subject: &str,
-    detail: &str,
-    visitor: &Visitor,
-) -> rusqlite::Result<()> {
-    audit::append(
-        tx,
-        Entry {
-            actor: Actor::Client(client.public_id.clone()),
-            event,
-            subject,
-            detail,
-            ip: &visitor.ip,
-        },
-    )
 }
 
 /// A flow of `purpose` that belongs to this client, or `FlowExpired`.
@@ -147,7 +127,7 @@ pub async fn merge_finish(
             }
             repo::add_merged_email(tx, c.id, &email)?;
             mail::queue(tx, &c.email, &notice)?;
-            record(tx, &c, "email_merged", &email.address, "", &v)?;
+            audit::record(tx, c.actor(), "email_merged", &email.address, "", &v.ip)?;
             Ok::<_, AccountError>(Ok(email.address.clone()))
         })
         .await??;
@@ -180,7 +160,14 @@ async fn confirm_current_pin(
             if ok {
                 throttle::clear(tx, &key)?;
             } else {
-                record(tx, &c, failure_event, &c.email, "wrong current PIN", &v)?;
+                audit::record(
+                    tx,
+                    c.actor(),
+                    failure_event,
+                    &c.email,
+                    "wrong current PIN",
+                    &v.ip,
+                )?;
             }
             Ok::<_, AccountError>(())
         })
@@ -284,13 +271,13 @@ pub async fn pin_change_finish(
             let device_token = session::trust_device(tx, &st, c.id, None, &v)?;
             repo::delete_flow(tx, &flow.token_hash)?;
             mail::queue(tx, &c.email, &notice)?;
-            record(
+            audit::record(
                 tx,
-                &c,
+                c.actor(),
                 "pin_changed",
                 &c.email,
                 "other sessions and trusted devices ended",
-                &v,
+                &v.ip,
             )?;
             Ok::<_, AccountError>(Renewed {
                 session_token,
@@ -373,13 +360,13 @@ pub async fn email_change_finish(
             }
             repo::replace_primary_email(tx, c.id, &email)?;
             mail::queue(tx, &c.email, &notice)?;
-            record(
+            audit::record(
                 tx,
-                &c,
+                c.actor(),
                 "email_changed",
                 &email.address,
                 &format!("previously {}", c.email),
-                &v,
+                &v.ip,
             )?;
             Ok::<_, AccountError>(Ok(email.address.clone()))
         })
@@ -403,7 +390,7 @@ pub async fn revoke_device(
         .write(move |tx| {
             let removed = repo::delete_device(tx, c.id, &id)?;
             if removed {
-                record(tx, &c, "device_revoked", &c.email, &id, &v)?;
+                audit::record(tx, c.actor(), "device_revoked", &c.email, &id, &v.ip)?;
             }
             Ok::<_, DbError>(removed)
         })
@@ -421,13 +408,13 @@ pub async fn end_other_sessions(
         .db
         .write(move |tx| {
             let ended = repo::delete_client_sessions(tx, c.id, Some(&keep))?;
-            record(
+            audit::record(
                 tx,
-                &c,
+                c.actor(),
                 "sessions_ended",
                 &c.email,
                 &format!("{ended} other sessions"),
-                &v,
+                &v.ip,
             )?;
             Ok::<_, DbError>(ended)
         })

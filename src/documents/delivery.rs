@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::repo::Document;
 use crate::error::AppResult;
-use crate::infra::audit::{Actor, Entry};
+use crate::infra::audit::{self, Actor};
 use crate::infra::crypto::sha256_hex;
 use crate::infra::db::{DbError, now};
 use crate::state::AppState;
@@ -209,14 +209,8 @@ async fn record(
             if range.is_some() && seen {
                 return Ok(());
             }
-            let entry = Entry {
-                actor,
-                event,
-                subject: &public,
-                detail: &detail,
-                ip: &ip,
-            };
-            super::publish::note_access(tx, id, entry)?;
+            super::publish::note_access(tx, id, &actor)?;
+            audit::record(tx, actor, event, &public, &detail, &ip)?;
             tx.execute(
                 "INSERT OR REPLACE INTO document_access (session_ref, document_id, event, audited_at)
                  VALUES (?1, ?2, ?3, ?4)",

@@ -11,7 +11,6 @@ use super::delivery::{Access, Kind, deliver};
 use super::upload::{self, Appended, NewFile};
 use super::{DocumentError, Filter, publish};
 use crate::error::{AppError, AppResult};
-use crate::infra::audit::Actor;
 use crate::infra::web::csrf::{self, CsrfForm};
 use crate::infra::web::{Visitor, client_ip};
 use crate::state::AppState;
@@ -109,7 +108,7 @@ pub async fn send_page(
 
 fn reader<'a>(req: &Request, who: &'a ClientSession, kind: Kind) -> Access<'a> {
     Access {
-        actor: Actor::Client(who.client.public_id.clone()),
+        actor: who.client.actor(),
         session: &who.token,
         ip: client_ip(req),
         kind,
@@ -153,7 +152,7 @@ pub async fn preview(
     publish::record_access(
         state,
         &doc,
-        Actor::Client(who.client.public_id.clone()),
+        who.client.actor(),
         "document_viewed",
         &client_ip(req),
     )

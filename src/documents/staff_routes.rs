@@ -11,7 +11,6 @@ use super::publish::{self, Publication, Received};
 use super::{DocumentError, repo};
 use crate::accounts::{Client, invite};
 use crate::error::{AppError, AppResult};
-use crate::infra::audit::Actor;
 use crate::infra::db::DbError;
 use crate::infra::web::client_ip;
 use crate::infra::web::csrf::{self, CsrfForm};
@@ -421,7 +420,7 @@ pub async fn download(
 ) -> AppResult<Response> {
     let doc = super::by_public_id(state, &id).await?;
     let access = Access {
-        actor: Actor::Staff(who.staff.public_id.clone()),
+        actor: who.staff.actor(),
         session: &who.token,
         ip: client_ip(req),
         kind: Kind::Download,

@@ -13,7 +13,7 @@ use super::repo::{self, Document, NewDocument, NewUpload, Upload};
 use super::{DocResult, DocumentError, content, folder};
 use crate::accounts::Client;
 use crate::error::AppError;
-use crate::infra::audit::{self, Actor, Entry};
+use crate::infra::audit;
 use crate::infra::db::{DbError, now};
 use crate::infra::storage::{BlobWriter, Progress};
 use crate::infra::web::Visitor;
@@ -353,15 +353,13 @@ async fn complete(
             repo::finish_upload(tx, u.id, &doc.public_id)?;
             repo::queue_upload_notice(tx, c.id, doc.id)?;
             let detail = format!("{} ({} bytes) into {}", u.name, u.length, u.folder);
-            audit::append(
+            audit::record(
                 tx,
-                Entry {
-                    actor: Actor::Client(c.public_id.clone()),
-                    event: "document_uploaded",
-                    subject: &doc.public_id,
-                    detail: &detail,
-                    ip: &v.ip,
-                },
+                c.actor(),
+                "document_uploaded",
+                &doc.public_id,
+                &detail,
+                &v.ip,
             )?;
             Ok::<_, DbError>(doc)
         })

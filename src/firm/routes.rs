@@ -7,7 +7,6 @@ use poem::{Request, Response, handler};
 use crate::accounts::session;
 use crate::accounts::{AccountError, invite};
 use crate::error::AppResult;
-use crate::infra::audit::Actor;
 use crate::infra::web::csrf::{self, CsrfForm};
 use crate::infra::web::{Visitor, client_ip};
 use crate::state::AppState;
@@ -135,7 +134,7 @@ pub async fn signout(
     who: StaffSession,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> AppResult<Response> {
-    let actor = crate::infra::audit::Actor::Staff(who.staff.public_id.clone());
+    let actor = who.staff.actor();
     session::end(
         state,
         &who.token,
@@ -213,7 +212,7 @@ pub async fn invite_client(
     who: StaffSession,
     CsrfForm(f): CsrfForm<InviteForm>,
 ) -> AppResult<Response> {
-    let actor = Actor::Staff(who.staff.public_id.clone());
+    let actor = who.staff.actor();
     match user_error(invite::invite_client(state, &f.name, &f.email, actor, &client_ip(req)).await)?
     {
         Ok(_) => Ok(see_other("/staff?notice=invited")),
@@ -245,7 +244,7 @@ pub async fn resend_invitation(
     who: StaffSession,
     CsrfForm(f): CsrfForm<ResendForm>,
 ) -> AppResult<Response> {
-    let actor = Actor::Staff(who.staff.public_id.clone());
+    let actor = who.staff.actor();
     match user_error(invite::resend_invitation(state, &f.email, actor, &client_ip(req)).await)? {
         Ok(_) => Ok(see_other("/staff?notice=reinvited")),
         Err(error) => {

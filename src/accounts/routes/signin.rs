@@ -13,7 +13,6 @@ use crate::accounts::codes::Purpose;
 use crate::accounts::session::{self, Subject};
 use crate::accounts::signin::{self as service, NextStep};
 use crate::error::AppResult;
-use crate::infra::audit::Actor;
 use crate::infra::web::csrf::{self, CsrfForm};
 use crate::infra::web::page::cookie;
 use crate::infra::web::{Visitor, local_path};
@@ -420,7 +419,7 @@ pub async fn signout(
         && let Some((Subject::Client(id), _)) = session::resolve(state, Some(&token)).await?
         && let Some(client) = session::client(state, id).await?
     {
-        let actor = Actor::Client(client.public_id.clone());
+        let actor = client.actor();
         session::end(state, &token, actor, &client.email, &Visitor::of(req)).await?;
     }
     req.cookie().add(c.expire(&c.session));
