@@ -10,6 +10,7 @@ pub mod documents;
 pub mod error;
 pub mod firm;
 pub mod home;
+pub mod ids;
 pub mod infra;
 pub mod state;
 pub mod web;

@@ -10,6 +10,7 @@ use minijinja::context;
 use super::email::Email;
 use super::repo::{self, Flow, NewFlow};
 use super::{AccountError, AccountResult};
+use crate::ids::{ClientId, StaffId};
 use crate::infra::audit::{self, Actor};
 use crate::infra::crypto::{constant_time_eq, random_code, random_token, token_hash};
 use crate::infra::db::now;
@@ -74,8 +75,8 @@ pub struct FlowStart<'a> {
     pub stage: &'a str,
     pub email: &'a str,
     pub name: Option<&'a str>,
-    pub client_id: Option<i64>,
-    pub staff_id: Option<i64>,
+    pub client_id: Option<ClientId>,
+    pub staff_id: Option<StaffId>,
     pub next_path: Option<&'a str>,
 }
 
@@ -161,7 +162,7 @@ pub enum Requester {
     Anonymous { deliver: bool },
     /// The holder of this client account proved it: the right PIN, a trusted
     /// device, or a signed-in session.
-    Account(i64),
+    Account(ClientId),
 }
 
 /// Sends a new code for `flow` to its address. When nothing is to be delivered

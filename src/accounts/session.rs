@@ -6,6 +6,7 @@ use rusqlite::Connection;
 
 use super::repo::{self, Client, NewSession};
 use crate::error::AppResult;
+use crate::ids::{ClientId, StaffId};
 use crate::infra::audit::{self, Actor};
 use crate::infra::crypto::{random_token, token_hash};
 use crate::infra::db::{DbError, now};
@@ -15,8 +16,8 @@ use crate::state::AppState;
 /// Who a session belongs to.
 #[derive(Debug, Clone, Copy)]
 pub enum Subject {
-    Client(i64),
-    Staff(i64),
+    Client(ClientId),
+    Staff(StaffId),
 }
 
 /// Creates a session inside the caller's transaction and returns its token.
@@ -85,7 +86,7 @@ pub async fn resolve(state: &AppState, token: Option<&str>) -> AppResult<Option<
     Ok(Some((subject, row.created_at)))
 }
 
-pub async fn client(state: &AppState, id: i64) -> AppResult<Option<Client>> {
+pub async fn client(state: &AppState, id: ClientId) -> AppResult<Option<Client>> {
     Ok(state
         .db
         .read(move |conn| repo::client_by_id(conn, id).map_err(DbError::from))
@@ -119,7 +120,7 @@ pub async fn end(
 pub fn trust_device(
     conn: &Connection,
     state: &AppState,
-    client_id: i64,
+    client_id: ClientId,
     existing: Option<&str>,
     visitor: &Visitor,
 ) -> rusqlite::Result<String> {
@@ -146,7 +147,7 @@ pub fn trust_device(
 /// Whether this browser is a trusted device of `client_id`.
 pub fn is_trusted(
     conn: &Connection,
-    client_id: i64,
+    client_id: ClientId,
     device_token: Option<&str>,
 ) -> rusqlite::Result<bool> {
     match device_token {

@@ -8,6 +8,7 @@ use super::repo::{self, Client, ClientEmail, Device, SessionInfo};
 use super::session::{self, Subject};
 use super::{AccountError, AccountResult, pin, throttle};
 use crate::error::AppResult;
+use crate::ids::ClientId;
 use crate::infra::audit;
 use crate::infra::crypto::token_hash;
 use crate::infra::db::DbError;
@@ -24,7 +25,7 @@ pub struct Overview {
 
 pub async fn overview(
     state: &AppState,
-    client_id: i64,
+    client_id: ClientId,
     session_token: &str,
     device_token: Option<&str>,
 ) -> AppResult<Overview> {

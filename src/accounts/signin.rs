@@ -8,6 +8,7 @@ use super::repo::{self, Client, Flow};
 use super::session::{self, Subject};
 use super::{AccountError, AccountResult, clean_name, pin, throttle};
 use crate::config::Signup;
+use crate::ids::ClientId;
 use crate::infra::audit::{self, Actor};
 use crate::infra::mail;
 use crate::infra::web::Visitor;
@@ -16,7 +17,7 @@ use crate::state::AppState;
 /// What a sign-up for an address may do. Never shown to the visitor.
 enum Eligibility {
     /// Invited by the firm and not yet signed up.
-    Invited(i64),
+    Invited(ClientId),
     /// Unknown address, and the firm allows open sign-up.
     New,
     /// Already a portal's address: told so by email, no code.
@@ -435,7 +436,7 @@ pub async fn reset_resend(
 /// account: then it spends the account's own budget, which strangers cannot.
 async fn reset_requester(
     state: &AppState,
-    client_id: Option<i64>,
+    client_id: Option<ClientId>,
     device: Option<&str>,
 ) -> AccountResult<Requester> {
     let Some(id) = client_id else {

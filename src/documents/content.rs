@@ -129,7 +129,7 @@ pub async fn index(state: &AppState, docs: &[Document]) -> AppResult<()> {
             .iter()
             .map(|(d, text)| Entry {
                 id: &d.public_id,
-                owner: d.client_id,
+                owner: d.client_id.0,
                 name: &d.name,
                 folder: &d.folder,
                 message: d.message.as_deref().unwrap_or(""),

@@ -13,6 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::repo::Document;
 use crate::error::AppResult;
+use crate::ids::DocumentId;
 use crate::infra::audit::{self, Actor};
 use crate::infra::crypto::sha256_hex;
 use crate::infra::db::{DbError, now};
@@ -226,7 +227,7 @@ async fn record(
 fn recently_audited(
     conn: &Connection,
     session: &str,
-    document: i64,
+    document: DocumentId,
     event: &str,
 ) -> rusqlite::Result<bool> {
     conn.execute(

@@ -8,6 +8,7 @@ use super::{DocResult, DocumentError, content, folder};
 use crate::accounts::Client;
 use crate::error::AppResult;
 use crate::firm::Staff;
+use crate::ids::DocumentId;
 use crate::infra::audit::{self, Actor};
 use crate::infra::db::DbError;
 use crate::infra::mail;
@@ -219,7 +220,7 @@ pub async fn record_access(
 /// `id`: marks a client's first access (the document is then "Viewed").
 pub(super) fn note_access(
     conn: &rusqlite::Connection,
-    id: i64,
+    id: DocumentId,
     actor: &Actor,
 ) -> rusqlite::Result<()> {
     if matches!(actor, Actor::Client(_)) {

@@ -13,6 +13,7 @@ use super::repo::{self, Document, NewDocument, NewUpload, Upload};
 use super::{DocResult, DocumentError, content, folder};
 use crate::accounts::Client;
 use crate::error::AppError;
+use crate::ids::ClientId;
 use crate::infra::audit;
 use crate::infra::db::{DbError, now};
 use crate::infra::storage::{BlobWriter, Progress};
@@ -126,7 +127,7 @@ fn too_many_uploads(per_hour: u32, wait: i64) -> DocumentError {
     )))
 }
 
-pub async fn find(state: &AppState, client_id: i64, id: &str) -> DocResult<Upload> {
+pub async fn find(state: &AppState, client_id: ClientId, id: &str) -> DocResult<Upload> {
     let id = id.to_string();
     state
         .db
@@ -369,7 +370,7 @@ async fn complete(
 }
 
 /// Cancels an upload and removes what was sent.
-pub async fn cancel(state: &AppState, client_id: i64, id: &str) -> DocResult<()> {
+pub async fn cancel(state: &AppState, client_id: ClientId, id: &str) -> DocResult<()> {
     let upload = find(state, client_id, id).await?;
     let Some(_claim) = state.uploads_in_flight.claim(upload.id) else {
         return Err(refused(

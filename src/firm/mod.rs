@@ -13,6 +13,7 @@ use minijinja::context;
 use crate::accounts::codes::{self, FlowStart, Purpose, Started};
 use crate::accounts::email::Email;
 use crate::accounts::{AccountError, AccountResult, clean_name, throttle};
+use crate::ids::StaffId;
 use crate::infra::audit::{self, Actor};
 use crate::infra::db::DbError;
 use crate::infra::mail;
@@ -350,7 +351,7 @@ fn totp_failed(
     Ok(staff_lockout(AccountError::LockedUntilReset))
 }
 
-pub async fn staff_by_id(state: &AppState, id: i64) -> AccountResult<Option<Staff>> {
+pub async fn staff_by_id(state: &AppState, id: StaffId) -> AccountResult<Option<Staff>> {
     state
         .db
         .read(move |conn| Ok(repo::staff_by_id(conn, id)?))
