@@ -1,135 +1,212 @@
-//! Composition root: builds the shared state and the route tree, nothing else.
+//! Composition root: every URL of the portal in one table, the list of
+//! background jobs, and the middleware around them. Nothing else: handlers and
+//! jobs live in their capabilities, the shared state in `state`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use poem::middleware::CookieJarManager;
-use poem::{Endpoint, EndpointExt, Response, Route};
+use poem::{Endpoint, EndpointExt, Response, Route, get, head, post};
 
 use crate::config::Config;
-use crate::error::{AppError, AppResult};
-use crate::infra::crypto::{PasswordHasher, SecretKey};
-use crate::infra::db::Db;
-use crate::infra::mail::Mailer;
-use crate::infra::ratelimit::RateLimiter;
-use crate::infra::render::{RenderedEmail, Renderer};
-use crate::infra::search::SearchIndex;
-use crate::infra::storage::Store;
-use crate::infra::web::WebSettings;
 use crate::infra::web::body_rate::MinBodyRate;
-use crate::infra::web::cookies::CookieNames;
-use crate::infra::web::csrf::{CsrfMiddleware, origin_of};
+use crate::infra::web::csrf::CsrfMiddleware;
 use crate::infra::web::headers::SecurityHeaders;
 use crate::infra::web::request_log::RequestLog;
+use crate::state::AppState;
 use crate::{accounts, documents, firm, home};
 
-/// Everything a request handler or background job needs. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub db: Db,
-    pub mailer: Mailer,
-    pub renderer: Arc<Renderer>,
-    pub key: SecretKey,
-    pub hasher: Arc<PasswordHasher>,
-    pub limiter: Arc<RateLimiter>,
-    pub web: WebSettings,
-    pub store: Store,
-    pub search: Arc<SearchIndex>,
-    /// Text extraction for search runs one document at a time.
-    pub indexing: Arc<tokio::sync::Semaphore>,
-    /// Resumable uploads being written right now (one request at a time each).
-    pub uploads_in_flight: Arc<crate::documents::upload::InFlight>,
-    /// Bounds concurrent argon2 work (each hash takes its full memory cost), so a
-    /// flood of sign-in attempts queues instead of exhausting memory.
-    hash_slots: Arc<tokio::sync::Semaphore>,
+/// Every URL of the portal and the handler that serves it.
+pub fn routes() -> Route {
+    use accounts::routes::{security, signin, signup};
+    use documents::routes as docs;
+    use firm::routes as firm;
+    use home::routes as home;
+    Route::new()
+        // H4, B3, O3: home, help, theme assets, brand, health
+        .at("/", get(home::home))
+        .at("/help", get(home::help))
+        .at("/static/*path", get(home::asset))
+        .at("/brand.css", get(home::brand_css))
+        .at("/brand/logo", get(home::logo))
+        .at("/healthz", get(home::health))
+        // S3b: a visitor asks for a portal
+        .at(
+            "/request-portal",
+            get(firm::request_form).post(firm::request_submit),
+        )
+        // S3, S3a, S4: sign-in, forgotten PIN, sign-out
+        .at("/signin", get(signin::form).post(signin::start))
+        .at("/signin/pin", get(signin::pin_form).post(signin::pin))
+        .at("/signin/code", get(signin::code_form).post(signin::code))
+        .at("/signin/resend", post(signin::resend))
+        .at("/signin/forgot", post(signin::forgot))
+        .at(
+            "/signin/reset",
+            get(signin::reset_form).post(signin::reset_code),
+        )
+        .at("/signin/reset/resend", post(signin::reset_resend))
+        .at(
+            "/signin/reset/pin",
+            get(signin::reset_pin_form).post(signin::reset_pin),
+        )
+        .at("/signout", post(signin::signout))
+        // S2: sign-up
+        .at("/signup", get(signup::form).post(signup::start))
+        .at("/signup/verify", get(signup::code_form).post(signup::code))
+        .at("/signup/resend", post(signup::resend))
+        .at("/signup/pin", get(signup::pin_form).post(signup::pin))
+        // S5: Security Settings
+        .at("/security", get(security::page))
+        .at(
+            "/security/merge",
+            get(security::merge_form).post(security::merge_start),
+        )
+        .at("/security/merge/verify", post(security::merge_verify))
+        .at("/security/merge/resend", post(security::merge_resend))
+        .at(
+            "/security/pin",
+            get(security::pin_form).post(security::pin_start),
+        )
+        .at("/security/pin/verify", post(security::pin_verify))
+        .at("/security/pin/resend", post(security::pin_resend))
+        .at(
+            "/security/email",
+            get(security::email_form).post(security::email_start),
+        )
+        .at("/security/email/verify", post(security::email_verify))
+        .at("/security/email/resend", post(security::email_resend))
+        .at(
+            "/security/devices/:id/revoke",
+            post(security::revoke_device),
+        )
+        .at(
+            "/security/sessions/end-others",
+            post(security::end_other_sessions),
+        )
+        // D1–D6: the client's documents and resumable uploads. HEAD is routed
+        // explicitly so that it reaches the handler as HEAD (poem would otherwise
+        // run it as GET): it gets headers only and no audit entry.
+        .at("/documents", get(docs::documents))
+        .at("/documents/send", get(docs::send_page))
+        .at(
+            "/documents/:id/download",
+            get(docs::download).head(docs::download),
+        )
+        .at("/documents/:id/view", get(docs::preview))
+        .at(
+            "/documents/:id/content",
+            get(docs::content).head(docs::content),
+        )
+        .at("/documents/:id/delete", post(docs::delete))
+        .at("/documents/:id/rename", post(docs::rename))
+        .at("/uploads", post(docs::upload_create))
+        .at(
+            "/uploads/:id",
+            head(docs::upload_head)
+                .patch(docs::upload_patch)
+                .delete(docs::upload_delete),
+        )
+        .nest("/staff", staff())
 }
 
-impl AppState {
-    /// Opens the data directory (creating it on first start) and everything in it.
-    pub fn open(config: Config) -> anyhow::Result<Self> {
-        let renderer = Renderer::new(&config)?;
-        let data = &config.storage.data_dir;
-        crate::infra::fsutil::private_by_default();
-        crate::infra::fsutil::private_dir(data).map_err(|e| {
-            anyhow::anyhow!("cannot create the data directory {}: {e}", data.display())
-        })?;
-        let outbox = config.outbox_dir();
-        if config.mail.smtp_host.is_empty() {
-            crate::infra::fsutil::private_dir(&outbox).map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot create the outbox directory {}: {e}",
-                    outbox.display()
-                )
-            })?;
-        }
-        let db = Db::open(&data.join("portal.db"))?;
-        let key = SecretKey::load_or_create(&data.join("keys").join("secret.key"))?;
-        let store = Store::open(data, &data.join("keys"))?;
-        let search = Arc::new(SearchIndex::open(&data.join("search"))?);
-        let hasher = PasswordHasher::new(&config.security)?;
-        let mailer = Mailer::new(&config, db.clone())?;
-        let web = WebSettings {
-            https: config.is_https(),
-            trust_proxy_headers: config.server.trust_proxy_headers,
-            trusted_proxies: Arc::new(config.server.proxy_networks().unwrap_or_default()),
-            cookies: CookieNames::new(config.is_https()),
-            public_origin: origin_of(&config.server.public_url).unwrap_or_default(),
-        };
-        Ok(AppState {
-            config: Arc::new(config),
-            db,
-            mailer,
-            renderer: Arc::new(renderer),
-            key,
-            hasher: Arc::new(hasher),
-            limiter: Arc::new(RateLimiter::default()),
-            web,
-            store,
-            search,
-            uploads_in_flight: Arc::default(),
-            indexing: Arc::new(tokio::sync::Semaphore::new(1)),
-            hash_slots: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
-            )),
-        })
-    }
+/// The staff area, under `/staff` (handlers see the path without the prefix).
+fn staff() -> Route {
+    use documents::staff_routes as docs;
+    use firm::routes as firm;
+    Route::new()
+        // F1: staff sign-in with password and authenticator
+        .at("/", get(firm::home))
+        .at("/signin", get(firm::signin_form).post(firm::signin))
+        .at("/totp", get(firm::totp_form).post(firm::totp))
+        .at("/signout", post(firm::signout))
+        // F2: clients, invitations, portal requests
+        .at("/clients", get(docs::clients).post(firm::invite_client))
+        .at("/clients/resend", post(firm::resend_invitation))
+        .at("/clients/:id", get(docs::client_page))
+        .at("/requests/:id/invite", post(firm::invite_request))
+        .at("/requests/:id/dismiss", post(firm::dismiss_request))
+        // F3, D7: publishing, the uploads inbox, notifications
+        .at("/clients/:id/publish", post(docs::publish_files))
+        .at("/inbox", get(docs::inbox))
+        .at("/inbox/read", post(docs::mark_all_read))
+        .at("/notifications/:id/open", post(docs::open_notification))
+        .at(
+            "/documents/:id/download",
+            get(docs::download).head(docs::download),
+        )
+        .at("/documents/:id/saved", post(docs::mark_saved))
+}
 
-    pub fn email(&self, template: &str, ctx: minijinja::Value) -> AppResult<RenderedEmail> {
-        Ok(self.renderer.render_email(template, ctx)?)
-    }
+/// A background job, run by `crate::serve` beside the HTTP server.
+pub struct Job {
+    /// For the log.
+    pub name: &'static str,
+    pub schedule: Schedule,
+}
 
-    /// argon2id off the async runtime.
-    pub async fn hash_secret(&self, secret: String) -> AppResult<String> {
-        let _slot = self
-            .hash_slots
-            .acquire()
-            .await
-            .map_err(AppError::internal)?;
-        let hasher = self.hasher.clone();
-        tokio::task::spawn_blocking(move || hasher.hash(&secret))
-            .await?
-            .map_err(AppError::Internal)
-    }
+/// A job's work, given the state.
+pub type JobFuture = BoxFuture<'static, ()>;
+/// Resolves when the portal shuts down.
+pub type Shutdown = BoxFuture<'static, ()>;
 
-    /// Constant work whether or not `stored` exists (a decoy hash is checked instead).
-    pub async fn verify_secret(&self, secret: String, stored: Option<String>) -> AppResult<bool> {
-        let _slot = self
-            .hash_slots
-            .acquire()
-            .await
-            .map_err(AppError::internal)?;
-        let hasher = self.hasher.clone();
-        Ok(tokio::task::spawn_blocking(move || hasher.verify(&secret, stored.as_deref())).await?)
-    }
+pub enum Schedule {
+    /// Once, at start. Not waited for at shutdown.
+    AtStart(fn(AppState) -> JobFuture),
+    /// At start and then every period (from the configuration); a pass under way
+    /// finishes before shutdown.
+    Every(fn(&Config) -> Duration, fn(AppState) -> JobFuture),
+    /// Its own loop, which returns once the shutdown future resolves.
+    Worker(fn(AppState, Shutdown) -> JobFuture),
+}
+
+/// How often the expired and abandoned leftovers are removed.
+const HOUSEKEEPING: Duration = Duration::from_secs(300);
+
+/// Every background job of the portal.
+pub fn jobs() -> Vec<Job> {
+    let job = |name, schedule| Job { name, schedule };
+    vec![
+        job(
+            "mail delivery",
+            Schedule::Worker(|state, stop| Box::pin(state.mailer.clone().run(stop))),
+        ),
+        job(
+            "batched staff upload notices",
+            Schedule::Worker(|state, stop| Box::pin(documents::notify::run(state, stop))),
+        ),
+        job(
+            "expired sessions, devices and sign-in flows",
+            Schedule::Every(
+                |_| HOUSEKEEPING,
+                |state| Box::pin(accounts::session::remove_expired(state)),
+            ),
+        ),
+        job(
+            "abandoned uploads",
+            Schedule::Every(
+                |_| HOUSEKEEPING,
+                |state| Box::pin(documents::jobs::sweep_uploads(state)),
+            ),
+        ),
+        job(
+            "document retention (D9)",
+            Schedule::Every(
+                |config| Duration::from_secs(u64::from(config.retention.run_every_minutes) * 60),
+                |state| Box::pin(documents::jobs::retention(state)),
+            ),
+        ),
+        job(
+            "search index repair",
+            Schedule::AtStart(|state| Box::pin(documents::jobs::repair_index(state))),
+        ),
+    ]
 }
 
 /// The whole HTTP application.
 pub fn build(state: AppState) -> impl Endpoint<Output = Response> {
-    let routes = documents::routes::add(accounts::routes::add(home::routes::add(Route::new())))
-        .nest("/staff", firm::routes::routes());
     let error_state = state.clone();
-    routes
+    routes()
         .with(CsrfMiddleware)
         .catch_all_error(move |err| {
             let state = error_state.clone();

@@ -75,8 +75,15 @@ impl poem::error::ResponseError for AppError {
 
 pub type AppResult<T> = Result<T, AppError>;
 
+/// A capability's error: either a user's mistake, whose text is shown on the page,
+/// or an internal failure.
+pub trait UserFacing {
+    /// `Ok` with the text for a user's mistake, `Err` for anything else.
+    fn into_message(self) -> AppResult<String>;
+}
+
 /// Turns any error that reached the top into a themed page (or a redirect to sign in).
-pub fn error_page(state: &crate::app::AppState, err: poem::Error) -> poem::Response {
+pub fn error_page(state: &crate::state::AppState, err: poem::Error) -> poem::Response {
     use poem::IntoResponse;
     use poem::web::{Html, Redirect};
 

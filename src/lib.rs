@@ -10,17 +10,23 @@ pub mod documents;
 pub mod error;
 pub mod firm;
 pub mod home;
+pub mod ids;
 pub mod infra;
+pub mod state;
 pub mod theme_check;
+pub mod web;
 
 use std::future::Future;
 use std::time::Duration;
 
-pub use app::AppState;
+use app::Schedule;
+use tracing::Instrument;
+
 pub use config::Config;
+pub use state::AppState;
 
 /// Serves the portal on an already-bound listener until `shutdown` resolves, with
-/// the mail worker, housekeeping and batched staff upload notices running beside it.
+/// the background jobs of `app::jobs` running beside it.
 pub async fn serve(
     state: AppState,
     listener: std::net::TcpListener,
@@ -29,26 +35,7 @@ pub async fn serve(
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-
-    let mail = tokio::spawn(state.mailer.clone().run(stopped(stop_rx.clone())));
-    let housekeeping = tokio::spawn(housekeeping(state.clone(), stopped(stop_rx.clone())));
-    let upload_notices = tokio::spawn(documents::notify::run(
-        state.clone(),
-        stopped(stop_rx.clone()),
-    ));
-    let repair_state = state.clone();
-    tokio::spawn(async move {
-        match documents::content::repair(&repair_state).await {
-            Ok(Some(n)) => tracing::info!(documents = n, "search index rebuilt"),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "the search index could not be rebuilt; run `portal reindex`")
-            }
-        }
-    });
+    let jobs = start_jobs(&state, &stop_rx);
     tracing::info!("mail goes to the {}", state.mailer.describe());
     tracing::info!(
         "serving on http://{local} (public URL {})",
@@ -59,11 +46,60 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let result = infra::web::server::run(listener, app::build(state), limits, shutdown).await;
     let _ = stop_tx.send(true);
-    let _ = mail.await;
-    let _ = housekeeping.await;
-    let _ = upload_notices.await;
+    for job in jobs {
+        let _ = job.await;
+    }
     tracing::info!("stopped");
     Ok(result?)
+}
+
+/// Starts every job of `app::jobs`; returns those to wait for at shutdown.
+fn start_jobs(
+    state: &AppState,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| -> app::Shutdown {
+        Box::pin(async move {
+            let _ = rx.wait_for(|s| *s).await;
+        })
+    };
+    let mut awaited = Vec::new();
+    for job in app::jobs() {
+        let span = tracing::info_span!("job", name = job.name);
+        let state = state.clone();
+        let task = match job.schedule {
+            Schedule::AtStart(run) => {
+                tokio::spawn(run(state).instrument(span));
+                continue;
+            }
+            Schedule::Every(period, run) => {
+                let period = period(&state.config);
+                repeat(period, run, state, stopped(stop.clone()))
+            }
+            Schedule::Worker(run) => run(state, stopped(stop.clone())),
+        };
+        awaited.push(tokio::spawn(task.instrument(span)));
+    }
+    awaited
+}
+
+/// Runs `run` now and then every `period` until `stop` resolves.
+fn repeat(
+    period: Duration,
+    run: fn(AppState) -> app::JobFuture,
+    state: AppState,
+    stop: app::Shutdown,
+) -> app::JobFuture {
+    Box::pin(async move {
+        tokio::pin!(stop);
+        loop {
+            run(state.clone()).await;
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = tokio::time::sleep(period) => {}
+            }
+        }
+    })
 }
 
 fn connection_limits(config: &Config) -> infra::web::server::Limits {
@@ -79,51 +115,6 @@ fn connection_limits(config: &Config) -> infra::web::server::Limits {
             Vec::new()
         },
         shutdown_grace: Duration::from_secs(10),
-    }
-}
-
-/// Removes expired sessions, flows and abandoned uploads every few minutes, and
-/// runs document retention (D9) as often as configured.
-async fn housekeeping(state: AppState, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    let idle = i64::from(state.config.accounts.session_idle_minutes) * 60;
-    let retention_every =
-        Duration::from_secs(u64::from(state.config.retention.run_every_minutes) * 60);
-    let mut last_retention: Option<std::time::Instant> = None;
-    loop {
-        if let Err(e) = documents::upload::sweep(&state).await {
-            tracing::warn!(error = ?e, "removing abandoned uploads failed");
-        }
-        if last_retention.is_none_or(|t| t.elapsed() >= retention_every) {
-            last_retention = Some(std::time::Instant::now());
-            match documents::retention::run(&state).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(removed = n, "portal maintenance removed documents"),
-                Err(e) => tracing::error!(error = %e, "portal maintenance failed"),
-            }
-        }
-        let result = state
-            .db
-            .write(move |tx| {
-                accounts::repo::delete_expired_sessions(tx, idle)?;
-                tx.execute(
-                    "DELETE FROM trusted_devices WHERE expires_at < ?1",
-                    [infra::db::now()],
-                )?;
-                tx.execute(
-                    "DELETE FROM auth_flows WHERE expires_at < ?1",
-                    [infra::db::now()],
-                )?;
-                Ok::<_, infra::db::DbError>(())
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "housekeeping failed");
-        }
-        tokio::select! {
-            _ = &mut shutdown => break,
-            _ = tokio::time::sleep(Duration::from_secs(300)) => {}
-        }
     }
 }
 

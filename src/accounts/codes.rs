@@ -10,11 +10,13 @@ use minijinja::context;
 use super::email::Email;
 use super::repo::{self, Flow, NewFlow};
 use super::{AccountError, AccountResult};
-use crate::app::AppState;
+use crate::ids::{ClientId, StaffId};
+use crate::infra::audit::{self, Actor};
 use crate::infra::crypto::{constant_time_eq, random_code, random_token, token_hash};
 use crate::infra::db::now;
 use crate::infra::mail;
 use crate::infra::web::Visitor;
+use crate::state::AppState;
 
 /// What a flow is for. The strings are stored in the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +75,8 @@ pub struct FlowStart<'a> {
     pub stage: &'a str,
     pub email: &'a str,
     pub name: Option<&'a str>,
-    pub client_id: Option<i64>,
-    pub staff_id: Option<i64>,
+    pub client_id: Option<ClientId>,
+    pub staff_id: Option<StaffId>,
     pub next_path: Option<&'a str>,
 }
 
@@ -131,6 +133,25 @@ pub async fn load(state: &AppState, token: Option<&str>, purpose: Purpose) -> Ac
     }
 }
 
+/// Keeps a secret on the flow until it finishes (a staff member's authenticator
+/// being enrolled).
+pub async fn set_pending_secret(
+    state: &AppState,
+    flow: &Flow,
+    secret: String,
+) -> AccountResult<()> {
+    let hash = flow.token_hash.clone();
+    state
+        .db
+        .write(move |tx| Ok(repo::set_flow_secret(tx, &hash, &secret)?))
+        .await
+}
+
+/// Ends a flow inside the caller's transaction, once it has done its work.
+pub fn finish(conn: &rusqlite::Connection, flow: &Flow) -> rusqlite::Result<()> {
+    repo::delete_flow(conn, &flow.token_hash)
+}
+
 /// Who asks for a code, which decides the budgets the code email is charged to.
 /// Anonymous traffic never spends the budget of someone who proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +162,7 @@ pub enum Requester {
     Anonymous { deliver: bool },
     /// The holder of this client account proved it: the right PIN, a trusted
     /// device, or a signed-in session.
-    Account(i64),
+    Account(ClientId),
 }
 
 /// Sends a new code for `flow` to its address. When nothing is to be delivered
@@ -179,15 +200,13 @@ pub async fn send_code(
             if deliver {
                 mail::queue(tx, &to, &rendered)?;
             }
-            crate::infra::audit::append(
+            audit::record(
                 tx,
-                crate::infra::audit::Entry {
-                    actor: crate::infra::audit::Actor::Visitor,
-                    event: "access_code_requested",
-                    subject: &subject,
-                    detail: purpose.as_str(),
-                    ip: &ip,
-                },
+                Actor::Visitor,
+                "access_code_requested",
+                &subject,
+                purpose.as_str(),
+                &ip,
             )?;
             Ok::<_, AccountError>(())
         })

@@ -6,9 +6,9 @@ use minijinja::context;
 use super::email::Email;
 use super::repo::{self, Client};
 use super::{AccountError, AccountResult, clean_name};
-use crate::app::AppState;
-use crate::infra::audit::{self, Actor, Entry};
+use crate::infra::audit::{self, Actor};
 use crate::infra::mail;
+use crate::state::AppState;
 
 fn invitation(
     state: &AppState,
@@ -47,15 +47,13 @@ pub async fn invite_client(
             let id = repo::insert_client(tx, &name, &email, true)?;
             mail::queue(tx, &email.address, &rendered)?;
             let client = repo::client_by_id(tx, id)?.ok_or(AccountError::FlowExpired)?;
-            audit::append(
+            audit::record(
                 tx,
-                Entry {
-                    actor,
-                    event: "client_invited",
-                    subject: &email.address,
-                    detail: &client.public_id,
-                    ip: &ip,
-                },
+                actor,
+                "client_invited",
+                &email.address,
+                &client.public_id,
+                &ip,
             )?;
             Ok(client)
         })
@@ -90,16 +88,7 @@ pub async fn resend_invitation(
         .write(move |tx| {
             repo::mark_invited(tx, c.id)?;
             mail::queue(tx, &c.email, &rendered)?;
-            audit::append(
-                tx,
-                Entry {
-                    actor,
-                    event: "client_reinvited",
-                    subject: &c.email,
-                    detail: &c.public_id,
-                    ip: &ip,
-                },
-            )?;
+            audit::record(tx, actor, "client_reinvited", &c.email, &c.public_id, &ip)?;
             Ok::<_, AccountError>(())
         })
         .await?;

@@ -15,7 +15,9 @@ pub mod settings;
 pub mod signin;
 pub mod throttle;
 
-use crate::error::AppError;
+pub use repo::Client;
+
+use crate::error::{AppError, AppResult, UserFacing};
 use crate::infra::db::DbError;
 
 /// What can go wrong in these flows. Every variant but `Internal` is the user's to
@@ -75,6 +77,22 @@ impl From<email::InvalidEmail> for AccountError {
 }
 
 pub type AccountResult<T> = Result<T, AccountError>;
+
+impl Client {
+    /// This client, as the audit log names them.
+    pub fn actor(&self) -> crate::infra::audit::Actor {
+        crate::infra::audit::Actor::Client(self.public_id.clone())
+    }
+}
+
+impl UserFacing for AccountError {
+    fn into_message(self) -> AppResult<String> {
+        match self {
+            AccountError::Internal(e) => Err(e),
+            e => Ok(e.to_string()),
+        }
+    }
+}
 
 /// "1 minute", "5 minutes".
 pub fn minutes(n: i64) -> String {

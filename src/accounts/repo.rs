@@ -4,12 +4,13 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::email::Email;
+use crate::ids::{ClientId, StaffId};
 use crate::infra::crypto::random_id;
 use crate::infra::db::now;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Client {
-    pub id: i64,
+    pub id: ClientId,
     pub public_id: String,
     pub name: String,
     pub account_name: Option<String>,
@@ -57,7 +58,7 @@ fn client_where(
     .optional()
 }
 
-pub fn client_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<Client>> {
+pub fn client_by_id(conn: &Connection, id: ClientId) -> rusqlite::Result<Option<Client>> {
     client_where(conn, "c.id = ?1", &id)
 }
 
@@ -79,7 +80,7 @@ pub fn list_clients(conn: &Connection) -> rusqlite::Result<Vec<Client>> {
 }
 
 /// Which portal an address belongs to, and whether it is that portal's primary address.
-pub fn email_owner(conn: &Connection, key: &str) -> rusqlite::Result<Option<(i64, bool)>> {
+pub fn email_owner(conn: &Connection, key: &str) -> rusqlite::Result<Option<(ClientId, bool)>> {
     conn.query_row(
         "SELECT client_id, is_primary FROM client_emails WHERE email_key = ?1",
         [key],
@@ -95,7 +96,7 @@ pub struct ClientEmail {
     pub added_at: i64,
 }
 
-pub fn client_emails(conn: &Connection, client_id: i64) -> rusqlite::Result<Vec<ClientEmail>> {
+pub fn client_emails(conn: &Connection, client_id: ClientId) -> rusqlite::Result<Vec<ClientEmail>> {
     let mut stmt = conn.prepare(
         "SELECT email, is_primary, added_at FROM client_emails WHERE client_id = ?1 ORDER BY is_primary DESC, added_at",
     )?;
@@ -114,13 +115,13 @@ pub fn insert_client(
     name: &str,
     email: &Email,
     invited: bool,
-) -> rusqlite::Result<i64> {
+) -> rusqlite::Result<ClientId> {
     let t = now();
     conn.execute(
         "INSERT INTO clients (public_id, name, invited_at, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![random_id(), name, invited.then_some(t), t],
     )?;
-    let id = conn.last_insert_rowid();
+    let id = ClientId(conn.last_insert_rowid());
     conn.execute(
         "INSERT INTO client_emails (email_key, email, client_id, is_primary, added_at) VALUES (?1, ?2, ?3, 1, ?4)",
         params![email.key, email.address, id, t],
@@ -128,7 +129,7 @@ pub fn insert_client(
     Ok(id)
 }
 
-pub fn mark_invited(conn: &Connection, client_id: i64) -> rusqlite::Result<()> {
+pub fn mark_invited(conn: &Connection, client_id: ClientId) -> rusqlite::Result<()> {
     conn.execute(
         "UPDATE clients SET invited_at = ?2 WHERE id = ?1",
         params![client_id, now()],
@@ -138,7 +139,7 @@ pub fn mark_invited(conn: &Connection, client_id: i64) -> rusqlite::Result<()> {
 
 pub fn create_account(
     conn: &Connection,
-    client_id: i64,
+    client_id: ClientId,
     account_name: &str,
     pin_hash: &str,
 ) -> rusqlite::Result<bool> {
@@ -154,7 +155,7 @@ pub fn create_account(
     Ok(changed == 1)
 }
 
-pub fn set_pin(conn: &Connection, client_id: i64, pin_hash: &str) -> rusqlite::Result<()> {
+pub fn set_pin(conn: &Connection, client_id: ClientId, pin_hash: &str) -> rusqlite::Result<()> {
     conn.execute(
         "UPDATE clients SET pin_hash = ?2 WHERE id = ?1",
         params![client_id, pin_hash],
@@ -162,7 +163,11 @@ pub fn set_pin(conn: &Connection, client_id: i64, pin_hash: &str) -> rusqlite::R
     Ok(())
 }
 
-pub fn add_merged_email(conn: &Connection, client_id: i64, email: &Email) -> rusqlite::Result<()> {
+pub fn add_merged_email(
+    conn: &Connection,
+    client_id: ClientId,
+    email: &Email,
+) -> rusqlite::Result<()> {
     let t = now();
     conn.execute(
         "INSERT INTO client_emails (email_key, email, client_id, is_primary, verified_at, added_at)
@@ -175,7 +180,7 @@ pub fn add_merged_email(conn: &Connection, client_id: i64, email: &Email) -> rus
 /// Makes `email` the sign-in address of the client; the old primary address leaves the portal.
 pub fn replace_primary_email(
     conn: &Connection,
-    client_id: i64,
+    client_id: ClientId,
     email: &Email,
 ) -> rusqlite::Result<()> {
     let t = now();
@@ -205,8 +210,8 @@ pub struct Flow {
     pub stage: String,
     pub email: String,
     pub name: Option<String>,
-    pub client_id: Option<i64>,
-    pub staff_id: Option<i64>,
+    pub client_id: Option<ClientId>,
+    pub staff_id: Option<StaffId>,
     pub code_hash: Option<Vec<u8>>,
     pub code_expires_at: Option<i64>,
     pub code_failures: i64,
@@ -222,8 +227,8 @@ pub struct NewFlow<'a> {
     pub stage: &'a str,
     pub email: &'a str,
     pub name: Option<&'a str>,
-    pub client_id: Option<i64>,
-    pub staff_id: Option<i64>,
+    pub client_id: Option<ClientId>,
+    pub staff_id: Option<StaffId>,
     pub next_path: Option<&'a str>,
     pub lifetime_secs: i64,
 }
@@ -346,8 +351,8 @@ pub fn clear_throttle(conn: &Connection, key: &str) -> rusqlite::Result<()> {
 
 pub struct NewSession<'a> {
     pub token_hash: &'a [u8],
-    pub client_id: Option<i64>,
-    pub staff_id: Option<i64>,
+    pub client_id: Option<ClientId>,
+    pub staff_id: Option<StaffId>,
     pub ip: &'a str,
     pub user_agent: &'a str,
     pub expires_at: i64,
@@ -365,8 +370,8 @@ pub fn insert_session(conn: &Connection, s: NewSession) -> rusqlite::Result<()> 
 
 #[derive(Debug, Clone)]
 pub struct SessionRow {
-    pub client_id: Option<i64>,
-    pub staff_id: Option<i64>,
+    pub client_id: Option<ClientId>,
+    pub staff_id: Option<StaffId>,
     pub created_at: i64,
     pub last_seen_at: i64,
     pub expires_at: i64,
@@ -397,7 +402,7 @@ pub fn delete_session(conn: &Connection, token_hash: &[u8]) -> rusqlite::Result<
 /// Ends every session of a client except `keep` (if given); returns how many ended.
 pub fn delete_client_sessions(
     conn: &Connection,
-    client_id: i64,
+    client_id: ClientId,
     keep: Option<&[u8]>,
 ) -> rusqlite::Result<usize> {
     conn.execute(
@@ -414,6 +419,14 @@ pub fn delete_expired_sessions(conn: &Connection, idle_secs: i64) -> rusqlite::R
     )
 }
 
+pub fn delete_expired_devices(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.execute("DELETE FROM trusted_devices WHERE expires_at < ?1", [now()])
+}
+
+pub fn delete_expired_flows(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.execute("DELETE FROM auth_flows WHERE expires_at < ?1", [now()])
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SessionInfo {
     pub ip: String,
@@ -425,7 +438,7 @@ pub struct SessionInfo {
 
 pub fn client_sessions(
     conn: &Connection,
-    client_id: i64,
+    client_id: ClientId,
     current: &[u8],
 ) -> rusqlite::Result<Vec<SessionInfo>> {
     let mut stmt = conn.prepare(
@@ -449,7 +462,7 @@ pub fn client_sessions(
 pub fn insert_device(
     conn: &Connection,
     token_hash: &[u8],
-    client_id: i64,
+    client_id: ClientId,
     label: &str,
     ip: &str,
     expires_at: i64,
@@ -467,7 +480,7 @@ pub fn insert_device(
 pub fn device_for(
     conn: &Connection,
     token_hash: &[u8],
-    client_id: i64,
+    client_id: ClientId,
 ) -> rusqlite::Result<Option<i64>> {
     conn.query_row(
         "SELECT id FROM trusted_devices WHERE token_hash = ?1 AND client_id = ?2 AND expires_at >= ?3",
@@ -497,7 +510,7 @@ pub struct Device {
 
 pub fn client_devices(
     conn: &Connection,
-    client_id: i64,
+    client_id: ClientId,
     current: Option<&[u8]>,
 ) -> rusqlite::Result<Vec<Device>> {
     let mut stmt = conn.prepare(
@@ -517,14 +530,18 @@ pub fn client_devices(
     .collect()
 }
 
-pub fn delete_device(conn: &Connection, client_id: i64, public_id: &str) -> rusqlite::Result<bool> {
+pub fn delete_device(
+    conn: &Connection,
+    client_id: ClientId,
+    public_id: &str,
+) -> rusqlite::Result<bool> {
     Ok(conn.execute(
         "DELETE FROM trusted_devices WHERE client_id = ?1 AND public_id = ?2",
         params![client_id, public_id],
     )? == 1)
 }
 
-pub fn delete_client_devices(conn: &Connection, client_id: i64) -> rusqlite::Result<usize> {
+pub fn delete_client_devices(conn: &Connection, client_id: ClientId) -> rusqlite::Result<usize> {
     conn.execute(
         "DELETE FROM trusted_devices WHERE client_id = ?1",
         [client_id],

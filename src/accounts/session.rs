@@ -5,18 +5,19 @@
 use rusqlite::Connection;
 
 use super::repo::{self, Client, NewSession};
-use crate::app::AppState;
 use crate::error::AppResult;
-use crate::infra::audit::{self, Actor, Entry};
+use crate::ids::{ClientId, StaffId};
+use crate::infra::audit::{self, Actor};
 use crate::infra::crypto::{random_token, token_hash};
 use crate::infra::db::{DbError, now};
 use crate::infra::web::Visitor;
+use crate::state::AppState;
 
 /// Who a session belongs to.
 #[derive(Debug, Clone, Copy)]
 pub enum Subject {
-    Client(i64),
-    Staff(i64),
+    Client(ClientId),
+    Staff(StaffId),
 }
 
 /// Creates a session inside the caller's transaction and returns its token.
@@ -85,7 +86,7 @@ pub async fn resolve(state: &AppState, token: Option<&str>) -> AppResult<Option<
     Ok(Some((subject, row.created_at)))
 }
 
-pub async fn client(state: &AppState, id: i64) -> AppResult<Option<Client>> {
+pub async fn client(state: &AppState, id: ClientId) -> AppResult<Option<Client>> {
     Ok(state
         .db
         .read(move |conn| repo::client_by_id(conn, id).map_err(DbError::from))
@@ -107,16 +108,7 @@ pub async fn end(
         .write(move |tx| {
             if repo::session(tx, &hash)?.is_some() {
                 repo::delete_session(tx, &hash)?;
-                audit::append(
-                    tx,
-                    Entry {
-                        actor,
-                        event: "signout",
-                        subject: &subject,
-                        detail: "",
-                        ip: &ip,
-                    },
-                )?;
+                audit::record(tx, actor, "signout", &subject, "", &ip)?;
             }
             Ok::<_, DbError>(())
         })
@@ -128,7 +120,7 @@ pub async fn end(
 pub fn trust_device(
     conn: &Connection,
     state: &AppState,
-    client_id: i64,
+    client_id: ClientId,
     existing: Option<&str>,
     visitor: &Visitor,
 ) -> rusqlite::Result<String> {
@@ -155,7 +147,7 @@ pub fn trust_device(
 /// Whether this browser is a trusted device of `client_id`.
 pub fn is_trusted(
     conn: &Connection,
-    client_id: i64,
+    client_id: ClientId,
     device_token: Option<&str>,
 ) -> rusqlite::Result<bool> {
     match device_token {
@@ -191,6 +183,23 @@ pub fn device_label(ua: &str) -> String {
         "an unknown system"
     };
     format!("{browser} on {os}")
+}
+
+/// Job: removes expired sessions, trusted devices and sign-in flows.
+pub async fn remove_expired(state: AppState) {
+    let idle = i64::from(state.config.accounts.session_idle_minutes) * 60;
+    let result = state
+        .db
+        .write(move |tx| {
+            repo::delete_expired_sessions(tx, idle)?;
+            repo::delete_expired_devices(tx)?;
+            repo::delete_expired_flows(tx)?;
+            Ok::<_, DbError>(())
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "housekeeping failed");
+    }
 }
 
 #[cfg(test)]

@@ -7,13 +7,14 @@ use super::email::Email;
 use super::repo::{self, Client, ClientEmail, Device, SessionInfo};
 use super::session::{self, Subject};
 use super::{AccountError, AccountResult, pin, throttle};
-use crate::app::AppState;
 use crate::error::AppResult;
-use crate::infra::audit::{self, Actor, Entry};
+use crate::ids::ClientId;
+use crate::infra::audit;
 use crate::infra::crypto::token_hash;
 use crate::infra::db::DbError;
 use crate::infra::mail;
 use crate::infra::web::Visitor;
+use crate::state::AppState;
 
 #[derive(serde::Serialize)]
 pub struct Overview {
@@ -24,7 +25,7 @@ pub struct Overview {
 
 pub async fn overview(
     state: &AppState,
-    client_id: i64,
+    client_id: ClientId,
     session_token: &str,
     device_token: Option<&str>,
 ) -> AppResult<Overview> {
@@ -40,26 +41,6 @@ pub async fn overview(
             })
         })
         .await?)
-}
-
-fn record(
-    tx: &rusqlite::Connection,
-    client: &Client,
-    event: &str,
-    subject: &str,
-    detail: &str,
-    visitor: &Visitor,
-) -> rusqlite::Result<()> {
-    audit::append(
-        tx,
-        Entry {
-            actor: Actor::Client(client.public_id.clone()),
-            event,
-            subject,
-            detail,
-            ip: &visitor.ip,
-        },
-    )
 }
 
 /// A flow of `purpose` that belongs to this client, or `FlowExpired`.
@@ -147,7 +128,7 @@ pub async fn merge_finish(
             }
             repo::add_merged_email(tx, c.id, &email)?;
             mail::queue(tx, &c.email, &notice)?;
-            record(tx, &c, "email_merged", &email.address, "", &v)?;
+            audit::record(tx, c.actor(), "email_merged", &email.address, "", &v.ip)?;
             Ok::<_, AccountError>(Ok(email.address.clone()))
         })
         .await??;
@@ -180,7 +161,14 @@ async fn confirm_current_pin(
             if ok {
                 throttle::clear(tx, &key)?;
             } else {
-                record(tx, &c, failure_event, &c.email, "wrong current PIN", &v)?;
+                audit::record(
+                    tx,
+                    c.actor(),
+                    failure_event,
+                    &c.email,
+                    "wrong current PIN",
+                    &v.ip,
+                )?;
             }
             Ok::<_, AccountError>(())
         })
@@ -284,13 +272,13 @@ pub async fn pin_change_finish(
             let device_token = session::trust_device(tx, &st, c.id, None, &v)?;
             repo::delete_flow(tx, &flow.token_hash)?;
             mail::queue(tx, &c.email, &notice)?;
-            record(
+            audit::record(
                 tx,
-                &c,
+                c.actor(),
                 "pin_changed",
                 &c.email,
                 "other sessions and trusted devices ended",
-                &v,
+                &v.ip,
             )?;
             Ok::<_, AccountError>(Renewed {
                 session_token,
@@ -373,13 +361,13 @@ pub async fn email_change_finish(
             }
             repo::replace_primary_email(tx, c.id, &email)?;
             mail::queue(tx, &c.email, &notice)?;
-            record(
+            audit::record(
                 tx,
-                &c,
+                c.actor(),
                 "email_changed",
                 &email.address,
                 &format!("previously {}", c.email),
-                &v,
+                &v.ip,
             )?;
             Ok::<_, AccountError>(Ok(email.address.clone()))
         })
@@ -403,7 +391,7 @@ pub async fn revoke_device(
         .write(move |tx| {
             let removed = repo::delete_device(tx, c.id, &id)?;
             if removed {
-                record(tx, &c, "device_revoked", &c.email, &id, &v)?;
+                audit::record(tx, c.actor(), "device_revoked", &c.email, &id, &v.ip)?;
             }
             Ok::<_, DbError>(removed)
         })
@@ -421,13 +409,13 @@ pub async fn end_other_sessions(
         .db
         .write(move |tx| {
             let ended = repo::delete_client_sessions(tx, c.id, Some(&keep))?;
-            record(
+            audit::record(
                 tx,
-                &c,
+                c.actor(),
                 "sessions_ended",
                 &c.email,
                 &format!("{ended} other sessions"),
-                &v,
+                &v.ip,
             )?;
             Ok::<_, DbError>(ended)
         })

@@ -7,16 +7,17 @@ use super::email::Email;
 use super::repo::{self, Client, Flow};
 use super::session::{self, Subject};
 use super::{AccountError, AccountResult, clean_name, pin, throttle};
-use crate::app::AppState;
 use crate::config::Signup;
-use crate::infra::audit::{self, Actor, Entry};
+use crate::ids::ClientId;
+use crate::infra::audit::{self, Actor};
 use crate::infra::mail;
 use crate::infra::web::Visitor;
+use crate::state::AppState;
 
 /// What a sign-up for an address may do. Never shown to the visitor.
 enum Eligibility {
     /// Invited by the firm and not yet signed up.
-    Invited(i64),
+    Invited(ClientId),
     /// Unknown address, and the firm allows open sign-up.
     New,
     /// Already a portal's address: told so by email, no code.
@@ -39,27 +40,6 @@ fn eligibility(
         None if state.config.accounts.signup == Signup::Open => Eligibility::New,
         None => Eligibility::NotAllowed,
     })
-}
-
-/// Appends an audit entry about a visitor's request.
-pub(crate) fn audit(
-    tx: &rusqlite::Connection,
-    actor: Actor,
-    event: &str,
-    subject: &str,
-    detail: &str,
-    visitor: &Visitor,
-) -> rusqlite::Result<()> {
-    audit::append(
-        tx,
-        Entry {
-            actor,
-            event,
-            subject,
-            detail,
-            ip: &visitor.ip,
-        },
-    )
 }
 
 fn require_stage(flow: &Flow, stage: &str) -> AccountResult<()> {
@@ -189,13 +169,13 @@ pub async fn signup_finish(
                 ));
             }
             let client = repo::client_by_id(tx, client_id)?.ok_or(AccountError::FlowExpired)?;
-            audit(
+            audit::record(
                 tx,
                 Actor::Client(client.public_id),
                 "signup",
                 &email.address,
                 "",
-                &visitor,
+                &visitor.ip,
             )?;
             repo::delete_flow(tx, &flow.token_hash)?;
             Ok(email.address.clone())
@@ -309,10 +289,7 @@ pub async fn signin_pin(
         visitor.clone(),
         email.address.clone(),
     );
-    let actor = client
-        .as_ref()
-        .map(|c| Actor::Client(c.public_id.clone()))
-        .unwrap_or(Actor::Visitor);
+    let actor = client.as_ref().map(|c| c.actor()).unwrap_or(Actor::Visitor);
     state
         .db
         .write(move |tx| {
@@ -320,7 +297,7 @@ pub async fn signin_pin(
                 throttle::clear(tx, &key)?;
                 repo::advance_flow(tx, &hash, "code")?;
             } else {
-                audit(tx, actor, "signin_failed", &address, "wrong PIN", &v)?;
+                audit::record(tx, actor, "signin_failed", &address, "wrong PIN", &v.ip)?;
             }
             Ok::<_, AccountError>(())
         })
@@ -369,13 +346,13 @@ pub async fn signin_code(
         state
             .db
             .write(move |tx| {
-                audit(
+                audit::record(
                     tx,
                     Actor::Visitor,
                     "signin_failed",
                     &address,
                     "wrong access code",
-                    &v,
+                    &v.ip,
                 )
                 .map_err(AccountError::from)
             })
@@ -392,14 +369,7 @@ pub async fn signin_code(
             let session_token = session::open(tx, &st, Subject::Client(client.id), &v)?;
             let device_token = session::trust_device(tx, &st, client.id, device.as_deref(), &v)?;
             repo::delete_flow(tx, &flow.token_hash)?;
-            audit(
-                tx,
-                Actor::Client(client.public_id.clone()),
-                "signin",
-                &email.address,
-                "",
-                &v,
-            )?;
+            audit::record(tx, client.actor(), "signin", &email.address, "", &v.ip)?;
             let next = crate::infra::web::local_path(flow.next_path.as_deref());
             Ok(SignedIn {
                 session_token,
@@ -466,7 +436,7 @@ pub async fn reset_resend(
 /// account: then it spends the account's own budget, which strangers cannot.
 async fn reset_requester(
     state: &AppState,
-    client_id: Option<i64>,
+    client_id: Option<ClientId>,
     device: Option<&str>,
 ) -> AccountResult<Requester> {
     let Some(id) = client_id else {
@@ -532,13 +502,13 @@ pub async fn reset_finish(
             throttle::clear(tx, &throttle::key("pin", &email.key))?;
             repo::delete_flow(tx, &flow.token_hash)?;
             mail::queue(tx, &email.address, &notice)?;
-            audit(
+            audit::record(
                 tx,
                 Actor::Client(client.public_id),
                 "pin_reset",
                 &email.address,
                 "sessions and trusted devices ended",
-                &v,
+                &v.ip,
             )?;
             Ok::<_, AccountError>(email.address.clone())
         })

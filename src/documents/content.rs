@@ -5,11 +5,11 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 use super::repo::{self, Document};
-use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::infra::db::DbError;
 use crate::infra::search::Entry;
 use crate::infra::storage::StoreError;
+use crate::state::AppState;
 
 /// Streams plaintext bytes `start..end` of a document. Decryption runs on a
 /// blocking thread a few chunks ahead of the network; an integrity failure ends
@@ -129,7 +129,7 @@ pub async fn index(state: &AppState, docs: &[Document]) -> AppResult<()> {
             .iter()
             .map(|(d, text)| Entry {
                 id: &d.public_id,
-                owner: d.client_id,
+                owner: d.client_id.0,
                 name: &d.name,
                 folder: &d.folder,
                 message: d.message.as_deref().unwrap_or(""),

@@ -12,11 +12,12 @@ use poem::{Body, Request, Response};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::repo::Document;
-use crate::app::AppState;
 use crate::error::AppResult;
-use crate::infra::audit::{Actor, Entry};
+use crate::ids::DocumentId;
+use crate::infra::audit::{self, Actor};
 use crate::infra::crypto::sha256_hex;
 use crate::infra::db::{DbError, now};
+use crate::state::AppState;
 
 /// Range requests of one session for one document are audited at most this often.
 pub const RANGE_AUDIT_WINDOW: i64 = 10 * 60;
@@ -209,14 +210,8 @@ async fn record(
             if range.is_some() && seen {
                 return Ok(());
             }
-            let entry = Entry {
-                actor,
-                event,
-                subject: &public,
-                detail: &detail,
-                ip: &ip,
-            };
-            super::publish::note_access(tx, id, entry)?;
+            super::publish::note_access(tx, id, &actor)?;
+            audit::record(tx, actor, event, &public, &detail, &ip)?;
             tx.execute(
                 "INSERT OR REPLACE INTO document_access (session_ref, document_id, event, audited_at)
                  VALUES (?1, ?2, ?3, ?4)",
@@ -232,7 +227,7 @@ async fn record(
 fn recently_audited(
     conn: &Connection,
     session: &str,
-    document: i64,
+    document: DocumentId,
     event: &str,
 ) -> rusqlite::Result<bool> {
     conn.execute(

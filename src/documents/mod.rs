@@ -6,6 +6,7 @@
 pub mod content;
 pub mod delivery;
 pub mod folder;
+pub mod jobs;
 pub mod notify;
 pub mod publish;
 pub mod repo;
@@ -16,9 +17,10 @@ pub mod upload;
 
 use serde::Serialize;
 
-use crate::app::AppState;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, UserFacing};
+use crate::ids::ClientId;
 use crate::infra::db::DbError;
+use crate::state::AppState;
 use repo::Document;
 
 /// A user's mistake in this capability; the text is shown on the page.
@@ -43,6 +45,15 @@ impl From<rusqlite::Error> for DocumentError {
 }
 
 pub type DocResult<T> = Result<T, DocumentError>;
+
+impl UserFacing for DocumentError {
+    fn into_message(self) -> AppResult<String> {
+        match self {
+            DocumentError::Refused(m) => Ok(m),
+            DocumentError::Internal(e) => Err(e),
+        }
+    }
+}
 
 /// What the Documents page asks for (D2, D3).
 #[derive(Debug, Default, Clone, serde::Deserialize)]
@@ -170,7 +181,11 @@ fn day_start(date: &str) -> Option<i64> {
 }
 
 /// The client's documents after search, filters and sort, grouped by folder.
-pub async fn list(state: &AppState, client_id: i64, filter: &Filter) -> AppResult<Vec<FolderView>> {
+pub async fn list(
+    state: &AppState,
+    client_id: ClientId,
+    filter: &Filter,
+) -> AppResult<Vec<FolderView>> {
     let docs = state
         .db
         .read(move |conn| repo::list_for_client(conn, client_id).map_err(DbError::from))
@@ -180,7 +195,7 @@ pub async fn list(state: &AppState, client_id: i64, filter: &Filter) -> AppResul
     } else {
         let (search, q) = (state.search.clone(), filter.q.clone());
         Some(
-            tokio::task::spawn_blocking(move || search.search(client_id, &q, 1000))
+            tokio::task::spawn_blocking(move || search.search(client_id.0, &q, 1000))
                 .await?
                 .map_err(AppError::Internal)?,
         )
@@ -239,7 +254,11 @@ fn folder_order(a: &str, b: &str) -> std::cmp::Ordering {
 
 /// One of the client's documents, or 404 — the same for a missing id and for
 /// another client's id.
-pub async fn for_client(state: &AppState, client_id: i64, public_id: &str) -> AppResult<Document> {
+pub async fn for_client(
+    state: &AppState,
+    client_id: ClientId,
+    public_id: &str,
+) -> AppResult<Document> {
     let id = public_id.to_string();
     state
         .db
@@ -259,7 +278,7 @@ pub async fn by_public_id(state: &AppState, public_id: &str) -> AppResult<Docume
 }
 
 /// Folders a client can send files to: the configured ones, then its own.
-pub async fn upload_folders(state: &AppState, client_id: i64) -> AppResult<Vec<String>> {
+pub async fn upload_folders(state: &AppState, client_id: ClientId) -> AppResult<Vec<String>> {
     let docs = state
         .db
         .read(move |conn| repo::list_for_client(conn, client_id).map_err(DbError::from))

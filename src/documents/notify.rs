@@ -11,10 +11,11 @@ use std::time::Duration;
 use minijinja::context;
 
 use super::repo::{self, UploadNotice};
-use crate::app::AppState;
 use crate::error::{AppError, AppResult};
+use crate::ids::ClientId;
 use crate::infra::db::{DbError, now};
 use crate::infra::mail;
+use crate::state::AppState;
 
 /// The longest the job sleeps between looks at the waiting notices.
 const MAX_PAUSE: Duration = Duration::from_secs(60);
@@ -129,7 +130,7 @@ impl Batch {
 }
 
 fn batches(notices: Vec<UploadNotice>) -> Vec<Batch> {
-    let mut by_client: BTreeMap<i64, Batch> = BTreeMap::new();
+    let mut by_client: BTreeMap<ClientId, Batch> = BTreeMap::new();
     for n in notices {
         let batch = by_client.entry(n.client_id).or_insert_with(|| Batch {
             client_name: n.client_name.clone(),

@@ -5,14 +5,15 @@ use minijinja::context;
 
 use super::repo::{self, Document, NewDocument, Notification};
 use super::{DocResult, DocumentError, content, folder};
-use crate::accounts::repo::Client;
-use crate::app::AppState;
+use crate::accounts::Client;
 use crate::error::AppResult;
-use crate::firm::repo::Staff;
-use crate::infra::audit::{self, Actor, Entry};
+use crate::firm::Staff;
+use crate::ids::DocumentId;
+use crate::infra::audit::{self, Actor};
 use crate::infra::db::DbError;
 use crate::infra::mail;
 use crate::infra::storage::Sealed;
+use crate::state::AppState;
 
 /// What staff fill in when publishing (the files themselves are already sealed).
 pub struct Publication<'a> {
@@ -102,15 +103,13 @@ pub async fn publish(
                     },
                 )?;
                 let detail = format!("{name} into {folder} for {}", c.public_id);
-                audit::append(
+                audit::record(
                     tx,
-                    Entry {
-                        actor: Actor::Staff(s.public_id.clone()),
-                        event: "document_published",
-                        subject: &doc.public_id,
-                        detail: &detail,
-                        ip: &ip,
-                    },
+                    s.actor(),
+                    "document_published",
+                    &doc.public_id,
+                    &detail,
+                    &ip,
                 )?;
                 docs.push(doc);
             }
@@ -152,16 +151,7 @@ pub async fn mark_saved(
         .db
         .write(move |tx| {
             if repo::mark_saved(tx, id)? {
-                audit::append(
-                    tx,
-                    Entry {
-                        actor: Actor::Staff(s),
-                        event: "document_saved",
-                        subject: &public,
-                        detail: "",
-                        ip: &ip,
-                    },
-                )?;
+                audit::record(tx, Actor::Staff(s), "document_saved", &public, "", &ip)?;
             }
             Ok::<_, DbError>(())
         })
@@ -220,29 +210,23 @@ pub async fn record_access(
     Ok(state
         .db
         .write(move |tx| {
-            let entry = Entry {
-                actor,
-                event,
-                subject: &public,
-                detail: "",
-                ip: &ip,
-            };
-            note_access(tx, id, entry).map_err(DbError::from)
+            note_access(tx, id, &actor)?;
+            audit::record(tx, actor, event, &public, "", &ip).map_err(DbError::from)
         })
         .await?)
 }
 
-/// In the caller's transaction: audits an access to document `id`, and marks a
-/// client's first access (the document is then "Viewed").
+/// In the caller's transaction, beside the audit entry of an access to document
+/// `id`: marks a client's first access (the document is then "Viewed").
 pub(super) fn note_access(
     conn: &rusqlite::Connection,
-    id: i64,
-    entry: Entry,
+    id: DocumentId,
+    actor: &Actor,
 ) -> rusqlite::Result<()> {
-    if matches!(entry.actor, Actor::Client(_)) {
+    if matches!(actor, Actor::Client(_)) {
         repo::mark_viewed(conn, id)?;
     }
-    audit::append(conn, entry)
+    Ok(())
 }
 
 fn saved_meanwhile() -> DocumentError {
@@ -286,15 +270,13 @@ pub async fn delete_own(
             if !repo::delete_unsaved_upload(tx, id)? {
                 return Ok(Err(saved_meanwhile()));
             }
-            audit::append(
+            audit::record(
                 tx,
-                Entry {
-                    actor: Actor::Client(c),
-                    event: "document_deleted",
-                    subject: &public,
-                    detail: &name,
-                    ip: &ip,
-                },
+                Actor::Client(c),
+                "document_deleted",
+                &public,
+                &name,
+                &ip,
             )?;
             Ok::<_, DbError>(Ok(()))
         })
@@ -332,16 +314,7 @@ pub async fn rename_own(
             if !repo::rename_unsaved_upload(tx, id, &n)? {
                 return Ok(Err(saved_meanwhile()));
             }
-            audit::append(
-                tx,
-                Entry {
-                    actor: Actor::Client(c),
-                    event: "document_renamed",
-                    subject: &public,
-                    detail: &n,
-                    ip: &ip,
-                },
-            )?;
+            audit::record(tx, Actor::Client(c), "document_renamed", &public, &n, &ip)?;
             Ok::<_, DbError>(Ok(()))
         })
         .await??;

@@ -2,14 +2,15 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::ids::{ClientId, DocumentId, StaffId};
 use crate::infra::crypto::random_id;
 use crate::infra::db::now;
 
 #[derive(Debug, Clone)]
 pub struct Document {
-    pub id: i64,
+    pub id: DocumentId,
     pub public_id: String,
-    pub client_id: i64,
+    pub client_id: ClientId,
     pub folder: String,
     pub name: String,
     pub mime: String,
@@ -52,7 +53,7 @@ fn row(r: &Row) -> rusqlite::Result<Document> {
 }
 
 pub struct NewDocument<'a> {
-    pub client_id: i64,
+    pub client_id: ClientId,
     pub folder: &'a str,
     pub name: &'a str,
     pub mime: &'a str,
@@ -63,7 +64,7 @@ pub struct NewDocument<'a> {
     pub kind: &'a str,
     pub tax_year: Option<i64>,
     pub message: Option<&'a str>,
-    pub staff_id: Option<i64>,
+    pub staff_id: Option<StaffId>,
 }
 
 pub fn insert(conn: &Connection, d: NewDocument) -> rusqlite::Result<Document> {
@@ -99,7 +100,7 @@ pub fn insert(conn: &Connection, d: NewDocument) -> rusqlite::Result<Document> {
 /// A client's document by its public id; `None` for anyone else's.
 pub fn for_client(
     conn: &Connection,
-    client_id: i64,
+    client_id: ClientId,
     public_id: &str,
 ) -> rusqlite::Result<Option<Document>> {
     conn.query_row(
@@ -120,7 +121,7 @@ pub fn by_public_id(conn: &Connection, public_id: &str) -> rusqlite::Result<Opti
     .optional()
 }
 
-pub fn list_for_client(conn: &Connection, client_id: i64) -> rusqlite::Result<Vec<Document>> {
+pub fn list_for_client(conn: &Connection, client_id: ClientId) -> rusqlite::Result<Vec<Document>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM documents WHERE client_id = ?1 ORDER BY created_at DESC, id DESC"
     ))?;
@@ -146,7 +147,7 @@ pub fn inbox(conn: &Connection) -> rusqlite::Result<Vec<(Document, String)>> {
     stmt.query_map([], |r| Ok((row(r)?, r.get(17)?)))?.collect()
 }
 
-pub fn mark_viewed(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+pub fn mark_viewed(conn: &Connection, id: DocumentId) -> rusqlite::Result<()> {
     conn.execute(
         "UPDATE documents SET viewed_at = ?2 WHERE id = ?1 AND viewed_at IS NULL",
         params![id, now()],
@@ -154,28 +155,32 @@ pub fn mark_viewed(conn: &Connection, id: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
-pub fn mark_saved(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+pub fn mark_saved(conn: &Connection, id: DocumentId) -> rusqlite::Result<bool> {
     Ok(conn.execute(
         "UPDATE documents SET saved_at = ?2 WHERE id = ?1 AND origin = 'client' AND saved_at IS NULL",
         params![id, now()],
     )? == 1)
 }
 
-pub fn delete(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+pub fn delete(conn: &Connection, id: DocumentId) -> rusqlite::Result<()> {
     conn.execute("DELETE FROM documents WHERE id = ?1", [id])?;
     Ok(())
 }
 
 /// Removes or renames a client's own upload only while the firm has not saved it
 /// (checked in the same statement, so a save that just happened wins).
-pub fn delete_unsaved_upload(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+pub fn delete_unsaved_upload(conn: &Connection, id: DocumentId) -> rusqlite::Result<bool> {
     Ok(conn.execute(
         "DELETE FROM documents WHERE id = ?1 AND origin = 'client' AND saved_at IS NULL",
         [id],
     )? == 1)
 }
 
-pub fn rename_unsaved_upload(conn: &Connection, id: i64, name: &str) -> rusqlite::Result<bool> {
+pub fn rename_unsaved_upload(
+    conn: &Connection,
+    id: DocumentId,
+    name: &str,
+) -> rusqlite::Result<bool> {
     Ok(conn.execute(
         "UPDATE documents SET name = ?2 WHERE id = ?1 AND origin = 'client' AND saved_at IS NULL",
         params![id, name],
@@ -183,7 +188,7 @@ pub fn rename_unsaved_upload(conn: &Connection, id: i64, name: &str) -> rusqlite
 }
 
 /// Bytes a client has uploaded and that are still in the portal, plus uploads in progress.
-pub fn client_usage(conn: &Connection, client_id: i64) -> rusqlite::Result<i64> {
+pub fn client_usage(conn: &Connection, client_id: ClientId) -> rusqlite::Result<i64> {
     conn.query_row(
         "SELECT (SELECT coalesce(sum(size), 0) FROM documents WHERE client_id = ?1 AND origin = 'client')
               + (SELECT coalesce(sum(length), 0) FROM uploads WHERE client_id = ?1 AND document_id IS NULL)",
@@ -198,7 +203,7 @@ pub fn client_usage(conn: &Connection, client_id: i64) -> rusqlite::Result<i64> 
 pub struct Upload {
     pub id: i64,
     pub public_id: String,
-    pub client_id: i64,
+    pub client_id: ClientId,
     pub folder: String,
     pub name: String,
     pub mime: String,
@@ -233,7 +238,7 @@ fn upload_row(r: &Row) -> rusqlite::Result<Upload> {
 const UPLOAD_COLUMNS: &str = "id, public_id, client_id, folder, name, mime, length, blob, wrapped_key, nonce_prefix, chunks, updated_at, document_id";
 
 pub struct NewUpload<'a> {
-    pub client_id: i64,
+    pub client_id: ClientId,
     pub folder: &'a str,
     pub name: &'a str,
     pub mime: &'a str,
@@ -257,7 +262,7 @@ pub fn insert_upload(conn: &Connection, u: NewUpload) -> rusqlite::Result<String
 
 pub fn upload_for_client(
     conn: &Connection,
-    client_id: i64,
+    client_id: ClientId,
     public_id: &str,
 ) -> rusqlite::Result<Option<Upload>> {
     conn.query_row(
@@ -268,7 +273,7 @@ pub fn upload_for_client(
     .optional()
 }
 
-pub fn uploads_in_progress(conn: &Connection, client_id: i64) -> rusqlite::Result<i64> {
+pub fn uploads_in_progress(conn: &Connection, client_id: ClientId) -> rusqlite::Result<i64> {
     conn.query_row(
         "SELECT count(*) FROM uploads WHERE client_id = ?1 AND document_id IS NULL",
         [client_id],
@@ -374,7 +379,7 @@ pub fn open_notification(conn: &Connection, id: i64) -> rusqlite::Result<Option<
 /// `per_hour` starts in the last hour. Forgets starts older than an hour.
 pub fn hourly_upload_wait(
     conn: &Connection,
-    client_id: i64,
+    client_id: ClientId,
     per_hour: u32,
 ) -> rusqlite::Result<Option<i64>> {
     let hour_ago = now() - 3600;
@@ -390,7 +395,7 @@ pub fn hourly_upload_wait(
     Ok((count >= i64::from(per_hour)).then(|| oldest.map_or(0, |t| t - hour_ago)))
 }
 
-pub fn record_upload_start(conn: &Connection, client_id: i64) -> rusqlite::Result<()> {
+pub fn record_upload_start(conn: &Connection, client_id: ClientId) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO upload_starts (client_id, started_at) VALUES (?1, ?2)",
         params![client_id, now()],
@@ -400,8 +405,8 @@ pub fn record_upload_start(conn: &Connection, client_id: i64) -> rusqlite::Resul
 
 pub fn queue_upload_notice(
     conn: &Connection,
-    client_id: i64,
-    document_id: i64,
+    client_id: ClientId,
+    document_id: DocumentId,
 ) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO upload_notices (client_id, document_id, created_at) VALUES (?1, ?2, ?3)",
@@ -414,7 +419,7 @@ pub fn queue_upload_notice(
 #[derive(Debug, Clone)]
 pub struct UploadNotice {
     pub id: i64,
-    pub client_id: i64,
+    pub client_id: ClientId,
     pub client_name: String,
     pub client_public_id: String,
     pub name: String,

@@ -6,10 +6,10 @@
 
 use super::content;
 use super::repo::{self, Document};
-use crate::app::AppState;
 use crate::error::AppResult;
-use crate::infra::audit::{self, Actor, Entry};
+use crate::infra::audit::{self, Actor};
 use crate::infra::db::{DbError, now};
+use crate::state::AppState;
 
 /// Why a document is due for removal, if it is.
 pub fn due(state: &AppState, doc: &Document, all: &[Document], at: i64) -> Option<String> {
@@ -74,16 +74,7 @@ pub async fn run(state: &AppState) -> AppResult<usize> {
             .db
             .write(move |tx| {
                 repo::delete(tx, id)?;
-                audit::append(
-                    tx,
-                    Entry {
-                        actor: Actor::System,
-                        event: "document_removed",
-                        subject: &public,
-                        detail: &detail,
-                        ip: "",
-                    },
-                )?;
+                audit::record(tx, Actor::System, "document_removed", &public, &detail, "")?;
                 Ok::<_, DbError>(())
             })
             .await?;

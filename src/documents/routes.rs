@@ -5,37 +5,16 @@
 use minijinja::context;
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::{Data, Json, Path};
-use poem::{Body, IntoResponse, Request, Response, Route, get, handler, post};
+use poem::{Body, IntoResponse, Request, Response, handler};
 
 use super::delivery::{Access, Kind, deliver};
 use super::upload::{self, Appended, NewFile};
 use super::{DocumentError, Filter, publish};
-use crate::accounts::routes::{ClientSession, Empty, client_page, see_other};
-use crate::app::AppState;
 use crate::error::{AppError, AppResult};
-use crate::infra::audit::Actor;
 use crate::infra::web::csrf::{self, CsrfForm};
 use crate::infra::web::{Visitor, client_ip};
-
-pub fn add(route: Route) -> Route {
-    route
-        .at("/documents", get(documents))
-        .at("/documents/send", get(send_page))
-        // HEAD is routed explicitly so that it reaches the handler as HEAD (poem
-        // would otherwise run it as GET): it gets headers only and no audit entry.
-        .at("/documents/:id/download", get(download).head(download))
-        .at("/documents/:id/view", get(preview))
-        .at("/documents/:id/content", get(content).head(content))
-        .at("/documents/:id/delete", post(delete))
-        .at("/documents/:id/rename", post(rename))
-        .at("/uploads", post(upload_create))
-        .at(
-            "/uploads/:id",
-            poem::head(upload_head)
-                .patch(upload_patch)
-                .delete(upload_delete),
-        )
-}
+use crate::state::AppState;
+use crate::web::{ClientSession, Empty, client_page, form_status, see_other, user_error};
 
 /// Reads the filter from the query string (repeated `status` and `type` keys).
 fn filter_of(req: &Request) -> Filter {
@@ -61,7 +40,7 @@ async fn documents_page(
     error: Option<String>,
 ) -> AppResult<Response> {
     let filter = filter_of(req);
-    let failed = error.is_some();
+    let status = form_status(&error);
     let folders = super::list(state, who.client.id, &filter).await?;
     let count: usize = folders.iter().map(|f| f.documents.len()).sum();
     let ctx = context! {
@@ -70,10 +49,11 @@ async fn documents_page(
         filter => minijinja::Value::from(minijinja::value::Serde(&FilterView::of(&filter))),
         filtered => filter.is_active(),
         error,
-        notice => crate::accounts::routes::notice(url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()).find(|(k, _)| k == "notice").map(|(_, v)| v.into_owned()).as_deref()),
+        notice => crate::web::notice(url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()).find(|(k, _)| k == "notice").map(|(_, v)| v.into_owned()).as_deref()),
     };
-    let resp = client_page(req, state, who, "documents.html", ctx)?;
-    Ok(if failed { unprocessable(resp) } else { resp })
+    let mut resp = client_page(req, state, who, "documents.html", ctx)?;
+    resp.set_status(status);
+    Ok(resp)
 }
 
 #[derive(serde::Serialize)]
@@ -100,7 +80,7 @@ impl FilterView {
 }
 
 #[handler]
-async fn documents(
+pub async fn documents(
     req: &Request,
     Data(state): Data<&AppState>,
     who: ClientSession,
@@ -109,7 +89,7 @@ async fn documents(
 }
 
 #[handler]
-async fn send_page(
+pub async fn send_page(
     req: &Request,
     Data(state): Data<&AppState>,
     who: ClientSession,
@@ -128,7 +108,7 @@ async fn send_page(
 
 fn reader<'a>(req: &Request, who: &'a ClientSession, kind: Kind) -> Access<'a> {
     Access {
-        actor: Actor::Client(who.client.public_id.clone()),
+        actor: who.client.actor(),
         session: &who.token,
         ip: client_ip(req),
         kind,
@@ -136,7 +116,7 @@ fn reader<'a>(req: &Request, who: &'a ClientSession, kind: Kind) -> Access<'a> {
 }
 
 #[handler]
-async fn download(
+pub async fn download(
     req: &Request,
     Data(state): Data<&AppState>,
     who: ClientSession,
@@ -148,7 +128,7 @@ async fn download(
 
 /// The bytes behind the preview (safe types only).
 #[handler]
-async fn content(
+pub async fn content(
     req: &Request,
     Data(state): Data<&AppState>,
     who: ClientSession,
@@ -162,7 +142,7 @@ async fn content(
 }
 
 #[handler]
-async fn preview(
+pub async fn preview(
     req: &Request,
     Data(state): Data<&AppState>,
     who: ClientSession,
@@ -172,7 +152,7 @@ async fn preview(
     publish::record_access(
         state,
         &doc,
-        Actor::Client(who.client.public_id.clone()),
+        who.client.actor(),
         "document_viewed",
         &client_ip(req),
     )
@@ -195,7 +175,7 @@ struct RenameForm {
 }
 
 #[handler]
-async fn delete(
+pub async fn delete(
     req: &Request,
     Data(state): Data<&AppState>,
     who: ClientSession,
@@ -203,15 +183,14 @@ async fn delete(
     CsrfForm(_): CsrfForm<Empty>,
 ) -> AppResult<Response> {
     let doc = super::for_client(state, who.client.id, &id).await?;
-    match publish::delete_own(state, &who.client, &doc, &client_ip(req)).await {
+    match user_error(publish::delete_own(state, &who.client, &doc, &client_ip(req)).await)? {
         Ok(()) => Ok(see_other("/documents?notice=file-deleted")),
-        Err(DocumentError::Refused(m)) => documents_page(req, state, &who, Some(m)).await,
-        Err(DocumentError::Internal(e)) => Err(e),
+        Err(m) => documents_page(req, state, &who, Some(m)).await,
     }
 }
 
 #[handler]
-async fn rename(
+pub async fn rename(
     req: &Request,
     Data(state): Data<&AppState>,
     who: ClientSession,
@@ -219,16 +198,11 @@ async fn rename(
     CsrfForm(f): CsrfForm<RenameForm>,
 ) -> AppResult<Response> {
     let doc = super::for_client(state, who.client.id, &id).await?;
-    match publish::rename_own(state, &who.client, &doc, &f.name, &client_ip(req)).await {
+    match user_error(publish::rename_own(state, &who.client, &doc, &f.name, &client_ip(req)).await)?
+    {
         Ok(()) => Ok(see_other("/documents?notice=file-renamed")),
-        Err(DocumentError::Refused(m)) => documents_page(req, state, &who, Some(m)).await,
-        Err(DocumentError::Internal(e)) => Err(e),
+        Err(m) => documents_page(req, state, &who, Some(m)).await,
     }
-}
-
-fn unprocessable(mut r: Response) -> Response {
-    r.set_status(StatusCode::UNPROCESSABLE_ENTITY);
-    r
 }
 
 // ---- the resumable upload protocol (tus 1.0 core headers) ----
@@ -284,7 +258,7 @@ fn header_u64(req: &Request, name: &str) -> Option<u64> {
 }
 
 #[handler]
-async fn upload_create(
+pub async fn upload_create(
     req: &Request,
     Data(state): Data<&AppState>,
     who: ClientSession,
@@ -317,7 +291,7 @@ async fn upload_create(
 }
 
 #[handler]
-async fn upload_head(
+pub async fn upload_head(
     Data(state): Data<&AppState>,
     who: ClientSession,
     Path(id): Path<String>,
@@ -337,7 +311,7 @@ async fn upload_head(
 }
 
 #[handler]
-async fn upload_patch(
+pub async fn upload_patch(
     req: &Request,
     body: Body,
     Data(state): Data<&AppState>,
@@ -382,7 +356,7 @@ async fn upload_patch(
 }
 
 #[handler]
-async fn upload_delete(
+pub async fn upload_delete(
     req: &Request,
     Data(state): Data<&AppState>,
     who: ClientSession,

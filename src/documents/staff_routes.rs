@@ -4,40 +4,18 @@
 use minijinja::context;
 use poem::http::StatusCode;
 use poem::web::{Data, Multipart, Path, Query};
-use poem::{Request, Response, Route, get, handler, post};
+use poem::{Request, Response, handler};
 
 use super::delivery::{Access, Kind, deliver};
 use super::publish::{self, Publication, Received};
 use super::{DocumentError, repo};
-use crate::accounts::invite;
-use crate::accounts::repo::Client;
-use crate::accounts::routes::{Empty, see_other};
-use crate::app::AppState;
+use crate::accounts::{Client, invite};
 use crate::error::{AppError, AppResult};
-use crate::firm::routes::{StaffSession, staff_page};
-use crate::infra::audit::Actor;
 use crate::infra::db::DbError;
 use crate::infra::web::client_ip;
 use crate::infra::web::csrf::{self, CsrfForm};
-
-/// Routes under `/staff`.
-pub fn add(route: Route) -> Route {
-    route
-        .at("/clients/:id", get(client_page))
-        .at("/clients/:id/publish", post(publish_files))
-        .at("/inbox", get(inbox))
-        .at("/inbox/read", post(mark_all_read))
-        .at("/notifications/:id/open", post(open_notification))
-        .at("/documents/:id/download", get(download).head(download))
-        .at("/documents/:id/saved", post(mark_saved))
-}
-
-fn account_error(e: crate::accounts::AccountError) -> AppError {
-    match e {
-        crate::accounts::AccountError::Internal(e) => e,
-        other => AppError::BadRequest(other.to_string()),
-    }
-}
+use crate::state::AppState;
+use crate::web::{Empty, StaffSession, bad_request, form_status, see_other, staff_page};
 
 #[derive(serde::Deserialize)]
 struct Search {
@@ -63,7 +41,7 @@ pub async fn clients(
     who: StaffSession,
     Query(s): Query<Search>,
 ) -> AppResult<Response> {
-    let all = invite::list_clients(state).await.map_err(account_error)?;
+    let all = invite::list_clients(state).await.map_err(bad_request)?;
     let q = s.q.trim().to_lowercase();
     let rows: Vec<ClientRow> = all
         .into_iter()
@@ -89,7 +67,7 @@ pub async fn clients(
 async fn client_or_404(state: &AppState, id: &str) -> AppResult<Client> {
     invite::client_by_public_id(state, id)
         .await
-        .map_err(account_error)?
+        .map_err(bad_request)?
         .ok_or(AppError::NotFound)
 }
 
@@ -108,11 +86,7 @@ async fn render_client(
         .await?;
     let (uploads, published): (Vec<_>, Vec<_>) = docs.iter().partition(|d| d.origin == "client");
     let views = |ds: Vec<&repo::Document>| ds.into_iter().map(super::view).collect::<Vec<_>>();
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(&error);
     let ctx = context! {
         client => context! { id => client.public_id.clone(), name => client.name.clone(), email => client.email.clone(), active => client.signed_up_at.is_some() },
         uploads => minijinja::Value::from(minijinja::value::Serde(&views(uploads))),
@@ -129,7 +103,7 @@ struct NoticeOnly {
 }
 
 #[handler]
-async fn client_page(
+pub async fn client_page(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
@@ -157,7 +131,7 @@ enum Outcome {
 /// runs in its own task so that a dropped connection cannot leave stored files
 /// without their rows.
 #[handler]
-async fn publish_files(
+pub async fn publish_files(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
@@ -228,7 +202,7 @@ fn refused(message: impl Into<String>) -> Stopped {
 
 async fn read_and_publish(
     state: &AppState,
-    staff: &crate::firm::repo::Staff,
+    staff: &crate::firm::Staff,
     client: &Client,
     form: Multipart,
     expected_csrf: &str,
@@ -380,7 +354,7 @@ fn discard(state: &AppState, files: &[Received]) {
 }
 
 #[handler]
-async fn inbox(
+pub async fn inbox(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
@@ -416,7 +390,7 @@ struct MarkRead {
 
 /// "Mark all read": the notifications the page showed (up to the newest of them).
 #[handler]
-async fn mark_all_read(
+pub async fn mark_all_read(
     Data(state): Data<&AppState>,
     _who: StaffSession,
     CsrfForm(f): CsrfForm<MarkRead>,
@@ -427,7 +401,7 @@ async fn mark_all_read(
 
 /// Opening a notification marks it read, then goes where it points.
 #[handler]
-async fn open_notification(
+pub async fn open_notification(
     Data(state): Data<&AppState>,
     _who: StaffSession,
     Path(id): Path<i64>,
@@ -438,7 +412,7 @@ async fn open_notification(
 }
 
 #[handler]
-async fn download(
+pub async fn download(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
@@ -446,7 +420,7 @@ async fn download(
 ) -> AppResult<Response> {
     let doc = super::by_public_id(state, &id).await?;
     let access = Access {
-        actor: Actor::Staff(who.staff.public_id.clone()),
+        actor: who.staff.actor(),
         session: &who.token,
         ip: client_ip(req),
         kind: Kind::Download,
@@ -455,7 +429,7 @@ async fn download(
 }
 
 #[handler]
-async fn mark_saved(
+pub async fn mark_saved(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,

@@ -11,43 +11,14 @@ use futures_util::{Stream, StreamExt};
 
 use super::repo::{self, Document, NewDocument, NewUpload, Upload};
 use super::{DocResult, DocumentError, content, folder};
-use crate::accounts::repo::Client;
-use crate::app::AppState;
+use crate::accounts::Client;
 use crate::error::AppError;
-use crate::infra::audit::{self, Actor, Entry};
+use crate::ids::ClientId;
+use crate::infra::audit;
 use crate::infra::db::{DbError, now};
 use crate::infra::storage::{BlobWriter, Progress};
 use crate::infra::web::Visitor;
-
-/// Uploads being written right now. A second request for the same upload (two
-/// tabs, or a retry while the first request still runs) is refused rather than
-/// letting two writers append to one file.
-#[derive(Default)]
-pub struct InFlight(std::sync::Mutex<std::collections::HashSet<i64>>);
-
-struct Claim<'a> {
-    set: &'a InFlight,
-    id: i64,
-}
-
-impl InFlight {
-    fn claim(&self, id: i64) -> Option<Claim<'_>> {
-        let inserted = self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
-        // Built only when claimed: a refused claim must not run `Drop` (which would
-        // release the holder's claim).
-        inserted.then(|| Claim { set: self, id })
-    }
-}
-
-impl Drop for Claim<'_> {
-    fn drop(&mut self) {
-        self.set
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
-    }
-}
+use crate::state::AppState;
 
 /// Uploads untouched for this long are abandoned and removed.
 pub const ABANDONED_AFTER: Duration = Duration::from_secs(24 * 3600);
@@ -156,7 +127,7 @@ fn too_many_uploads(per_hour: u32, wait: i64) -> DocumentError {
     )))
 }
 
-pub async fn find(state: &AppState, client_id: i64, id: &str) -> DocResult<Upload> {
+pub async fn find(state: &AppState, client_id: ClientId, id: &str) -> DocResult<Upload> {
     let id = id.to_string();
     state
         .db
@@ -383,15 +354,13 @@ async fn complete(
             repo::finish_upload(tx, u.id, &doc.public_id)?;
             repo::queue_upload_notice(tx, c.id, doc.id)?;
             let detail = format!("{} ({} bytes) into {}", u.name, u.length, u.folder);
-            audit::append(
+            audit::record(
                 tx,
-                Entry {
-                    actor: Actor::Client(c.public_id.clone()),
-                    event: "document_uploaded",
-                    subject: &doc.public_id,
-                    detail: &detail,
-                    ip: &v.ip,
-                },
+                c.actor(),
+                "document_uploaded",
+                &doc.public_id,
+                &detail,
+                &v.ip,
             )?;
             Ok::<_, DbError>(doc)
         })
@@ -401,7 +370,7 @@ async fn complete(
 }
 
 /// Cancels an upload and removes what was sent.
-pub async fn cancel(state: &AppState, client_id: i64, id: &str) -> DocResult<()> {
+pub async fn cancel(state: &AppState, client_id: ClientId, id: &str) -> DocResult<()> {
     let upload = find(state, client_id, id).await?;
     let Some(_claim) = state.uploads_in_flight.claim(upload.id) else {
         return Err(refused(
@@ -452,19 +421,4 @@ pub async fn sweep(state: &AppState) -> DocResult<usize> {
     .await
     .map_err(AppError::from)?;
     Ok(stale.len() + orphans)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::InFlight;
-
-    #[test]
-    fn a_refused_claim_leaves_the_holder_alone() {
-        let set = InFlight::default();
-        let held = set.claim(1).expect("first claim");
-        assert!(set.claim(1).is_none(), "second claim refused");
-        assert!(set.claim(1).is_none(), "still held after a refusal");
-        drop(held);
-        assert!(set.claim(1).is_some(), "free again");
-    }
 }

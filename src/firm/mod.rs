@@ -13,12 +13,21 @@ use minijinja::context;
 use crate::accounts::codes::{self, FlowStart, Purpose, Started};
 use crate::accounts::email::Email;
 use crate::accounts::{AccountError, AccountResult, clean_name, throttle};
-use crate::app::AppState;
-use crate::infra::audit::{self, Actor, Entry};
+use crate::ids::StaffId;
+use crate::infra::audit::{self, Actor};
 use crate::infra::db::DbError;
 use crate::infra::mail;
 use crate::infra::web::Visitor;
-use repo::{PortalRequest, Staff};
+use crate::state::AppState;
+use repo::PortalRequest;
+pub use repo::Staff;
+
+impl Staff {
+    /// This staff member, as the audit log names them.
+    pub fn actor(&self) -> Actor {
+        Actor::Staff(self.public_id.clone())
+    }
+}
 
 /// Adds a staff member (from the command line). The password must meet the policy.
 pub async fn add_staff(
@@ -41,16 +50,7 @@ pub async fn add_staff(
                 )));
             }
             let id = repo::insert_staff(tx, &email.key, &email.address, &name, &hash)?;
-            audit::append(
-                tx,
-                Entry {
-                    actor: Actor::System,
-                    event: "staff_added",
-                    subject: &email.address,
-                    detail: "",
-                    ip: "",
-                },
-            )?;
+            audit::record(tx, Actor::System, "staff_added", &email.address, "", "")?;
             repo::staff_by_id(tx, id)?.ok_or(AccountError::FlowExpired)
         })
         .await
@@ -75,16 +75,7 @@ pub async fn reset_staff_totp(state: &AppState, email: &str) -> AccountResult<St
             let staff = existing_staff(tx, &email)?;
             repo::reset_totp(tx, staff.id)?;
             clear_staff_throttles(tx, &email.key)?;
-            audit::append(
-                tx,
-                Entry {
-                    actor: Actor::System,
-                    event: "staff_totp_reset",
-                    subject: &staff.email,
-                    detail: "",
-                    ip: "",
-                },
-            )?;
+            audit::record(tx, Actor::System, "staff_totp_reset", &staff.email, "", "")?;
             Ok(staff)
         })
         .await
@@ -98,16 +89,7 @@ pub async fn unlock_staff(state: &AppState, email: &str) -> AccountResult<Staff>
         .write(move |tx| {
             let staff = existing_staff(tx, &email)?;
             clear_staff_throttles(tx, &email.key)?;
-            audit::append(
-                tx,
-                Entry {
-                    actor: Actor::System,
-                    event: "staff_unlocked",
-                    subject: &staff.email,
-                    detail: "",
-                    ip: "",
-                },
-            )?;
+            audit::record(tx, Actor::System, "staff_unlocked", &staff.email, "", "")?;
             Ok(staff)
         })
         .await
@@ -150,15 +132,13 @@ pub async fn signin_password(
             if ok {
                 throttle::clear(tx, &key)?;
             } else {
-                audit::append(
+                audit::record(
                     tx,
-                    Entry {
-                        actor: Actor::Visitor,
-                        event: "staff_signin_failed",
-                        subject: &address,
-                        detail: "wrong password",
-                        ip: &v.ip,
-                    },
+                    Actor::Visitor,
+                    "staff_signin_failed",
+                    &address,
+                    "wrong password",
+                    &v.ip,
                 )?;
             }
             Ok::<_, DbError>(())
@@ -193,14 +173,7 @@ pub async fn signin_password(
     )
     .await?;
     if enrol {
-        let secret = totp::new_secret();
-        let hash = started.flow.token_hash.clone();
-        state
-            .db
-            .write(move |tx| {
-                crate::accounts::repo::set_flow_secret(tx, &hash, &secret).map_err(DbError::from)
-            })
-            .await?;
+        codes::set_pending_secret(state, &started.flow, totp::new_secret()).await?;
     }
     Ok((started, enrol))
 }
@@ -314,13 +287,20 @@ pub async fn signin_totp(
                 crate::accounts::session::Subject::Staff(staff.id),
                 &v,
             )?;
-            crate::accounts::repo::delete_flow(tx, &flow.token_hash)?;
+            codes::finish(tx, &flow)?;
             let detail = if enrolling {
                 "authenticator enrolled"
             } else {
                 ""
             };
-            staff_audit(tx, &staff, "staff_signin", detail, &v)?;
+            audit::record(
+                tx,
+                staff.actor(),
+                "staff_signin",
+                &staff.email,
+                detail,
+                &v.ip,
+            )?;
             Ok::<_, AccountError>(Ok(token))
         })
         .await?;
@@ -341,7 +321,14 @@ fn totp_failed(
     failures: i64,
     visitor: &Visitor,
 ) -> AccountResult<AccountError> {
-    staff_audit(tx, staff, "staff_signin_failed", "wrong TOTP code", visitor)?;
+    audit::record(
+        tx,
+        staff.actor(),
+        "staff_signin_failed",
+        &staff.email,
+        "wrong TOTP code",
+        &visitor.ip,
+    )?;
     if failures < totp_cap(state) {
         return Ok(AccountError::Invalid(
             "That code is not right. Use the current code from your authenticator app.".into(),
@@ -353,22 +340,18 @@ fn totp_failed(
     )?;
     mail::queue(tx, &staff.email, &notice)?;
     let detail = format!("{failures} wrong TOTP codes in a row");
-    staff_audit(tx, staff, "staff_locked", &detail, visitor)?;
+    audit::record(
+        tx,
+        staff.actor(),
+        "staff_locked",
+        &staff.email,
+        &detail,
+        &visitor.ip,
+    )?;
     Ok(staff_lockout(AccountError::LockedUntilReset))
 }
 
-fn staff_audit(
-    tx: &rusqlite::Connection,
-    staff: &Staff,
-    event: &str,
-    detail: &str,
-    visitor: &Visitor,
-) -> rusqlite::Result<()> {
-    let actor = Actor::Staff(staff.public_id.clone());
-    crate::accounts::signin::audit(tx, actor, event, &staff.email, detail, visitor)
-}
-
-pub async fn staff_by_id(state: &AppState, id: i64) -> AccountResult<Option<Staff>> {
+pub async fn staff_by_id(state: &AppState, id: StaffId) -> AccountResult<Option<Staff>> {
     state
         .db
         .read(move |conn| Ok(repo::staff_by_id(conn, id)?))
@@ -424,15 +407,13 @@ pub async fn request_portal(
             for to in recipients {
                 mail::queue(tx, &to, &notice)?;
             }
-            audit::append(
+            audit::record(
                 tx,
-                Entry {
-                    actor: Actor::Visitor,
-                    event: "portal_requested",
-                    subject: &email.address,
-                    detail: "",
-                    ip: &ip,
-                },
+                Actor::Visitor,
+                "portal_requested",
+                &email.address,
+                "",
+                &ip,
             )?;
             Ok::<_, AccountError>(())
         })
@@ -459,7 +440,7 @@ pub async fn handle_request(
         .read(move |conn| Ok::<_, AccountError>(repo::open_request(conn, &id)?))
         .await?
         .ok_or_else(|| AccountError::Invalid("That request was already handled.".into()))?;
-    let actor = Actor::Staff(staff.public_id.clone());
+    let actor = staff.actor();
     let outcome = if invite {
         match crate::accounts::invite::invite_client(
             state,
@@ -482,15 +463,13 @@ pub async fn handle_request(
         .db
         .write(move |tx| {
             repo::close_request(tx, request.id, outcome)?;
-            audit::append(
+            audit::record(
                 tx,
-                Entry {
-                    actor,
-                    event: "portal_request_handled",
-                    subject: &request.email,
-                    detail: outcome,
-                    ip: &ip,
-                },
+                actor,
+                "portal_request_handled",
+                &request.email,
+                outcome,
+                &ip,
             )?;
             Ok::<_, AccountError>(())
         })

@@ -2,12 +2,13 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::ids::StaffId;
 use crate::infra::crypto::random_id;
 use crate::infra::db::now;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Staff {
-    pub id: i64,
+    pub id: StaffId,
     pub public_id: String,
     pub email: String,
     pub name: String,
@@ -43,12 +44,12 @@ pub fn insert_staff(
     email: &str,
     name: &str,
     password_hash: &str,
-) -> rusqlite::Result<i64> {
+) -> rusqlite::Result<StaffId> {
     conn.execute(
         "INSERT INTO staff (public_id, email_key, email, name, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![random_id(), email_key, email, name, password_hash, now()],
     )?;
-    Ok(conn.last_insert_rowid())
+    Ok(StaffId(conn.last_insert_rowid()))
 }
 
 pub fn staff_by_email(conn: &Connection, email_key: &str) -> rusqlite::Result<Option<Staff>> {
@@ -60,7 +61,7 @@ pub fn staff_by_email(conn: &Connection, email_key: &str) -> rusqlite::Result<Op
     .optional()
 }
 
-pub fn staff_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<Staff>> {
+pub fn staff_by_id(conn: &Connection, id: StaffId) -> rusqlite::Result<Option<Staff>> {
     conn.query_row(
         &format!("SELECT {STAFF_COLUMNS} FROM staff WHERE id = ?1"),
         [id],
@@ -76,7 +77,12 @@ pub fn list_staff(conn: &Connection) -> rusqlite::Result<Vec<Staff>> {
     stmt.query_map([], staff_row)?.collect()
 }
 
-pub fn enable_totp(conn: &Connection, id: i64, secret: &str, step: i64) -> rusqlite::Result<()> {
+pub fn enable_totp(
+    conn: &Connection,
+    id: StaffId,
+    secret: &str,
+    step: i64,
+) -> rusqlite::Result<()> {
     conn.execute(
         "UPDATE staff SET totp_secret = ?2, totp_enabled_at = ?3, totp_last_step = ?4 WHERE id = ?1",
         params![id, secret, now(), step],
@@ -84,7 +90,7 @@ pub fn enable_totp(conn: &Connection, id: i64, secret: &str, step: i64) -> rusql
     Ok(())
 }
 
-pub fn set_totp_step(conn: &Connection, id: i64, step: i64) -> rusqlite::Result<()> {
+pub fn set_totp_step(conn: &Connection, id: StaffId, step: i64) -> rusqlite::Result<()> {
     conn.execute(
         "UPDATE staff SET totp_last_step = ?2 WHERE id = ?1",
         params![id, step],
@@ -92,7 +98,7 @@ pub fn set_totp_step(conn: &Connection, id: i64, step: i64) -> rusqlite::Result<
     Ok(())
 }
 
-pub fn reset_totp(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+pub fn reset_totp(conn: &Connection, id: StaffId) -> rusqlite::Result<()> {
     conn.execute("UPDATE staff SET totp_secret = NULL, totp_enabled_at = NULL, totp_last_step = 0 WHERE id = ?1", [id])?;
     conn.execute("DELETE FROM sessions WHERE staff_id = ?1", [id])?;
     Ok(())

@@ -1,107 +1,19 @@
 //! Staff area pages (under `/staff`) and the public "Request a portal" page.
 
 use minijinja::context;
-use poem::http::StatusCode;
 use poem::web::{Data, Path, Query};
-use poem::{FromRequest, Request, RequestBody, Response, Route, get, handler, post};
+use poem::{Request, Response, handler};
 
-use super::repo::Staff;
-use crate::accounts::routes::{
-    Empty, NoticeQuery, clear_flow, flow_token, message, notice, public_page, see_other, set_flow,
-    user_error,
-};
-use crate::accounts::session::{self, Subject};
+use crate::accounts::session;
 use crate::accounts::{AccountError, invite};
-use crate::app::AppState;
-use crate::error::{AppError, AppResult};
-use crate::infra::audit::Actor;
+use crate::error::AppResult;
 use crate::infra::web::csrf::{self, CsrfForm};
-use crate::infra::web::page::{self, cookie};
 use crate::infra::web::{Visitor, client_ip};
-
-/// Routes under `/staff`.
-pub fn routes() -> Route {
-    crate::documents::staff_routes::add(Route::new())
-        .at("/", get(home))
-        .at("/signin", get(signin_form).post(signin))
-        .at("/totp", get(totp_form).post(totp))
-        .at("/signout", post(signout))
-        .at(
-            "/clients",
-            get(crate::documents::staff_routes::clients).post(invite_client),
-        )
-        .at("/clients/resend", post(resend_invitation))
-        .at("/requests/:id/invite", post(invite_request))
-        .at("/requests/:id/dismiss", post(dismiss_request))
-}
-
-/// Public routes of this capability.
-pub fn add_public(route: Route) -> Route {
-    route.at("/request-portal", get(request_form).post(request_submit))
-}
-
-/// A signed-in staff member. Client sessions never pass.
-pub struct StaffSession {
-    pub staff: Staff,
-    pub token: String,
-    /// Unread notifications, shown beside Inbox on every staff page.
-    pub unread: i64,
-}
-
-impl<'a> FromRequest<'a> for StaffSession {
-    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
-        let state = req
-            .data::<AppState>()
-            .ok_or_else(|| AppError::internal(anyhow::anyhow!("no state")))?;
-        let sign_in = || AppError::SignInRequired {
-            next: "/".into(),
-            staff: true,
-        };
-        let Some(token) = cookie(req, &state.web.cookies.staff_session) else {
-            return Err(sign_in().into());
-        };
-        let Some((Subject::Staff(id), _)) = session::resolve(state, Some(&token)).await? else {
-            return Err(sign_in().into());
-        };
-        let staff = super::staff_by_id(state, id).await.map_err(into_app)?;
-        match staff {
-            Some(staff) if staff.disabled_at.is_none() => {
-                let unread = crate::documents::publish::unread_notifications(state).await?;
-                Ok(StaffSession {
-                    staff,
-                    token,
-                    unread,
-                })
-            }
-            _ => Err(sign_in().into()),
-        }
-    }
-}
-
-fn into_app(e: AccountError) -> AppError {
-    match e {
-        AccountError::Internal(e) => e,
-        other => AppError::BadRequest(other.to_string()),
-    }
-}
-
-pub fn staff_page(
-    req: &Request,
-    state: &AppState,
-    who: &StaffSession,
-    template: &str,
-    status: StatusCode,
-    ctx: minijinja::Value,
-) -> AppResult<Response> {
-    let staff = context! { name => who.staff.name.clone(), email => who.staff.email.clone(), unread => who.unread };
-    Ok(page::render(
-        req,
-        &state.renderer,
-        template,
-        status,
-        context! { staff, ..ctx },
-    )?)
-}
+use crate::state::AppState;
+use crate::web::{
+    Empty, NoticeQuery, StaffSession, bad_request, clear_flow, flow_token, form_status, message,
+    notice, public_page, see_other, set_flow, staff_page, user_error,
+};
 
 #[derive(serde::Deserialize)]
 pub struct SigninForm {
@@ -118,11 +30,7 @@ fn signin_page(
     error: Option<String>,
     notice_key: Option<&str>,
 ) -> AppResult<Response> {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(&error);
     let notice = match notice_key {
         Some("expired") => Some("That step expired. Please sign in again."),
         Some("signed-out") => Some("You have signed out."),
@@ -138,7 +46,7 @@ fn signin_page(
 }
 
 #[handler]
-async fn signin_form(
+pub async fn signin_form(
     req: &Request,
     Data(state): Data<&AppState>,
     Query(q): Query<NoticeQuery>,
@@ -147,7 +55,7 @@ async fn signin_form(
 }
 
 #[handler]
-async fn signin(
+pub async fn signin(
     req: &Request,
     Data(state): Data<&AppState>,
     CsrfForm(f): CsrfForm<SigninForm>,
@@ -168,11 +76,7 @@ async fn totp_page(req: &Request, state: &AppState, error: Option<String>) -> Ap
         Err(AccountError::Internal(e)) => return Err(e),
         Err(_) => return Ok(see_other("/staff/signin?notice=expired")),
     };
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(&error);
     let (secret, qr) = match factor.enrol {
         Some(e) => (Some(e.secret), Some(e.qr_svg)),
         None => (None, None),
@@ -187,7 +91,7 @@ async fn totp_page(req: &Request, state: &AppState, error: Option<String>) -> Ap
 }
 
 #[handler]
-async fn totp_form(req: &Request, Data(state): Data<&AppState>) -> AppResult<Response> {
+pub async fn totp_form(req: &Request, Data(state): Data<&AppState>) -> AppResult<Response> {
     totp_page(req, state, None).await
 }
 
@@ -198,7 +102,7 @@ pub struct TotpForm {
 }
 
 #[handler]
-async fn totp(
+pub async fn totp(
     req: &Request,
     Data(state): Data<&AppState>,
     CsrfForm(f): CsrfForm<TotpForm>,
@@ -224,13 +128,13 @@ async fn totp(
 }
 
 #[handler]
-async fn signout(
+pub async fn signout(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> AppResult<Response> {
-    let actor = crate::infra::audit::Actor::Staff(who.staff.public_id.clone());
+    let actor = who.staff.actor();
     session::end(
         state,
         &who.token,
@@ -257,13 +161,9 @@ async fn home_page(
     who: &StaffSession,
     msgs: HomeMessages,
 ) -> AppResult<Response> {
-    let clients = invite::list_clients(state).await.map_err(into_app)?;
-    let requests = super::open_requests(state).await.map_err(into_app)?;
-    let status = if msgs.error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let clients = invite::list_clients(state).await.map_err(bad_request)?;
+    let requests = super::open_requests(state).await.map_err(bad_request)?;
+    let status = form_status(&msgs.error);
     let ctx = context! {
         clients => minijinja::Value::from(minijinja::value::Serde(&clients)),
         requests => minijinja::Value::from(minijinja::value::Serde(&requests)),
@@ -273,7 +173,7 @@ async fn home_page(
 }
 
 #[handler]
-async fn home(
+pub async fn home(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
@@ -306,13 +206,13 @@ pub struct InviteForm {
 }
 
 #[handler]
-async fn invite_client(
+pub async fn invite_client(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
     CsrfForm(f): CsrfForm<InviteForm>,
 ) -> AppResult<Response> {
-    let actor = Actor::Staff(who.staff.public_id.clone());
+    let actor = who.staff.actor();
     match user_error(invite::invite_client(state, &f.name, &f.email, actor, &client_ip(req)).await)?
     {
         Ok(_) => Ok(see_other("/staff?notice=invited")),
@@ -338,13 +238,13 @@ pub struct ResendForm {
 }
 
 #[handler]
-async fn resend_invitation(
+pub async fn resend_invitation(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
     CsrfForm(f): CsrfForm<ResendForm>,
 ) -> AppResult<Response> {
-    let actor = Actor::Staff(who.staff.public_id.clone());
+    let actor = who.staff.actor();
     match user_error(invite::resend_invitation(state, &f.email, actor, &client_ip(req)).await)? {
         Ok(_) => Ok(see_other("/staff?notice=reinvited")),
         Err(error) => {
@@ -387,7 +287,7 @@ async fn handle(
 }
 
 #[handler]
-async fn invite_request(
+pub async fn invite_request(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
@@ -398,7 +298,7 @@ async fn invite_request(
 }
 
 #[handler]
-async fn dismiss_request(
+pub async fn dismiss_request(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
@@ -429,11 +329,7 @@ fn request_page(
     error: Option<String>,
     notice_key: Option<&str>,
 ) -> AppResult<Response> {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(&error);
     let ctx = context! {
         name => f.map(|f| f.name.clone()), email => f.map(|f| f.email.clone()),
         phone => f.map(|f| f.phone.clone()), message => f.map(|f| f.message.clone()),
@@ -443,7 +339,7 @@ fn request_page(
 }
 
 #[handler]
-async fn request_form(
+pub async fn request_form(
     req: &Request,
     Data(state): Data<&AppState>,
     Query(q): Query<NoticeQuery>,
@@ -452,7 +348,7 @@ async fn request_form(
 }
 
 #[handler]
-async fn request_submit(
+pub async fn request_submit(
     req: &Request,
     Data(state): Data<&AppState>,
     CsrfForm(f): CsrfForm<RequestForm>,

@@ -4,27 +4,14 @@
 use minijinja::context;
 use poem::http::{StatusCode, header};
 use poem::web::{Data, Path};
-use poem::{IntoResponse, Request, Response, Route, get, handler};
+use poem::{IntoResponse, Request, Response, handler};
 
-use crate::accounts::routes::{ClientSession, client_page, public_page};
-use crate::accounts::session::{self, Subject};
-use crate::app::AppState;
 use crate::error::{AppError, AppResult};
-use crate::infra::web::page::cookie;
-
-pub fn add(route: Route) -> Route {
-    let route = route
-        .at("/", get(home))
-        .at("/help", get(help))
-        .at("/static/*path", get(asset))
-        .at("/brand.css", get(brand_css))
-        .at("/brand/logo", get(logo))
-        .at("/healthz", get(health));
-    crate::firm::routes::add_public(route)
-}
+use crate::state::AppState;
+use crate::web::{ClientSession, client_page, public_page};
 
 #[handler]
-async fn home(
+pub async fn home(
     req: &Request,
     Data(state): Data<&AppState>,
     who: ClientSession,
@@ -34,20 +21,15 @@ async fn home(
 
 /// Help is public (it explains signing in too) but keeps the signed-in navigation.
 #[handler]
-async fn help(req: &Request, Data(state): Data<&AppState>) -> AppResult<Response> {
-    let token = cookie(req, &state.web.cookies.session);
-    if let Some((Subject::Client(id), _)) = session::resolve(state, token.as_deref()).await?
-        && let Some(client) = session::client(state, id).await?
-    {
-        let token = token.unwrap_or_default();
-        let who = ClientSession { client, token };
+pub async fn help(req: &Request, Data(state): Data<&AppState>) -> AppResult<Response> {
+    if let Some(who) = ClientSession::optional(req, state).await? {
         return client_page(req, state, &who, "help.html", context! {});
     }
     public_page(req, state, "help.html", StatusCode::OK, context! {})
 }
 
 #[handler]
-async fn asset(Data(state): Data<&AppState>, Path(path): Path<String>) -> AppResult<Response> {
+pub async fn asset(Data(state): Data<&AppState>, Path(path): Path<String>) -> AppResult<Response> {
     let bytes = state.renderer.asset(&path).ok_or(AppError::NotFound)?;
     let mime = mime_guess::from_path(&path).first_or_octet_stream();
     Ok(Response::builder()
@@ -58,7 +40,7 @@ async fn asset(Data(state): Data<&AppState>, Path(path): Path<String>) -> AppRes
 
 /// The firm's colours as CSS variables (validated as hex colours at start).
 #[handler]
-async fn brand_css(Data(state): Data<&AppState>) -> Response {
+pub async fn brand_css(Data(state): Data<&AppState>) -> Response {
     let b = &state.config.branding;
     let css = format!(
         ":root {{ --brand: {}; --accent: {}; }}\n",
@@ -71,7 +53,7 @@ async fn brand_css(Data(state): Data<&AppState>) -> Response {
 }
 
 #[handler]
-async fn logo(Data(state): Data<&AppState>) -> AppResult<Response> {
+pub async fn logo(Data(state): Data<&AppState>) -> AppResult<Response> {
     let path = &state.config.branding.logo;
     if path.is_empty() {
         return Err(AppError::NotFound);
@@ -96,16 +78,8 @@ async fn logo(Data(state): Data<&AppState>) -> AppResult<Response> {
 }
 
 #[handler]
-async fn health(Data(state): Data<&AppState>) -> Response {
-    let ok = state
-        .db
-        .read(|conn| {
-            conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
-                .map_err(crate::infra::db::DbError::from)
-        })
-        .await
-        .is_ok();
-    if ok {
+pub async fn health(Data(state): Data<&AppState>) -> Response {
+    if state.db.ping().await {
         (StatusCode::OK, "ok\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()

@@ -27,15 +27,6 @@ impl Actor {
     }
 }
 
-/// One audit entry to append. `subject` names what was acted on (an email, a client id).
-pub struct Entry<'a> {
-    pub actor: Actor,
-    pub event: &'a str,
-    pub subject: &'a str,
-    pub detail: &'a str,
-    pub ip: &'a str,
-}
-
 #[derive(Debug, Serialize, Clone)]
 pub struct Record {
     pub seq: i64,
@@ -57,8 +48,18 @@ fn entry_hash(prev: &str, seq: i64, at: i64, fields: [&str; 5]) -> String {
     sha256_hex(canonical.as_bytes())
 }
 
-/// Appends an entry inside the caller's transaction.
-pub fn append(conn: &Connection, entry: Entry) -> rusqlite::Result<()> {
+/// Appends an entry inside the caller's transaction: who (`actor`) did what
+/// (`event`, a fixed snake_case name) to what (`subject`: an email, a public id),
+/// with an optional `detail` and the client's IP address (empty when the entry
+/// does not come from a request). The one way to write to the audit log.
+pub fn record(
+    conn: &Connection,
+    actor: Actor,
+    event: &str,
+    subject: &str,
+    detail: &str,
+    ip: &str,
+) -> rusqlite::Result<()> {
     let last: Option<(i64, String)> = conn
         .query_row(
             "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
@@ -71,27 +72,12 @@ pub fn append(conn: &Connection, entry: Entry) -> rusqlite::Result<()> {
         None => (1, String::from("0").repeat(64)),
     };
     let at = now();
-    let actor = entry.actor.label();
-    let hash = entry_hash(
-        &prev,
-        seq,
-        at,
-        [&actor, entry.event, entry.subject, entry.detail, entry.ip],
-    );
+    let actor = actor.label();
+    let hash = entry_hash(&prev, seq, at, [&actor, event, subject, detail, ip]);
     conn.execute(
         "INSERT INTO audit_log (seq, at, actor, event, subject, detail, ip, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            seq,
-            at,
-            actor,
-            entry.event,
-            entry.subject,
-            entry.detail,
-            entry.ip,
-            prev,
-            hash
-        ],
+        params![seq, at, actor, event, subject, detail, ip, prev, hash],
     )?;
     Ok(())
 }
@@ -154,14 +140,7 @@ mod tests {
         conn.execute_batch(include_str!("../../migrations/0001_accounts.sql"))
             .unwrap();
         for event in ["signin", "signout", "pin_changed"] {
-            let entry = Entry {
-                actor: Actor::Visitor,
-                event,
-                subject: "a@b.c",
-                detail: "",
-                ip: "127.0.0.1",
-            };
-            append(&conn, entry).unwrap();
+            record(&conn, Actor::Visitor, event, "a@b.c", "", "127.0.0.1").unwrap();
         }
         let mut records = all(&conn).unwrap();
         assert_eq!(verify(&records), Ok(3));

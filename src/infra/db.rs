@@ -121,6 +121,16 @@ impl Db {
         result
     }
 
+    /// Whether the database answers a query (for the health endpoint).
+    pub async fn ping(&self) -> bool {
+        self.read(|conn| {
+            conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map_err(DbError::from)
+        })
+        .await
+        .is_ok()
+    }
+
     /// Runs `PRAGMA integrity_check` and foreign key checks; `Ok` when both are clean.
     pub async fn check_integrity(&self) -> Result<(), String> {
         self.read(|conn| {

@@ -2,6 +2,7 @@
 
 pub mod address;
 pub mod audit;
+pub mod claims;
 pub mod crypto;
 pub mod db;
 pub mod fsutil;

@@ -352,7 +352,7 @@ fn staff_public() -> Vec<Sample> {
 
 fn clients() -> Vec<Client> {
     let client = |active: bool| Client {
-        id: 1,
+        id: crate::ids::ClientId(1),
         public_id: "c1".into(),
         name: "Jane Doe".into(),
         account_name: Some("Jane".into()),

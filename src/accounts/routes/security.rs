@@ -1,21 +1,20 @@
 //! S5 Security Settings pages.
 
 use minijinja::context;
-use poem::http::StatusCode;
 use poem::web::{Data, Path, Query};
 use poem::{Request, Response, handler};
 
 use super::{
     ClientSession, CodeForm, CodePage, Empty, NoticeQuery, clear_flow, client_page, flow_token,
-    message, notice, see_other, set_device, set_flow, set_session, user_error,
+    form_status, message, notice, see_other, set_device, set_flow, set_session, user_error,
 };
 use crate::accounts::codes::{self, Purpose};
 use crate::accounts::settings as service;
-use crate::app::AppState;
 use crate::error::AppResult;
 use crate::infra::web::Visitor;
 use crate::infra::web::csrf::CsrfForm;
 use crate::infra::web::page::cookie;
+use crate::state::AppState;
 
 const MERGE_CODE: CodePage = CodePage {
     title: "Verify the other address",
@@ -88,16 +87,17 @@ async fn settings_page(
 ) -> AppResult<Response> {
     let device = cookie(req, &state.web.cookies.device);
     let overview = service::overview(state, who.client.id, &who.token, device.as_deref()).await?;
-    let failed = errors.merge.is_some() || errors.pin.is_some() || errors.email.is_some();
+    let failed = (errors.merge.as_ref())
+        .or(errors.pin.as_ref())
+        .or(errors.email.as_ref())
+        .cloned();
     let ctx = context! {
         overview => minijinja::Value::from(minijinja::value::Serde(&overview)),
         merge_error => errors.merge, pin_error => errors.pin, email_error => errors.email,
         notice => notice(notice_key),
     };
     let mut resp = client_page(req, state, who, "security.html", ctx)?;
-    if failed {
-        resp.set_status(StatusCode::UNPROCESSABLE_ENTITY);
-    }
+    resp.set_status(form_status(&failed));
     Ok(resp)
 }
 

@@ -1,24 +1,22 @@
 //! S3 sign-in, S3a forgotten PIN and S4 sign-out pages.
 
 use minijinja::context;
-use poem::http::StatusCode;
 use poem::web::{Data, Query};
 use poem::{Request, Response, handler};
 
 use super::{
-    CodeForm, CodePage, Empty, NoticeQuery, clear_flow, flow_token, notice, public_page, see_other,
-    set_device, set_flow, set_session, user_error,
+    CodeForm, CodePage, Empty, NoticeQuery, clear_flow, flow_token, form_status, notice,
+    public_page, see_other, set_device, set_flow, set_session, user_error,
 };
 use crate::accounts::AccountError;
 use crate::accounts::codes::Purpose;
 use crate::accounts::session::{self, Subject};
 use crate::accounts::signin::{self as service, NextStep};
-use crate::app::AppState;
 use crate::error::AppResult;
-use crate::infra::audit::Actor;
 use crate::infra::web::csrf::{self, CsrfForm};
 use crate::infra::web::page::cookie;
 use crate::infra::web::{Visitor, local_path};
+use crate::state::AppState;
 
 const SIGNIN_CODE: CodePage = CodePage {
     title: "Enter your access code",
@@ -70,11 +68,7 @@ fn signin_page(
     error: Option<String>,
     notice_key: Option<&str>,
 ) -> AppResult<Response> {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(&error);
     public_page(
         req,
         state,
@@ -129,11 +123,7 @@ fn pin_page(
     email: &str,
     error: Option<String>,
 ) -> AppResult<Response> {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(&error);
     public_page(req, state, "pin.html", status, context! { email, error })
 }
 
@@ -367,11 +357,7 @@ pub async fn reset_resend(
 }
 
 fn new_pin_page(req: &Request, state: &AppState, error: Option<String>) -> AppResult<Response> {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(&error);
     public_page(
         req,
         state,
@@ -433,7 +419,7 @@ pub async fn signout(
         && let Some((Subject::Client(id), _)) = session::resolve(state, Some(&token)).await?
         && let Some(client) = session::client(state, id).await?
     {
-        let actor = Actor::Client(client.public_id.clone());
+        let actor = client.actor();
         session::end(state, &token, actor, &client.email, &Visitor::of(req)).await?;
     }
     req.cookie().add(c.expire(&c.session));

@@ -1,22 +1,21 @@
 //! S2 sign-up pages: Name and Email, access code, Create PIN.
 
 use minijinja::context;
-use poem::http::StatusCode;
 use poem::web::{Data, Query};
 use poem::{Request, Response, handler};
 
 use super::signin::encode;
 use super::{
-    CodeForm, CodePage, Empty, NoticeQuery, clear_flow, flow_token, message, notice, public_page,
-    see_other, set_flow, user_error,
+    CodeForm, CodePage, Empty, NoticeQuery, clear_flow, flow_token, form_status, message, notice,
+    public_page, see_other, set_flow, user_error,
 };
 use crate::accounts::AccountError;
 use crate::accounts::codes::Purpose;
 use crate::accounts::signin as service;
-use crate::app::AppState;
 use crate::error::AppResult;
 use crate::infra::web::Visitor;
 use crate::infra::web::csrf::CsrfForm;
+use crate::state::AppState;
 
 const SIGNUP_CODE: CodePage = CodePage {
     title: "Verify your email",
@@ -52,11 +51,7 @@ fn signup_page(
     error: Option<String>,
     notice_key: Option<&str>,
 ) -> AppResult<Response> {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(&error);
     public_page(
         req,
         state,
@@ -153,11 +148,7 @@ pub async fn resend(
 }
 
 fn pin_page(req: &Request, state: &AppState, error: Option<String>) -> AppResult<Response> {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(&error);
     let ctx = context! { title => "Create your PIN", action => "/signup/pin", button => "Create Account", help => "signing-up", error, create => true };
     public_page(req, state, "new_pin.html", status, ctx)
 }
