@@ -128,7 +128,7 @@ pub async fn signin_password(
     let email = Email::parse(email)
         .map_err(|_| AccountError::Invalid("The email or password is not right.".into()))?;
     codes::allow_new_flow(state, visitor)?;
-    let key = staff_key(&email.key, &visitor.ip);
+    let key = staff_key(&email.key, &visitor.network());
     let (attempt_key, email_key) = (key.clone(), email.key.clone());
     let after = state.config.accounts.lockout_after;
     let staff = state
@@ -205,8 +205,9 @@ pub async fn signin_password(
     Ok((started, enrol))
 }
 
-/// Wrong passwords count per address *and* client IP: staff have no Forgot-PIN way
-/// out, so a stranger must not be able to lock them out from elsewhere.
+/// Wrong passwords count per address *and* client network (an IPv4 address or an
+/// IPv6 /64): staff have no Forgot-PIN way out, so a stranger must not be able to
+/// lock them out from elsewhere.
 fn staff_key(email_key: &str, ip: &str) -> String {
     throttle::key("staff", &format!("{email_key}|{ip}"))
 }
@@ -392,11 +393,11 @@ pub async fn request_portal(
     let phone = phone.trim().chars().take(40).collect::<String>();
     let message = message.trim().chars().take(2000).collect::<String>();
     if !state.limiter.allow(
-        &format!("portal-request:{}", visitor.ip),
+        &format!("portal-request:{}", visitor.network()),
         5,
         Duration::from_secs(3600),
     ) {
-        return Err(AccountError::CodeLimit);
+        return Err(AccountError::TooManyRequests);
     }
     let notice = state.email(
         "portal_request",
