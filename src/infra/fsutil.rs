@@ -21,15 +21,47 @@ pub fn private_by_default() {
 
 /// Creates `dir` if needed and makes it owner-only (0700), also when an older
 /// version or an admin created it readable by others: what is inside cannot then
-/// be reached by other local users, whatever the files' own modes.
+/// be reached by other local users. Everything inside loses its group and other
+/// bits too, so that a copy restored with open modes is not left open should the
+/// directory itself be opened up again later.
 pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        close_tree(dir);
     }
     Ok(())
+}
+
+/// Removes group and other permissions from everything below `dir` (symbolic
+/// links are not followed). Best effort: a file the portal cannot change (owned by
+/// another user) is reported and left, still behind the owner-only `dir`.
+#[cfg(unix)]
+fn close_tree(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let mode = meta.permissions().mode();
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        if mode & 0o077 != 0
+            && let Err(e) = fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o7700))
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot make this private to the portal's user");
+        }
+        if meta.is_dir() {
+            close_tree(&path);
+        }
+    }
 }
 
 fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {

@@ -441,6 +441,9 @@ async fn cross_site_variations_are_refused_on_every_method_and_body() {
         vec![("origin", &sibling), ("sec-fetch-site", "same-site")],
         vec![("origin", "null"), ("sec-fetch-site", "same-origin")],
         vec![("origin", "not a url")],
+        // A sibling subdomain, even were its Origin left out.
+        vec![("sec-fetch-site", "same-site")],
+        vec![("sec-fetch-site", "Cross-Site")],
     ];
     let id = jane.upload("w2.pdf", b"%PDF-1.4 w2").await;
     let pending = jane
@@ -853,23 +856,34 @@ fn loose_modes(dir: &std::path::Path) -> (usize, Vec<String>) {
     (checked, loose)
 }
 
+/// Gives every file and directory under `dir` the modes a careless copy would:
+/// 0755 and 0644.
+#[cfg(unix)]
+fn loosen(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path, m| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    mode(dir, 0o755);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            loosen(&path);
+        } else {
+            mode(&path, 0o644);
+        }
+    }
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn nothing_under_the_data_directory_is_readable_by_others() {
-    use std::os::unix::fs::PermissionsExt;
-    // A data directory an older version (or an administrator) left open.
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    std::fs::create_dir_all(data.join("search")).unwrap();
-    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let data_dir = data.clone();
-    let portal = TestPortal::start_with(move |c| c.storage.data_dir = data_dir).await;
-    assert_eq!(
-        std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
-        0o700
-    );
+    let at = |data: std::path::PathBuf| move |c: &mut portal::Config| c.storage.data_dir = data;
     // Everything the portal writes: database with WAL and SHM, keys, documents,
     // search segments, and an upload still in progress.
+    let portal = TestPortal::start_with(at(data.clone())).await;
     let jane = portal.client("Jane Doe", JANE, PIN).await;
     jane.upload("w2.pdf", &crate::common::pdf_with_text("Wages 1234"))
         .await;
@@ -898,5 +912,13 @@ async fn nothing_under_the_data_directory_is_readable_by_others() {
     assert!(loose.is_empty(), "{loose:?}");
     assert!(data.join("portal.db-wal").exists() && data.join("portal.db-shm").exists());
     assert!(checked > 10, "{checked}");
+    portal.stop().await;
+
+    // Restored by a tool that gave everything open modes: the next start closes
+    // them all again, not only the top directory.
+    loosen(&data);
+    let portal = TestPortal::start_with(at(data.clone())).await;
+    let (_, loose) = loose_modes(&data);
+    assert!(loose.is_empty(), "{loose:?}");
     portal.stop().await;
 }
