@@ -293,14 +293,21 @@ pub async fn signin_totp(
     let result = state
         .db
         .write(move |tx| {
+            // The authenticator as it is now: an enrolment page left open must not
+            // replace one set up meanwhile, nor a reset one keep working.
+            let Some(current) = repo::staff_by_id(tx, staff.id)? else {
+                return Ok(Err(AccountError::FlowExpired));
+            };
+            if !authenticator_unchanged(&current, enrolling, &secret) {
+                return Ok(Err(AccountError::FlowExpired));
+            }
             // Counted and checked against the newest used step in one transaction,
             // so parallel guesses and replays cannot slip through.
             let failures = match throttle::begin_capped(tx, &key, after, cap) {
                 Ok(n) => n,
                 Err(e) => return Ok(Err(staff_lockout(e))),
             };
-            let last_step = repo::staff_by_id(tx, staff.id)?.map_or(i64::MAX, |s| s.totp_last_step);
-            let Some(step) = totp::verify(&secret, &code, last_step)? else {
+            let Some(step) = totp::verify(&secret, &code, current.totp_last_step)? else {
                 return totp_failed(tx, &st, &staff, failures, &v).map(Err);
             };
             throttle::clear(tx, &key)?;
@@ -330,6 +337,17 @@ pub async fn signin_totp(
         state.mailer.wake();
     }
     result
+}
+
+/// Whether the authenticator a second-factor page was shown for is still the
+/// account's: no other was enrolled since an enrolment page was opened, and the
+/// one being checked was not reset.
+fn authenticator_unchanged(current: &Staff, enrolling: bool, secret: &str) -> bool {
+    if enrolling {
+        current.totp_enabled_at.is_none()
+    } else {
+        current.totp_secret.as_deref() == Some(secret)
+    }
 }
 
 /// Records a wrong authenticator code. The one that reaches the ceiling locks the

@@ -382,6 +382,54 @@ async fn no_other_path_resets_the_authenticator_count_or_tells_who_is_staff() {
     portal.stop().await;
 }
 
+/// The enrolment secret shown on a staff browser's page.
+fn shown_secret(page: &Page) -> String {
+    regex::Regex::new(r#"<code class="secret">([A-Z2-7]+)</code>"#)
+        .unwrap()
+        .captures(&page.body)
+        .expect("enrolment page")[1]
+        .to_string()
+}
+
+#[tokio::test]
+async fn an_enrolment_page_left_open_cannot_replace_the_authenticator() {
+    let portal = TestPortal::start().await;
+    portal::firm::add_staff(&portal.state, ANN, "Ann Smith", STAFF_PASSWORD)
+        .await
+        .unwrap();
+    // Someone with the password opens an enrolment page before Ann's first sign-in.
+    let mallory = portal.browser();
+    let theirs = shown_secret(&signin(&mallory, ANN, STAFF_PASSWORD).await);
+    let ann = portal.browser();
+    let hers = shown_secret(&signin(&ann, ANN, STAFF_PASSWORD).await);
+    let code = portal::firm::totp::current_code(&hers).unwrap();
+    let home = ann.post("/staff/totp", &[("code", &code)]).await;
+    assert_eq!(home.path(), "/staff");
+    // The page left open no longer enrols anything, even once the time step Ann
+    // used has passed.
+    portal.sql("UPDATE staff SET totp_last_step = 0");
+    let code = portal::firm::totp::current_code(&theirs).unwrap();
+    let page = mallory.post("/staff/totp", &[("code", &code)]).await;
+    assert_eq!(page.path(), "/staff/signin");
+    assert_eq!(mallory.get("/staff").await.path(), "/staff/signin");
+    assert_eq!(portal.query_text("SELECT totp_secret FROM staff"), hers);
+    // After a reset, a code of the old authenticator on a page opened before it
+    // is refused too.
+    let old_page = portal.browser();
+    signin(&old_page, ANN, STAFF_PASSWORD)
+        .await
+        .expect("Authenticator code");
+    portal::firm::reset_staff_totp(&portal.state, ANN)
+        .await
+        .unwrap();
+    portal.sql("UPDATE staff SET totp_last_step = 0");
+    let code = portal::firm::totp::current_code(&hers).unwrap();
+    let page = old_page.post("/staff/totp", &[("code", &code)]).await;
+    assert_eq!(page.path(), "/staff/signin");
+    assert_eq!(old_page.get("/staff").await.path(), "/staff/signin");
+    portal.stop().await;
+}
+
 #[tokio::test]
 async fn wrong_passwords_from_one_ipv6_block_share_a_lockout() {
     let portal = TestPortal::start_with(proxied).await;
