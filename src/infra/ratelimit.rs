@@ -70,4 +70,15 @@ mod tests {
         assert!(!r.allow("a", 2, w));
         assert!(r.allow("b", 2, w));
     }
+
+    #[test]
+    fn a_flood_of_other_keys_does_not_reset_a_spent_budget() {
+        let r = super::RateLimiter::default();
+        let w = std::time::Duration::from_secs(60);
+        assert!(r.allow("victim", 1, w));
+        for n in 0..=2 * super::SWEEP_FLOOR {
+            r.allow(&format!("flood-{n}"), 1, w);
+        }
+        assert!(!r.allow("victim", 1, w));
+    }
 }
