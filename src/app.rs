@@ -53,6 +53,8 @@ impl AppState {
         crate::infra::fsutil::private_dir(data).map_err(|e| {
             anyhow::anyhow!("cannot create the data directory {}: {e}", data.display())
         })?;
+        use crate::infra::fsutil::{DATA_ENTRIES, close_modes};
+        close_modes(data, |name| DATA_ENTRIES.contains(&name));
         let outbox = config.outbox_dir();
         if config.mail.smtp_host.is_empty() {
             crate::infra::fsutil::private_dir(&outbox).map_err(|e| {
@@ -61,6 +63,7 @@ impl AppState {
                     outbox.display()
                 )
             })?;
+            close_modes(&outbox, |name| name.ends_with(".eml"));
         }
         let db = Db::open(&data.join("portal.db"))?;
         let key = SecretKey::load_or_create(&data.join("keys").join("secret.key"))?;
