@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::infra::crypto::{PasswordHasher, SecretKey};
 use crate::infra::db::Db;
+use crate::infra::fsutil;
 use crate::infra::mail::Mailer;
 use crate::infra::ratelimit::RateLimiter;
 use crate::infra::render::{RenderedEmail, Renderer};
@@ -53,8 +54,7 @@ impl AppState {
         crate::infra::fsutil::private_dir(data).map_err(|e| {
             anyhow::anyhow!("cannot create the data directory {}: {e}", data.display())
         })?;
-        use crate::infra::fsutil::{DATA_ENTRIES, close_modes};
-        close_modes(data, |name| DATA_ENTRIES.contains(&name));
+        fsutil::close_modes(data, |name| fsutil::DATA_ENTRIES.contains(&name));
         let outbox = config.outbox_dir();
         if config.mail.smtp_host.is_empty() {
             crate::infra::fsutil::private_dir(&outbox).map_err(|e| {
@@ -63,7 +63,7 @@ impl AppState {
                     outbox.display()
                 )
             })?;
-            close_modes(&outbox, |name| name.ends_with(".eml"));
+            fsutil::close_modes(&outbox, |name| name.ends_with(".eml"));
         }
         let db = Db::open(&data.join("portal.db"))?;
         let key = SecretKey::load_or_create(&data.join("keys").join("secret.key"))?;

@@ -71,6 +71,52 @@ async fn every_spelling_of_an_address_spends_one_budget() {
 }
 
 #[tokio::test]
+async fn no_resend_button_lets_a_stranger_spend_the_owners_own_budget() {
+    let portal = TestPortal::start_with(|c| {
+        c.server.trust_proxy_headers = true;
+        c.accounts.codes_per_account_per_hour = 3;
+    })
+    .await;
+    portal.client("Jane Doe", JANE, PIN).await; // one of her three codes
+    // Every resend a stranger can reach, from many networks, without her PIN.
+    for n in 0..10 {
+        let stranger = portal.browser_from(&format!("203.0.113.{n}"));
+        stranger.post("/signin", &[("email", JANE)]).await;
+        let page = stranger.post("/signin/resend", &[]).await;
+        assert!(!page.has("We sent a new access code"), "{}", page.body);
+        stranger.post("/signin/forgot", &[]).await;
+        portal.sql("UPDATE auth_flows SET last_code_at = 0"); // no wait between codes
+        stranger.post("/signin/reset/resend", &[]).await;
+        stranger
+            .post("/signup", &[("name", "M"), ("email", JANE)])
+            .await;
+        portal.sql("UPDATE auth_flows SET last_code_at = 0");
+        stranger.post("/signup/resend", &[]).await;
+        for path in [
+            "/security/pin/resend",
+            "/security/email/resend",
+            "/security/merge/resend",
+        ] {
+            let page = stranger.post(path, &[]).await;
+            assert_eq!(page.path(), "/signin", "{path}");
+        }
+    }
+    mail_settled(&portal).await;
+    // Her own budget is whole: a sign-in code on a new browser, then Update PIN.
+    let jane = portal.browser_from("198.51.100.50");
+    jane.sign_in(&portal, JANE, PIN).await;
+    let mut seen = portal.smtp.matching(JANE, "access code");
+    jane.post(
+        "/security/pin",
+        &[("current", PIN), ("pin", BOB_PIN), ("confirm", BOB_PIN)],
+    )
+    .await
+    .expect("Confirm your new PIN");
+    portal.smtp.next_code(JANE, &mut seen).await;
+    portal.stop().await;
+}
+
+#[tokio::test]
 async fn a_domain_written_with_look_alike_characters_is_not_another_mailbox() {
     let portal = TestPortal::start_with(|c| {
         c.accounts.signup = portal::config::Signup::Open;
