@@ -8,6 +8,7 @@ use crate::error::{AppError, AppResult};
 use crate::infra::claims::ClaimSet;
 use crate::infra::crypto::{PasswordHasher, SecretKey};
 use crate::infra::db::Db;
+use crate::infra::fsutil;
 use crate::infra::mail::Mailer;
 use crate::infra::ratelimit::RateLimiter;
 use crate::infra::render::{RenderedEmail, Renderer};
@@ -46,18 +47,20 @@ impl AppState {
     pub fn open(config: Config) -> anyhow::Result<Self> {
         let renderer = Renderer::new(&config)?;
         let data = &config.storage.data_dir;
-        crate::infra::fsutil::private_by_default();
-        crate::infra::fsutil::private_dir(data).map_err(|e| {
+        fsutil::private_by_default();
+        fsutil::private_dir(data).map_err(|e| {
             anyhow::anyhow!("cannot create the data directory {}: {e}", data.display())
         })?;
+        fsutil::close_modes(data, |name| fsutil::DATA_ENTRIES.contains(&name));
         let outbox = config.outbox_dir();
         if config.mail.smtp_host.is_empty() {
-            crate::infra::fsutil::private_dir(&outbox).map_err(|e| {
+            fsutil::private_dir(&outbox).map_err(|e| {
                 anyhow::anyhow!(
                     "cannot create the outbox directory {}: {e}",
                     outbox.display()
                 )
             })?;
+            fsutil::close_modes(&outbox, |name| name.ends_with(".eml"));
         }
         let db = Db::open(&data.join("portal.db"))?;
         let key = SecretKey::load_or_create(&data.join("keys").join("secret.key"))?;

@@ -229,8 +229,9 @@ const HOUR: Duration = Duration::from_secs(3600);
 ///   which addresses get codes.
 /// - A proven account spends its own budget, which anonymous traffic cannot
 ///   touch. A code to an address that is not yet the account's (Merge Emails,
-///   Update Email ID) also spends that address's budget for such codes, so one
-///   account cannot flood someone else's mailbox.
+///   Update Email ID) also spends this account's budget for that address, so one
+///   account cannot flood someone else's mailbox, nor use up what another
+///   account may send to it.
 fn charge_budgets(
     state: &AppState,
     flow: &Flow,
@@ -241,7 +242,7 @@ fn charge_budgets(
     let email_key = flow.email.to_lowercase();
     match requester {
         Requester::Anonymous { deliver } => {
-            let ip_key = format!("code-anon-ip:{}", visitor.ip);
+            let ip_key = format!("code-anon-ip:{}", visitor.network());
             if !state
                 .limiter
                 .allow(&ip_key, cfg.codes_per_ip_per_hour, HOUR)
@@ -265,9 +266,11 @@ fn charge_budgets(
                 format!("code-account:{client_id}"),
                 cfg.codes_per_account_per_hour,
             )];
+            // Per account and address: another client asking for codes to the
+            // same address must not use up this one's allowance for it.
             if matches!(purpose_of(flow), Purpose::Merge | Purpose::EmailChange) {
                 limits.push((
-                    format!("code-to-new:{email_key}"),
+                    format!("code-to-new:{client_id}:{email_key}"),
                     cfg.codes_per_email_per_hour,
                 ));
             }
@@ -290,12 +293,13 @@ pub fn allow_notice(state: &AppState, email_key: &str) -> bool {
     )
 }
 
-/// Limits how many sign-in, sign-up or staff flows one address may start per hour,
-/// so that nobody can fill the database with abandoned attempts.
+/// Limits how many sign-in, sign-up, Forgot PIN or staff flows one address (an
+/// IPv6 /64) may start per hour, so that nobody can fill the database with
+/// abandoned attempts.
 pub fn allow_new_flow(state: &AppState, visitor: &Visitor) -> AccountResult<()> {
     if state
         .limiter
-        .allow(&format!("flow-ip:{}", visitor.ip), 300, HOUR)
+        .allow(&format!("flow-ip:{}", visitor.network()), 300, HOUR)
     {
         Ok(())
     } else {

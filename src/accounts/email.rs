@@ -31,6 +31,9 @@ impl Email {
         if local.is_empty() || local.len() > 64 || local.contains('@') || !labels_ok {
             return Err(InvalidEmail);
         }
+        if !canonical_domain(&domain) {
+            return Err(InvalidEmail);
+        }
         if local.contains(['<', '>', '"', ',', ';', '(', ')', '[', ']', '\\']) {
             return Err(InvalidEmail);
         }
@@ -50,6 +53,21 @@ impl Email {
         let first: String = local.chars().take(1).collect();
         format!("{first}***@{domain}")
     }
+}
+
+/// Whether `domain` (lower case, NFC) is written as mail systems resolve it. They
+/// map a domain through IDNA, which turns fullwidth `ｅ`, `ℯ` or an ideographic
+/// full stop into `e` and `.`: such spellings would reach the same mailbox under
+/// another key (another code budget, another portal), so they are refused.
+fn canonical_domain(domain: &str) -> bool {
+    if domain.is_ascii() {
+        return true;
+    }
+    let Ok(ascii) = idna::domain_to_ascii(domain) else {
+        return false;
+    };
+    let (unicode, result) = idna::domain_to_unicode(&ascii);
+    result.is_ok() && unicode == domain
 }
 
 #[cfg(test)]
@@ -76,9 +94,21 @@ mod tests {
             "a@@example.com",
             "a@example..com",
             "<a>@x.com",
+            "a@example.com.",
+            "a@\u{ff45}xample.com",
+            "a@example\u{3002}com",
+            "a@\u{212f}xample.com",
         ] {
             assert_eq!(Email::parse(bad), Err(InvalidEmail), "{bad}");
         }
+    }
+
+    #[test]
+    fn internationalised_domains_as_typed_are_kept() {
+        let e = Email::parse("J@B\u{dc}CHER.example").unwrap();
+        assert_eq!(e.key, "j@b\u{fc}cher.example");
+        assert!(Email::parse("j@xn--bcher-kva.example").is_ok());
+        assert!(Email::parse("j@stra\u{df}e.example").is_ok());
     }
 
     #[test]

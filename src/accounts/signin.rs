@@ -391,6 +391,8 @@ pub async fn reset_start(
     visitor: &Visitor,
 ) -> AccountResult<Started> {
     let signin = codes::load(state, signin_token, Purpose::Signin).await?;
+    // Each press starts a flow, even when the code is then refused.
+    codes::allow_new_flow(state, visitor)?;
     let email = codes::flow_email(&signin)?;
     let key = email.key.clone();
     let client = state

@@ -110,7 +110,7 @@ pub async fn signin_password(
     let email = Email::parse(email)
         .map_err(|_| AccountError::Invalid("The email or password is not right.".into()))?;
     codes::allow_new_flow(state, visitor)?;
-    let key = staff_key(&email.key, &visitor.ip);
+    let key = staff_key(&email.key, &visitor.network());
     let (attempt_key, email_key) = (key.clone(), email.key.clone());
     let after = state.config.accounts.lockout_after;
     let staff = state
@@ -178,8 +178,9 @@ pub async fn signin_password(
     Ok((started, enrol))
 }
 
-/// Wrong passwords count per address *and* client IP: staff have no Forgot-PIN way
-/// out, so a stranger must not be able to lock them out from elsewhere.
+/// Wrong passwords count per address *and* client network (an IPv4 address or an
+/// IPv6 /64): staff have no Forgot-PIN way out, so a stranger must not be able to
+/// lock them out from elsewhere.
 fn staff_key(email_key: &str, ip: &str) -> String {
     throttle::key("staff", &format!("{email_key}|{ip}"))
 }
@@ -265,14 +266,21 @@ pub async fn signin_totp(
     let result = state
         .db
         .write(move |tx| {
+            // The authenticator as it is now: an enrolment page left open must not
+            // replace one set up meanwhile, nor a reset one keep working.
+            let Some(current) = repo::staff_by_id(tx, staff.id)? else {
+                return Ok(Err(AccountError::FlowExpired));
+            };
+            if !authenticator_unchanged(&current, enrolling, &secret) {
+                return Ok(Err(AccountError::FlowExpired));
+            }
             // Counted and checked against the newest used step in one transaction,
             // so parallel guesses and replays cannot slip through.
             let failures = match throttle::begin_capped(tx, &key, after, cap) {
                 Ok(n) => n,
                 Err(e) => return Ok(Err(staff_lockout(e))),
             };
-            let last_step = repo::staff_by_id(tx, staff.id)?.map_or(i64::MAX, |s| s.totp_last_step);
-            let Some(step) = totp::verify(&secret, &code, last_step)? else {
+            let Some(step) = totp::verify(&secret, &code, current.totp_last_step)? else {
                 return totp_failed(tx, &st, &staff, failures, &v).map(Err);
             };
             throttle::clear(tx, &key)?;
@@ -309,6 +317,17 @@ pub async fn signin_totp(
         state.mailer.wake();
     }
     result
+}
+
+/// Whether the authenticator a second-factor page was shown for is still the
+/// account's: no other was enrolled since an enrolment page was opened, and the
+/// one being checked was not reset.
+fn authenticator_unchanged(current: &Staff, enrolling: bool, secret: &str) -> bool {
+    if enrolling {
+        current.totp_enabled_at.is_none()
+    } else {
+        current.totp_secret.as_deref() == Some(secret)
+    }
 }
 
 /// Records a wrong authenticator code. The one that reaches the ceiling locks the
@@ -379,11 +398,11 @@ pub async fn request_portal(
         .collect::<String>();
     let message = message.trim().chars().take(2000).collect::<String>();
     if !state.limiter.allow(
-        &format!("portal-request:{}", visitor.ip),
+        &format!("portal-request:{}", visitor.network()),
         5,
         Duration::from_secs(3600),
     ) {
-        return Err(AccountError::CodeLimit);
+        return Err(AccountError::TooManyRequests);
     }
     let notice = state.email(
         "portal_request",

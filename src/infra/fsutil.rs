@@ -32,6 +32,58 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// What the portal keeps in its data directory. Only these are closed by
+/// [`close_modes`] at start, never other files, should the data directory have
+/// been set to a directory shared with something else.
+pub const DATA_ENTRIES: &[&str] = &[
+    "portal.db",
+    "portal.db-wal",
+    "portal.db-shm",
+    "portal.db-journal",
+    "keys",
+    "documents",
+    "search",
+    "outbox",
+];
+
+/// Removes group and other permissions from the entries of `dir` whose names
+/// `ours` accepts, and from everything below those that are directories, so that
+/// a copy restored with open modes is closed again. Symbolic links are not
+/// followed. Best effort: what cannot be changed (owned by another user) is
+/// logged and left, still behind the owner-only `dir`.
+pub fn close_modes(dir: &Path, ours: impl Fn(&str) -> bool) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_str().is_some_and(&ours) {
+            close_tree(&entry.path());
+        }
+    }
+}
+
+fn close_tree(path: &Path) {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return;
+    };
+    if meta.file_type().is_symlink() {
+        return;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0
+            && let Err(e) = fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7700))
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot make this private to the portal's user");
+        }
+    }
+    if meta.is_dir() {
+        close_modes(path, |_| true);
+    }
+}
+
 fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
@@ -103,6 +155,34 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(unix)]
+    #[test]
+    fn closes_what_the_portal_keeps_and_nothing_else() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let open = |p: &std::path::Path, m| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let (db, docs, blob, other) = (
+            dir.path().join("portal.db"),
+            dir.path().join("documents"),
+            dir.path().join("documents/ab"),
+            dir.path().join("someone-elses.txt"),
+        );
+        std::fs::create_dir(&docs).unwrap();
+        for f in [&db, &blob, &other] {
+            std::fs::write(f, b"x").unwrap();
+            open(f, 0o644);
+        }
+        open(&docs, 0o755);
+        super::close_modes(dir.path(), |n| super::DATA_ENTRIES.contains(&n));
+        assert_eq!(
+            (mode(&db), mode(&docs), mode(&blob), mode(&other)),
+            (0o600, 0o700, 0o600, 0o644)
+        );
+    }
+
     #[test]
     fn atomic_write_replaces_whole_file_and_leaves_no_temp() {
         let dir = tempfile::tempdir().unwrap();

@@ -6,8 +6,20 @@ use std::time::{Duration, Instant};
 
 #[derive(Default)]
 pub struct RateLimiter {
-    hits: Mutex<HashMap<String, VecDeque<Instant>>>,
+    hits: Mutex<Hits>,
 }
+
+/// Keys with their recent hits. Keys whose hits have all expired are swept out
+/// once the map has doubled since the last sweep: sweeping on every call past a
+/// fixed size would let a flood of distinct keys (one per IPv6 block, say) make
+/// every request scan the whole map.
+#[derive(Default)]
+struct Hits {
+    keys: HashMap<String, VecDeque<Instant>>,
+    sweep_above: usize,
+}
+
+const SWEEP_FLOOR: usize = 100_000;
 
 impl RateLimiter {
     /// Records a hit for `key` and returns true if it is within `max` per `window`.
@@ -20,11 +32,16 @@ impl RateLimiter {
     /// against all of them only if every one has room.
     pub fn allow_all(&self, limits: &[(String, u32)], window: Duration) -> bool {
         let now = Instant::now();
-        let Ok(mut hits) = self.hits.lock() else {
+        let Ok(mut guard) = self.hits.lock() else {
             return false;
         };
-        if hits.len() > 100_000 {
+        let Hits {
+            keys: hits,
+            sweep_above,
+        } = &mut *guard;
+        if hits.len() > SWEEP_FLOOR.max(*sweep_above) {
             hits.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
+            *sweep_above = hits.len() * 2;
         }
         for (key, max) in limits {
             let q = hits.entry(key.clone()).or_default();
@@ -52,5 +69,16 @@ mod tests {
         assert!(r.allow("a", 2, w));
         assert!(!r.allow("a", 2, w));
         assert!(r.allow("b", 2, w));
+    }
+
+    #[test]
+    fn a_flood_of_other_keys_does_not_reset_a_spent_budget() {
+        let r = super::RateLimiter::default();
+        let w = std::time::Duration::from_secs(60);
+        assert!(r.allow("victim", 1, w));
+        for n in 0..=2 * super::SWEEP_FLOOR {
+            r.allow(&format!("flood-{n}"), 1, w);
+        }
+        assert!(!r.allow("victim", 1, w));
     }
 }

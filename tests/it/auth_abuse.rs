@@ -16,7 +16,7 @@ fn codes_queued(portal: &TestPortal, to: &str) -> i64 {
     ))
 }
 
-async fn mail_settled(portal: &TestPortal) {
+pub(crate) async fn mail_settled(portal: &TestPortal) {
     portal
         .eventually_i64(
             "SELECT count(*) FROM mail_queue WHERE sent_at IS NULL AND failed_at IS NULL",
@@ -100,7 +100,7 @@ async fn strangers_cannot_keep_the_owner_from_signing_in_or_getting_codes() {
     portal.stop().await;
 }
 
-async fn forgot_pin(portal: &TestPortal, ip: &str, email: &str) -> Page {
+pub(crate) async fn forgot_pin(portal: &TestPortal, ip: &str, email: &str) -> Page {
     let b = portal.browser_from(ip);
     b.post("/signin", &[("email", email)]).await;
     b.post("/signin/forgot", &[]).await

@@ -88,7 +88,7 @@ impl Smtp {
         while let Ok(Some(line)) = lines.next_line().await {
             let upper = line.to_ascii_uppercase();
             let reply: &[u8] = if upper.starts_with("EHLO") {
-                b"250-localhost\r\n250 8BITMIME\r\n"
+                b"250-localhost\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
             } else if upper.starts_with("RCPT TO:") {
                 to.push(line[8..].trim().trim_matches(['<', '>']).to_string());
                 b"250 OK\r\n"
@@ -193,10 +193,18 @@ impl TestPortal {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestPortal {
+        Self::start_on("127.0.0.1:0", adjust).await
+    }
+
+    /// Like [`start_with`](Self::start_with), listening on `bind`: `[::]:0` gives a
+    /// dual-stack socket, which sees IPv4 clients as `::ffff:a.b.c.d`. The URL
+    /// always reaches it over 127.0.0.1.
+    pub async fn start_on(bind: &str, adjust: impl FnOnce(&mut Config)) -> TestPortal {
         let smtp = Smtp::start().await;
         let dir = tempfile::tempdir().unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = std::net::TcpListener::bind(bind).unwrap();
+        let addr =
+            std::net::SocketAddr::from(([127, 0, 0, 1], listener.local_addr().unwrap().port()));
         let mut config = Config::default();
         config.server.listen = addr.to_string();
         config.server.public_url = format!("http://{addr}");
@@ -221,8 +229,13 @@ impl TestPortal {
         smtp: Smtp,
         dir: tempfile::TempDir,
     ) -> TestPortal {
-        // Tests reach the listener itself, whatever public URL the config names.
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        // Tests reach the listener itself, whatever public URL the config names
+        // (over 127.0.0.1 when it listens on every address).
+        let mut local = listener.local_addr().unwrap();
+        if local.ip().is_unspecified() {
+            local = std::net::SocketAddr::from(([127, 0, 0, 1], local.port()));
+        }
+        let url = format!("http://{local}");
         let state = AppState::open(config).unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(portal::serve(state.clone(), listener, async move {

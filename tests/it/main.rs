@@ -1,6 +1,7 @@
 //! Integration tests: the real portal over HTTP, with real mail and a real database.
 
 mod accounts;
+mod attack_review;
 mod auth_abuse;
 mod browser;
 mod cli;

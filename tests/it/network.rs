@@ -9,13 +9,16 @@ use tokio::net::TcpStream;
 
 use crate::common::*;
 
-fn address(portal: &TestPortal) -> String {
+pub(crate) fn address(portal: &TestPortal) -> String {
     portal.url.trim_start_matches("http://").to_string()
 }
 
 /// Reads until the server closes the connection; returns how long that took and
 /// what was received, or `None` if it is still open after `limit`.
-async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<(Duration, Vec<u8>)> {
+pub(crate) async fn closed_within(
+    stream: &mut TcpStream,
+    limit: Duration,
+) -> Option<(Duration, Vec<u8>)> {
     let started = Instant::now();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -28,7 +31,7 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<(Durat
     }
 }
 
-async fn healthy(portal: &TestPortal) -> bool {
+pub(crate) async fn healthy(portal: &TestPortal) -> bool {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
         .build()
@@ -199,7 +202,10 @@ fn forwarded<'a>(lines: &[&'a str]) -> Vec<(&'static str, &'a str)> {
 }
 
 /// The address the portal recorded for a failed sign-in made with `headers`.
-async fn recorded_address(portal: &TestPortal, headers: Vec<(&'static str, &str)>) -> String {
+pub(crate) async fn recorded_address(
+    portal: &TestPortal,
+    headers: Vec<(&'static str, &str)>,
+) -> String {
     let b = Browser::with_headers(&portal.url, &headers);
     b.post("/signin", &[("email", "jane@example.com")]).await;
     b.post("/signin/pin", &[("pin", "000001")]).await;

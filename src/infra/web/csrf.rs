@@ -2,8 +2,9 @@
 //!
 //! - [`CsrfMiddleware`] refuses any unsafe request (POST, PUT, PATCH, DELETE...)
 //!   that a browser says comes from another site: an `Origin` that is not the
-//!   portal's own, or `Sec-Fetch-Site: cross-site`. It also gives every browser a
-//!   random HttpOnly `portal_browser` cookie.
+//!   portal's own, or `Sec-Fetch-Site: cross-site` or `same-site` (a sibling
+//!   subdomain). It also gives every browser a random HttpOnly `portal_browser`
+//!   cookie.
 //! - Forms carry `csrf = HMAC(key, browser id, session cookies)` in a hidden field
 //!   (scripts send it as `X-CSRF-Token`), and [`CsrfForm`] refuses a request whose
 //!   token does not match. Binding the token to the session means a token seen
@@ -105,8 +106,12 @@ fn cross_site(req: &Request, settings: &WebSettings) -> Option<&'static str> {
         return None;
     }
     let header = |name: &str| req.headers().get(name).map(|v| v.to_str().unwrap_or(""));
-    if header("sec-fetch-site").is_some_and(|v| v.eq_ignore_ascii_case("cross-site")) {
-        return Some("Sec-Fetch-Site is cross-site");
+    // `same-site` is a sibling host (another subdomain of the same site), which
+    // can be an attacker's page too: the portal's own pages are `same-origin`.
+    if header("sec-fetch-site").is_some_and(|v| {
+        v.eq_ignore_ascii_case("cross-site") || v.eq_ignore_ascii_case("same-site")
+    }) {
+        return Some("Sec-Fetch-Site is another site");
     }
     match header("origin") {
         Some(origin) if !own_origin(req, settings, origin) => Some("Origin is another site"),

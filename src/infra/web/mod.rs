@@ -32,7 +32,10 @@ pub struct WebSettings {
 /// `X-Forwarded-For` address (across every header line) that is not itself a
 /// trusted proxy: entries left of it were written by the client and may be forged.
 pub fn client_ip(req: &Request) -> String {
-    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
+    let peer = req
+        .remote_addr()
+        .as_socket_addr()
+        .map(|a| a.ip().to_canonical());
     let Some(peer) = peer else {
         return "unknown".into();
     };
@@ -43,8 +46,20 @@ pub fn client_ip(req: &Request) -> String {
     .to_string()
 }
 
+/// Whether `ip` is in one of `nets`, however either is written (an IPv4 address
+/// also matches a network listed as IPv4-mapped IPv6, and the other way round).
+pub fn listed(nets: &[ipnet::IpNet], ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    let mapped = match ip {
+        IpAddr::V4(v4) => IpAddr::V6(v4.to_ipv6_mapped()),
+        v6 => v6,
+    };
+    nets.iter()
+        .any(|net| net.contains(&ip) || net.contains(&mapped))
+}
+
 fn forwarded_client(req: &Request, peer: IpAddr, proxies: &[ipnet::IpNet]) -> IpAddr {
-    let trusted = |ip: &IpAddr| proxies.iter().any(|net| net.contains(ip));
+    let trusted = |ip: &IpAddr| listed(proxies, *ip);
     if !trusted(&peer) {
         return peer;
     }
@@ -68,13 +83,34 @@ fn forwarded_client(req: &Request, peer: IpAddr, proxies: &[ipnet::IpNet]) -> Ip
     client
 }
 
-/// An address as proxies write it: `192.0.2.1`, `2001:db8::1`, `[2001:db8::1]:443`
-/// or `192.0.2.1:5000`.
+/// An address as proxies write it: `192.0.2.1`, `2001:db8::1`, `[2001:db8::1]`,
+/// `[2001:db8::1]:443` or `192.0.2.1:5000`. An IPv4-mapped IPv6 address
+/// (`::ffff:192.0.2.1`) is the IPv4 address, so that both spellings of one
+/// client count as one.
 fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
-    if let Ok(ip) = entry.parse::<IpAddr>() {
-        return Some(ip);
+    let bare = entry
+        .strip_prefix('[')
+        .and_then(|e| e.strip_suffix(']'))
+        .unwrap_or(entry);
+    let ip = match bare.parse::<IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) => entry.parse::<std::net::SocketAddr>().ok()?.ip(),
+    };
+    Some(ip.to_canonical())
+}
+
+/// What per-address limits count under: an IPv4 address, or the /64 network of an
+/// IPv6 address (the block one subscriber usually gets, all of whose 2^64
+/// addresses are that subscriber's to use). IPv4-mapped addresses count as IPv4.
+pub fn network(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::from(octets)
+        }
+        v4 => v4,
     }
-    entry.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())
 }
 
 pub fn user_agent(req: &Request) -> String {
@@ -106,6 +142,34 @@ pub fn local_path(next: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn forwarded_entries_in_every_spelling() {
+        let parse = |e: &str| super::parse_forwarded_ip(e).map(|ip| ip.to_string());
+        assert_eq!(parse("[2001:db8::1]").as_deref(), Some("2001:db8::1"));
+        assert_eq!(parse("[2001:db8::1]:443").as_deref(), Some("2001:db8::1"));
+        assert_eq!(parse("192.0.2.1:80").as_deref(), Some("192.0.2.1"));
+        assert_eq!(parse("::ffff:192.0.2.1").as_deref(), Some("192.0.2.1"));
+        for junk in ["unknown", "", "192.000.2.1", "0xc0.0.2.1", "fe80::1%eth0"] {
+            assert_eq!(parse(junk), None, "{junk}");
+        }
+    }
+
+    #[test]
+    fn limits_count_ipv6_per_64_and_mapped_ipv4_as_ipv4() {
+        let visitor = |ip: &str| super::Visitor {
+            ip: ip.into(),
+            user_agent: String::new(),
+        };
+        assert_eq!(visitor("2001:db8:1:2:aaaa::1").network(), "2001:db8:1:2::");
+        assert_eq!(
+            visitor("2001:db8:1:2:ffff:ffff:ffff:ffff").network(),
+            "2001:db8:1:2::"
+        );
+        assert_eq!(visitor("::ffff:192.0.2.7").network(), "192.0.2.7");
+        assert_eq!(visitor("192.0.2.7").network(), "192.0.2.7");
+        assert_eq!(visitor("unknown").network(), "unknown");
+    }
+
+    #[test]
     fn redirects_stay_local() {
         assert_eq!(super::local_path(Some("/security")), "/security");
         assert_eq!(super::local_path(Some("//evil.example")), "/");
@@ -133,6 +197,16 @@ impl Visitor {
         Visitor {
             ip: client_ip(req),
             user_agent: user_agent(req),
+        }
+    }
+
+    /// The key per-address budgets and lockouts count this visitor under: see
+    /// [`network`]. Counting single IPv6 addresses would let one subscriber rotate
+    /// through its /64 and never reach a limit.
+    pub fn network(&self) -> String {
+        match self.ip.parse::<IpAddr>() {
+            Ok(ip) => network(ip).to_string(),
+            Err(_) => self.ip.clone(),
         }
     }
 }

@@ -72,7 +72,10 @@ where
             },
             _ = &mut shutdown => break,
         };
-        let exempt = limits.exempt.iter().any(|n| n.contains(&peer.ip()));
+        // A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d: every check
+        // and every handler sees the plain IPv4 address instead.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+        let exempt = super::listed(&limits.exempt, peer.ip());
         let claim = if exempt {
             None
         } else {
@@ -154,7 +157,7 @@ struct AddressClaim {
 impl PerAddress {
     fn claim(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<AddressClaim> {
         let max = if max == 0 { usize::MAX } else { max };
-        let key = address_key(ip);
+        let key = super::network(ip);
         let mut open = self.open.lock().ok()?;
         let n = open.entry(key).or_insert(0);
         if *n >= max {
@@ -178,21 +181,6 @@ impl Drop for AddressClaim {
                 open.remove(&self.key);
             }
         }
-    }
-}
-
-fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
-            let mut octets = v6.octets();
-            octets[8..].fill(0);
-            IpAddr::from(octets)
-        }
-        IpAddr::V6(v6) => IpAddr::V4(
-            v6.to_ipv4_mapped()
-                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
-        ),
-        v4 => v4,
     }
 }
 
