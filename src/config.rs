@@ -46,6 +46,13 @@ pub struct Documents {
     pub index_text: bool,
     /// PDFs up to this size (MiB) have their text indexed for search.
     pub index_text_max_mb: u64,
+    /// Memory (address space, MiB) the process that reads a PDF's text may use.
+    pub extract_memory_mb: u64,
+    /// Seconds (wall clock and processor) that process may run.
+    pub extract_seconds: u64,
+    /// The program run as `<program> extract-text`; empty means this portal program.
+    #[serde(deserialize_with = "text")]
+    pub extract_program: String,
 }
 
 impl Default for Documents {
@@ -57,6 +64,9 @@ impl Default for Documents {
             upload_folders: vec!["Uploaded".into()],
             index_text: true,
             index_text_max_mb: 64,
+            extract_memory_mb: 512,
+            extract_seconds: 20,
+            extract_program: String::new(),
         }
     }
 }
@@ -461,6 +471,18 @@ impl Config {
                 "documents.upload_folders",
                 "expected a list of folder names such as [\"Uploaded\"]",
             );
+        }
+        if !(128..=65536).contains(&d.extract_memory_mb) {
+            return invalid(
+                "documents.extract_memory_mb",
+                "must be between 128 and 65536 (MiB)",
+            );
+        }
+        if !(1..=3600).contains(&d.extract_seconds) {
+            return invalid("documents.extract_seconds", "must be between 1 and 3600");
+        }
+        if !d.extract_program.is_empty() && !Path::new(&d.extract_program).is_file() {
+            return invalid("documents.extract_program", "the file does not exist");
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid(

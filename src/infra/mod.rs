@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod crypto;
 pub mod db;
+pub mod extract;
 pub mod fsutil;
 pub mod mail;
 pub mod ratelimit;
