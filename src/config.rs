@@ -701,6 +701,22 @@ mod tests {
         let err = load_toml("[accounts]\nsignup = \"maybe\"\n").err().unwrap();
         assert!(err.to_string().contains("signup"), "{err}");
     }
+
+    #[test]
+    fn text_extraction_limits_are_checked() {
+        for (text, key) in [
+            ("extract_memory_mb = 16", "documents.extract_memory_mb"),
+            ("extract_memory_mb = 1000000", "documents.extract_memory_mb"),
+            ("extract_seconds = 0", "documents.extract_seconds"),
+            (
+                "extract_program = \"/nonexistent/portal\"",
+                "documents.extract_program",
+            ),
+        ] {
+            let err = load_toml(&format!("[documents]\n{text}\n")).err().unwrap();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+    }
 }
 
 #[cfg(test)]

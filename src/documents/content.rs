@@ -159,7 +159,7 @@ async fn record_extraction(
 /// this very program.
 fn extractor(state: &AppState) -> std::io::Result<PathBuf> {
     match state.config.documents.extract_program.as_str() {
-        "" => std::env::current_exe(),
+        "" => extract::this_program(),
         path => Ok(PathBuf::from(path)),
     }
 }

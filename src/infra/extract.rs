@@ -9,7 +9,7 @@
 //! child process dies.
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{ExitCode, ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -56,6 +56,17 @@ pub enum Failure {
     Extractor(std::io::Error),
 }
 
+/// This running program, even when its file was replaced since it started (an
+/// upgrade): the child then runs the same version as its parent.
+pub fn this_program() -> std::io::Result<PathBuf> {
+    let running = Path::new("/proc/self/exe");
+    if running.exists() {
+        Ok(running.to_path_buf())
+    } else {
+        std::env::current_exe()
+    }
+}
+
 /// The text of `pdf`, extracted by `program extract-text` within `limits`.
 pub async fn pdf_text(program: &Path, pdf: Vec<u8>, limits: Limits) -> Result<String, Failure> {
     let mut child = command(program, limits)
@@ -72,8 +83,11 @@ pub async fn pdf_text(program: &Path, pdf: Vec<u8>, limits: Limits) -> Result<St
     let result = tokio::time::timeout(deadline, collect(&mut child, stdout)).await;
     writer.abort();
     match result {
+        Ok(Ok((_, out))) if out.len() as u64 > MAX_OUTPUT => Err(Failure::Document(format!(
+            "printed more than {MAX_OUTPUT} bytes of text"
+        ))),
         Ok(Ok((status, out))) if status.success() => Ok(text(&out)),
-        Ok(Ok((status, _))) => Err(Failure::Document(reason(status, limits))),
+        Ok(Ok((status, _))) => Err(judge(status, limits)),
         Ok(Err(e)) => {
             let _ = child.kill().await;
             Err(Failure::Extractor(e))
@@ -88,11 +102,11 @@ pub async fn pdf_text(program: &Path, pdf: Vec<u8>, limits: Limits) -> Result<St
     }
 }
 
-/// Reads at most `MAX_OUTPUT` bytes, then waits for the child to end (past the
-/// cap the pipe is closed, so a child that keeps writing stops).
+/// Reads at most one byte past `MAX_OUTPUT`, then waits for the child to end
+/// (past the cap the pipe is closed, so a child that keeps writing stops).
 async fn collect(child: &mut Child, stdout: ChildStdout) -> std::io::Result<(ExitStatus, Vec<u8>)> {
     let mut out = Vec::new();
-    stdout.take(MAX_OUTPUT).read_to_end(&mut out).await?;
+    stdout.take(MAX_OUTPUT + 1).read_to_end(&mut out).await?;
     let status = child.wait().await?;
     Ok((status, out))
 }
@@ -104,9 +118,12 @@ fn text(out: &[u8]) -> String {
         .collect()
 }
 
-fn reason(status: ExitStatus, limits: Limits) -> String {
+/// Why the child found no text. Only what the file can cause counts against the
+/// file; any other ending (a usage error from a program that is not this
+/// portal's, a signal from outside) is the extractor's.
+fn judge(status: ExitStatus, limits: Limits) -> Failure {
     use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
+    let reason = match (status.code(), status.signal()) {
         (Some(code), _) if code == i32::from(EXIT_UNREADABLE) => "not a PDF it can read".into(),
         (Some(code), _) if code == i32::from(EXIT_PANIC) => "the PDF parser failed on it".into(),
         (Some(code), _) if code == i32::from(EXIT_STREAM_TOO_LARGE) => format!(
@@ -121,8 +138,13 @@ fn reason(status: ExitStatus, limits: Limits) -> String {
             "needed more than {} MB of memory (or crashed)",
             limits.memory_mb
         ),
-        _ => format!("the extractor stopped ({status})"),
-    }
+        _ => {
+            return Failure::Extractor(std::io::Error::other(format!(
+                "it stopped ({status}); is it this portal's program?"
+            )));
+        }
+    };
+    Failure::Document(reason)
 }
 
 fn command(program: &Path, limits: Limits) -> tokio::process::Command {
@@ -265,4 +287,100 @@ fn inflated_len(mut reader: impl Read, max: u64) -> u64 {
         }
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Instant;
+
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        memory_mb: 256,
+        seconds: 1,
+    };
+
+    /// A stand-in extractor: a shell script (it ignores its arguments).
+    fn script(dir: &Path, body: &str) -> PathBuf {
+        let path = dir.join("extractor");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn failure(result: Result<String, Failure>) -> String {
+        match result {
+            Err(Failure::Document(reason)) => reason,
+            other => panic!("expected a document failure, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_child_runs_under_the_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = script(
+            dir.path(),
+            "cat >/dev/null; ulimit -v; ulimit -t; ulimit -c",
+        );
+        let text = pdf_text(&program, b"%PDF".to_vec(), LIMITS).await.unwrap();
+        assert_eq!(
+            text, "262144\n1\n0\n",
+            "address space (KiB), CPU seconds, core size"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_child_that_never_reads_or_ends_is_killed_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = script(dir.path(), "exec sleep 60");
+        let started = Instant::now();
+        // Far more than a pipe holds: writing it must not block the caller.
+        let result = pdf_text(&program, vec![b'x'; 8 * 1024 * 1024], LIMITS).await;
+        assert_eq!(failure(result), "took longer than 1 seconds");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn endless_output_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = script(dir.path(), "exec yes 'the same line again and again'");
+        let started = Instant::now();
+        let result = pdf_text(&program, Vec::new(), LIMITS).await;
+        assert_eq!(failure(result), "printed more than 8000000 bytes of text");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_crash_is_reported_without_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = script(
+            dir.path(),
+            "cat >/dev/null; echo 'SSN 123-45-6789' >&2; kill -ABRT $$",
+        );
+        let reason = failure(pdf_text(&program, b"SSN 123-45-6789".to_vec(), LIMITS).await);
+        assert_eq!(reason, "needed more than 256 MB of memory (or crashed)");
+    }
+
+    #[tokio::test]
+    async fn a_program_that_is_not_the_extractor_is_not_the_documents_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = script(dir.path(), "echo 'unrecognized subcommand' >&2; exit 2");
+        let result = pdf_text(&program, Vec::new(), LIMITS).await;
+        assert!(matches!(result, Err(Failure::Extractor(_))), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_extractor_is_not_the_documents_fault() {
+        let result = pdf_text(Path::new("/nonexistent/portal"), Vec::new(), LIMITS).await;
+        assert!(matches!(result, Err(Failure::Extractor(_))), "{result:?}");
+    }
 }

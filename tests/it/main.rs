@@ -5,6 +5,8 @@ mod browser;
 mod cli;
 mod common;
 mod documents;
+mod pdf_bombs;
 mod platform;
+mod search_ranking;
 mod security;
 mod staff;
