@@ -114,7 +114,14 @@ async fn text_of(state: &AppState, doc: &Document) -> AppResult<String> {
         tracing::warn!(document = %doc.public_id, %status, %reason, "not reading this PDF's text again; it is searchable by name, folder and message only");
         return Ok(String::new());
     }
-    let bytes = read_all(state, doc).await?;
+    let bytes = match read_all(state, doc).await {
+        Ok(bytes) => bytes,
+        // One damaged file must not stop the indexing of every other.
+        Err(e) => {
+            tracing::error!(document = %doc.public_id, error = %e, "the stored file could not be read; indexing it without its text");
+            return Ok(String::new());
+        }
+    };
     state
         .db
         .write(move |tx| repo::begin_extraction(tx, id).map_err(DbError::from))

@@ -343,3 +343,36 @@ async fn a_pdf_that_never_finishes_is_stopped_and_indexing_goes_on() {
     jane.get("/documents?q=endless").await.expect("endless.pdf");
     portal.stop().await;
 }
+
+#[tokio::test]
+async fn a_damaged_pdf_does_not_stop_the_index_rebuild() {
+    let portal = TestPortal::start().await;
+    let jane = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    jane.upload("good.pdf", &pdf_with_text("qualified dividends"))
+        .await;
+    let damaged = jane
+        .upload("damaged.pdf", &pdf_with_text("capital gains"))
+        .await;
+    wait_indexed(&portal, 2).await;
+    let blob = portal.query_text(&format!(
+        "SELECT blob FROM documents WHERE public_id = '{damaged}'"
+    ));
+    let path = portal
+        .dir
+        .path()
+        .join("data/documents")
+        .join(&blob[..2])
+        .join(&blob);
+    let mut stored = std::fs::read(&path).unwrap();
+    stored[100] ^= 1;
+    std::fs::write(&path, stored).unwrap();
+
+    portal.state.search.clear().unwrap();
+    let n = portal::documents::content::reindex(&portal.state)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    jane.get("/documents?q=dividends").await.expect("good.pdf");
+    jane.get("/documents?q=damaged").await.expect("damaged.pdf");
+    portal.stop().await;
+}
