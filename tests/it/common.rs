@@ -286,6 +286,15 @@ impl TestPortal {
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
+    /// Where the encrypted file of document `public_id` is stored.
+    pub fn blob_path(&self, public_id: &str) -> std::path::PathBuf {
+        let blob = self.query_text(&format!(
+            "SELECT blob FROM documents WHERE public_id = '{public_id}'"
+        ));
+        let dir = self.dir.path().join("data/documents").join(&blob[..2]);
+        dir.join(blob)
+    }
+
     /// The public id of the client whose sign-in address is `email`.
     pub fn client_id(&self, email: &str) -> String {
         self.query_text(&format!(

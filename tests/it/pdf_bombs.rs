@@ -354,15 +354,7 @@ async fn a_damaged_pdf_does_not_stop_the_index_rebuild() {
         .upload("damaged.pdf", &pdf_with_text("capital gains"))
         .await;
     wait_indexed(&portal, 2).await;
-    let blob = portal.query_text(&format!(
-        "SELECT blob FROM documents WHERE public_id = '{damaged}'"
-    ));
-    let path = portal
-        .dir
-        .path()
-        .join("data/documents")
-        .join(&blob[..2])
-        .join(&blob);
+    let path = portal.blob_path(&damaged);
     let mut stored = std::fs::read(&path).unwrap();
     stored[100] ^= 1;
     std::fs::write(&path, stored).unwrap();
