@@ -179,10 +179,10 @@ impl Smtp {
 // ---------- the portal ----------
 
 /// The `portal` binary cargo built for these tests, or the copy named by
-/// `PORTAL_TEST_BIN` (where several checkouts share one target directory, another
+/// `TEST_PORTAL_BIN` (where several checkouts share one target directory, another
 /// checkout's build can replace the built one while the tests run).
 pub fn portal_bin() -> std::path::PathBuf {
-    std::env::var_os("PORTAL_TEST_BIN")
+    std::env::var_os("TEST_PORTAL_BIN")
         .map_or_else(|| env!("CARGO_BIN_EXE_portal").into(), Into::into)
 }
 
