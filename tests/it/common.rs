@@ -372,7 +372,15 @@ pub struct Halted {
 
 impl Halted {
     pub async fn start(self) -> TestPortal {
-        let listener = std::net::TcpListener::bind(&self.config.server.listen).unwrap();
+        // The stopped server lets go of its address a moment after it stops.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match std::net::TcpListener::bind(&self.config.server.listen) {
+                Ok(listener) => break listener,
+                Err(e) if std::time::Instant::now() > deadline => panic!("{e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
         let state = AppState::open(self.config).unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(portal::serve(state.clone(), listener, async move {
