@@ -368,3 +368,50 @@ async fn a_damaged_pdf_does_not_stop_the_index_rebuild() {
     jane.get("/documents?q=damaged").await.expect("damaged.pdf");
     portal.stop().await;
 }
+
+#[tokio::test]
+async fn a_pdf_being_read_when_the_process_died_is_not_read_again_at_restart() {
+    let portal = TestPortal::start().await;
+    let jane = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let id = jane
+        .upload("Employer statement.pdf", &pdf_with_text("wages and tips"))
+        .await;
+    wait_indexed(&portal, 1).await;
+    // As the database looks after a crash during the extraction, before the
+    // index was written.
+    portal.sql("UPDATE text_extraction SET state = 'pending'");
+    portal.state.search.clear().unwrap();
+
+    let portal = portal.restart().await;
+    wait_indexed(&portal, 1).await;
+    assert_eq!(
+        extraction(&portal, &id),
+        ("pending".into(), String::new(), 1)
+    );
+    jane.get("/documents?q=wages")
+        .await
+        .expect("No documents match");
+    jane.get("/documents?q=employer")
+        .await
+        .expect("Employer statement.pdf");
+    portal.stop().await;
+}
+
+#[test]
+fn extract_text_is_a_hidden_command_from_stdin_to_stdout() {
+    let help = Command::new(portal_bin()).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    assert!(!String::from_utf8_lossy(&help.stdout).contains("extract-text"));
+
+    let mut child = Command::new(portal_bin())
+        .arg("extract-text")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pdf = pdf_with_text("qualified dividends");
+    child.stdin.take().unwrap().write_all(&pdf).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("qualified dividends"));
+}
