@@ -156,6 +156,9 @@ fn command(program: &Path, limits: Limits) -> tokio::process::Command {
         .stdout(Stdio::piped())
         // Parser messages could quote the file: they go nowhere.
         .stderr(Stdio::null())
+        // It needs no environment, and the server's may hold secrets
+        // (PORTAL_MAIL__SMTP_PASSWORD).
+        .env_clear()
         .kill_on_drop(true);
     let memory = limits.memory_mb.saturating_mul(MB);
     let seconds = limits.seconds;
