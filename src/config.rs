@@ -48,6 +48,13 @@ pub struct Documents {
     pub index_text_max_mb: u64,
     /// Files a client may start sending in any hour.
     pub uploads_per_hour: u32,
+    /// Memory (address space, MiB) the process that reads a PDF's text may use.
+    pub extract_memory_mb: u64,
+    /// Seconds (wall clock and processor) that process may run.
+    pub extract_seconds: u64,
+    /// The program run as `<program> extract-text`; empty means this portal program.
+    #[serde(deserialize_with = "text")]
+    pub extract_program: String,
 }
 
 impl Default for Documents {
@@ -60,6 +67,9 @@ impl Default for Documents {
             index_text: true,
             index_text_max_mb: 64,
             uploads_per_hour: 200,
+            extract_memory_mb: 512,
+            extract_seconds: 20,
+            extract_program: String::new(),
         }
     }
 }
@@ -569,6 +579,18 @@ impl Config {
                 "must be between 1 and 1440 (a day)",
             );
         }
+        if !(128..=65536).contains(&d.extract_memory_mb) {
+            return invalid(
+                "documents.extract_memory_mb",
+                "must be between 128 and 65536 (MiB)",
+            );
+        }
+        if !(1..=3600).contains(&d.extract_seconds) {
+            return invalid("documents.extract_seconds", "must be between 1 and 3600");
+        }
+        if !d.extract_program.is_empty() && !Path::new(&d.extract_program).is_file() {
+            return invalid("documents.extract_program", "the file does not exist");
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid(
                 "log.level",
@@ -828,6 +850,22 @@ mod tests {
             err.to_string().contains("mail.staff_notify_batch_minutes"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn text_extraction_limits_are_checked() {
+        for (text, key) in [
+            ("extract_memory_mb = 16", "documents.extract_memory_mb"),
+            ("extract_memory_mb = 1000000", "documents.extract_memory_mb"),
+            ("extract_seconds = 0", "documents.extract_seconds"),
+            (
+                "extract_program = \"/nonexistent/portal\"",
+                "documents.extract_program",
+            ),
+        ] {
+            let err = load_toml(&format!("[documents]\n{text}\n")).err().unwrap();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
     }
 }
 

@@ -44,7 +44,12 @@ enum Command {
     #[command(subcommand)]
     Mail(MailCommand),
     /// Rebuild the document search index from the database and the stored files.
-    Reindex,
+    Reindex {
+        /// Also read again the text of PDFs whose reading failed or was interrupted
+        /// (for instance after raising `documents.extract_memory_mb`).
+        #[arg(long)]
+        retry_failed: bool,
+    },
     /// Run portal maintenance (document retention) once, now.
     Maintain,
     /// Check or export the audit log.
@@ -53,6 +58,14 @@ enum Command {
     /// Check a theme before deploying it.
     #[command(subcommand)]
     Theme(ThemeCommand),
+    /// Internal: read a PDF on standard input and print its text. The server
+    /// runs this in a resource-limited child process; it reads no configuration.
+    #[command(hide = true)]
+    ExtractText {
+        /// Refuse a PDF with a compressed stream that inflates beyond this (MiB).
+        #[arg(long, default_value_t = 128)]
+        max_stream_mb: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -127,6 +140,9 @@ enum AuditCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Command::ExtractText { max_stream_mb } = cli.command {
+        return portal::infra::extract::child_main(max_stream_mb);
+    }
     let loaded = match Config::load(Some(&cli.config)) {
         Ok(l) => l,
         Err(e) => {
@@ -188,7 +204,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Staff(cmd) => staff(cmd, &state).await,
-        Command::Reindex => {
+        Command::Reindex { retry_failed } => {
+            if retry_failed {
+                let n = portal::documents::content::retry_failed_extractions(&state).await?;
+                println!("Reading the text of {n} PDFs again.");
+            }
             let n = portal::documents::content::reindex(&state).await?;
             println!("Indexed {n} documents.");
             Ok(())
@@ -213,6 +233,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Theme(_) => Ok(()),
+        Command::ExtractText { .. } => {
+            anyhow::bail!("extract-text runs before the configuration is loaded")
+        }
         Command::Audit(cmd) => {
             let records = state
                 .db

@@ -1,5 +1,8 @@
 //! Reading stored documents: byte ranges streamed without holding the file in
-//! memory, the text inside PDFs, and keeping the search index up to date.
+//! memory, the text inside PDFs (read by a limited child process, see
+//! `infra::extract`), and keeping the search index up to date.
+
+use std::path::PathBuf;
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -7,6 +10,7 @@ use futures_util::Stream;
 use super::repo::{self, Document};
 use crate::error::{AppError, AppResult};
 use crate::infra::db::DbError;
+use crate::infra::extract::{self, Failure, Limits};
 use crate::infra::search::Entry;
 use crate::infra::storage::StoreError;
 use crate::state::AppState;
@@ -85,42 +89,101 @@ pub async fn read_all(state: &AppState, doc: &Document) -> AppResult<Vec<u8>> {
     .map_err(|e| AppError::Internal(e.into()))
 }
 
-/// The text inside a PDF, or an empty string for anything else or a PDF that
-/// cannot be read (PDF parsers can panic on hostile files: that is contained).
-pub fn pdf_text(bytes: &[u8]) -> String {
-    let result = std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem(bytes));
-    match result {
-        Ok(Ok(text)) => text.chars().take(2_000_000).collect(),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "PDF text could not be extracted; indexing the name only");
-            String::new()
-        }
-        Err(_) => {
-            tracing::warn!(
-                "PDF text extraction failed on a malformed file; indexing the name only"
-            );
-            String::new()
-        }
-    }
-}
-
 fn wants_text(state: &AppState, doc: &Document) -> bool {
     state.config.documents.index_text
         && doc.mime == "application/pdf"
         && (doc.size as u64) <= state.config.documents.index_text_max_mb * 1024 * 1024
 }
 
+/// The text to index for `doc`: the text inside it if it is a PDF whose text can
+/// be read within the limits, else nothing (it is then found by name, folder and
+/// message). A PDF whose reading failed or was cut short by the process dying is
+/// not read again.
+async fn text_of(state: &AppState, doc: &Document) -> AppResult<String> {
+    if !wants_text(state, doc) {
+        return Ok(String::new());
+    }
+    // One at a time: each extraction may use `documents.extract_memory_mb`.
+    let _slot = state.indexing.acquire().await.map_err(AppError::internal)?;
+    let id = doc.id;
+    let earlier = state
+        .db
+        .read(move |conn| repo::extraction(conn, id).map_err(DbError::from))
+        .await?;
+    if let Some((status, reason)) = earlier.filter(|(status, _)| status != "done") {
+        let reason = reason.unwrap_or_else(|| "the process stopped while reading it".into());
+        tracing::warn!(document = %doc.public_id, %status, %reason, "not reading this PDF's text again; it is searchable by name, folder and message only");
+        return Ok(String::new());
+    }
+    let bytes = match read_all(state, doc).await {
+        Ok(bytes) => bytes,
+        // One damaged file must not stop the indexing of every other.
+        Err(e) => {
+            tracing::error!(document = %doc.public_id, error = %e, "the stored file could not be read; indexing it without its text");
+            return Ok(String::new());
+        }
+    };
+    state
+        .db
+        .write(move |tx| repo::begin_extraction(tx, id).map_err(DbError::from))
+        .await?;
+    let result = match extractor(state) {
+        Ok(program) => extract::pdf_text(&program, bytes, extract_limits(state)).await,
+        Err(e) => Err(Failure::Extractor(e)),
+    };
+    record_extraction(state, doc, result).await
+}
+
+/// Settles the attempt in the database; the text, or nothing if there is none.
+async fn record_extraction(
+    state: &AppState,
+    doc: &Document,
+    result: Result<String, Failure>,
+) -> AppResult<String> {
+    let id = doc.id;
+    let (text, failure) = match result {
+        Ok(text) => (text, None),
+        Err(Failure::Document(reason)) => {
+            tracing::warn!(document = %doc.public_id, %reason, "PDF text could not be read; the document is searchable by name, folder and message only");
+            (String::new(), Some(reason))
+        }
+        Err(e @ Failure::Extractor(_)) => {
+            tracing::error!(document = %doc.public_id, error = %e, "PDF text was not read; it is tried again by `portal reindex`");
+            state
+                .db
+                .write(move |tx| repo::forget_extraction(tx, Some(id)).map_err(DbError::from))
+                .await?;
+            return Ok(String::new());
+        }
+    };
+    state
+        .db
+        .write(move |tx| repo::finish_extraction(tx, id, failure.as_deref()).map_err(DbError::from))
+        .await?;
+    Ok(text)
+}
+
+/// The program run as `<program> extract-text`: `documents.extract_program`, or
+/// this very program.
+fn extractor(state: &AppState) -> std::io::Result<PathBuf> {
+    match state.config.documents.extract_program.as_str() {
+        "" => extract::this_program(),
+        path => Ok(PathBuf::from(path)),
+    }
+}
+
+fn extract_limits(state: &AppState) -> Limits {
+    Limits {
+        memory_mb: state.config.documents.extract_memory_mb,
+        seconds: state.config.documents.extract_seconds,
+    }
+}
+
 /// Adds (or refreshes) documents in the search index, with their PDF text.
 pub async fn index(state: &AppState, docs: &[Document]) -> AppResult<()> {
     let mut texts = Vec::with_capacity(docs.len());
     for doc in docs {
-        let text = if wants_text(state, doc) {
-            let bytes = read_all(state, doc).await?;
-            tokio::task::spawn_blocking(move || pdf_text(&bytes)).await?
-        } else {
-            String::new()
-        };
-        texts.push(text);
+        texts.push(text_of(state, doc).await?);
     }
     let search = state.search.clone();
     let owned: Vec<(Document, String)> = docs.iter().cloned().zip(texts).collect();
@@ -142,14 +205,11 @@ pub async fn index(state: &AppState, docs: &[Document]) -> AppResult<()> {
     .map_err(AppError::Internal)
 }
 
-/// Indexes a client's upload in the background, one at a time: reading a PDF's
-/// text takes memory and time the upload's reply should not wait for.
+/// Indexes a client's upload in the background: reading a PDF's text takes
+/// time the upload's reply should not wait for.
 pub fn index_later(state: &AppState, doc: Document) {
     let state = state.clone();
     tokio::spawn(async move {
-        let Ok(_slot) = state.indexing.acquire().await else {
-            return;
-        };
         if let Err(e) = index(&state, std::slice::from_ref(&doc)).await {
             tracing::warn!(document = %doc.public_id, error = %e, "an upload could not be indexed; it is added at the next start or by `portal reindex`");
         }
@@ -178,6 +238,15 @@ pub async fn reindex(state: &AppState) -> AppResult<usize> {
         index(state, batch).await?;
     }
     Ok(docs.len())
+}
+
+/// Lets the next indexing read again the PDFs whose text could not be read
+/// (`portal reindex --retry-failed`). Returns how many there are.
+pub async fn retry_failed_extractions(state: &AppState) -> AppResult<usize> {
+    Ok(state
+        .db
+        .write(|tx| repo::forget_extraction(tx, None).map_err(DbError::from))
+        .await?)
 }
 
 /// Rebuilds the index if it does not hold exactly the documents in the database

@@ -467,3 +467,57 @@ pub fn delete_upload_notices(conn: &Connection, ids: &[i64]) -> rusqlite::Result
     }
     Ok(removed)
 }
+
+// ---------- text extraction for search ----------
+
+/// How reading a document's text went: `(state, reason)`, if it was ever tried.
+pub fn extraction(
+    conn: &Connection,
+    document_id: DocumentId,
+) -> rusqlite::Result<Option<(String, Option<String>)>> {
+    conn.query_row(
+        "SELECT state, reason FROM text_extraction WHERE document_id = ?1",
+        [document_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}
+
+/// Records that reading a document's text starts now (before the attempt).
+pub fn begin_extraction(conn: &Connection, document_id: DocumentId) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO text_extraction (document_id, state, attempts, updated_at)
+         VALUES (?1, 'pending', 1, ?2)
+         ON CONFLICT (document_id) DO UPDATE
+         SET state = 'pending', reason = NULL, attempts = attempts + 1, updated_at = ?2",
+        params![document_id, now()],
+    )?;
+    Ok(())
+}
+
+/// Records how the attempt ended: `done`, or `failed` with a reason.
+pub fn finish_extraction(
+    conn: &Connection,
+    document_id: DocumentId,
+    failure: Option<&str>,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE text_extraction
+         SET state = CASE WHEN ?2 IS NULL THEN 'done' ELSE 'failed' END, reason = ?2, updated_at = ?3
+         WHERE document_id = ?1",
+        params![document_id, failure, now()],
+    )?;
+    Ok(())
+}
+
+/// Forgets an attempt (the extractor could not run: the document is not to blame),
+/// or with `None` every failed or interrupted one, so they are tried again.
+pub fn forget_extraction(
+    conn: &Connection,
+    document_id: Option<DocumentId>,
+) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM text_extraction WHERE document_id = ?1 OR (?1 IS NULL AND state != 'done')",
+        [document_id],
+    )
+}

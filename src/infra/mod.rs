@@ -5,6 +5,7 @@ pub mod audit;
 pub mod claims;
 pub mod crypto;
 pub mod db;
+pub mod extract;
 pub mod fsutil;
 pub mod mail;
 pub mod ratelimit;

@@ -8,12 +8,17 @@ use std::sync::Mutex;
 
 use tantivy::collector::TopDocs;
 use tantivy::directory::MmapDirectory;
-use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, TermQuery};
+use tantivy::query::{
+    Bm25StatisticsProvider, BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermQuery,
+};
 use tantivy::schema::{
     Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
     Value,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
+use tantivy::{
+    DocId, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, SegmentReader,
+    TERMINATED, TantivyDocument, Term, doc,
+};
 
 pub struct SearchIndex {
     index: Index,
@@ -170,22 +175,132 @@ impl SearchIndex {
     /// Ids of `owner`'s documents matching `query`, best first. Any text is a valid
     /// query: what the parser cannot read is ignored.
     pub fn search(&self, owner: i64, query: &str, limit: usize) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .search_scored(owner, query, limit)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// Like [`search`](Self::search), with each document's score. Scores are BM25
+    /// with statistics (document count, average field length, document
+    /// frequency) taken from `owner`'s documents only: with index-wide figures,
+    /// a client could plant documents and tell from how they rank whether a word
+    /// (a name, an SSN) appears in other clients' files.
+    pub fn search_scored(
+        &self,
+        owner: i64,
+        query: &str,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(String, Score)>> {
         let (parsed, _errors) = self.parser.parse_query_lenient(query);
-        let owned: Box<dyn Query> = Box::new(TermQuery::new(
-            Term::from_field_u64(self.f.owner, owner as u64),
-            IndexRecordOption::Basic,
+        let owner_term = Term::from_field_u64(self.f.owner, owner as u64);
+        let owned: Box<dyn Query> = Box::new(ConstScoreQuery::new(
+            Box::new(TermQuery::new(owner_term.clone(), IndexRecordOption::Basic)),
+            0.0,
         ));
         let query = BooleanQuery::new(vec![(Occur::Must, owned), (Occur::Must, parsed)]);
         let searcher = self.reader.searcher();
-        let hits = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
-        let mut ids = Vec::with_capacity(hits.len());
-        for (_score, address) in hits {
+        let stats = OwnerStats::new(&searcher, &owner_term)?;
+        if stats.total == 0 {
+            return Ok(Vec::new());
+        }
+        let top = TopDocs::with_limit(limit).order_by_score();
+        let hits = searcher.search_with_statistics_provider(&query, &top, &stats)?;
+        let mut found = Vec::with_capacity(hits.len());
+        for (score, address) in hits {
             let doc: TantivyDocument = searcher.doc(address)?;
             if let Some(id) = doc.get_first(self.f.id).and_then(|v| v.as_str()) {
-                ids.push(id.to_string());
+                found.push((id.to_string(), score));
             }
         }
-        Ok(ids)
+        Ok(found)
+    }
+}
+
+/// BM25 statistics over one owner's live documents, so that scores depend on
+/// nothing outside them.
+struct OwnerStats<'a> {
+    searcher: &'a Searcher,
+    /// The owner's live documents in each segment, ascending.
+    docs: Vec<Vec<DocId>>,
+    total: u64,
+}
+
+impl<'a> OwnerStats<'a> {
+    fn new(searcher: &'a Searcher, owner: &Term) -> tantivy::Result<Self> {
+        let mut docs = Vec::with_capacity(searcher.segment_readers().len());
+        for segment in searcher.segment_readers() {
+            let mut ids = Vec::new();
+            let postings = segment
+                .inverted_index(owner.field())?
+                .read_postings(owner, IndexRecordOption::Basic)?;
+            if let Some(mut postings) = postings {
+                let mut doc = postings.doc();
+                while doc != TERMINATED {
+                    if !segment.is_deleted(doc) {
+                        ids.push(doc);
+                    }
+                    doc = postings.advance();
+                }
+            }
+            docs.push(ids);
+        }
+        let total = docs.iter().map(|d| d.len() as u64).sum();
+        Ok(OwnerStats {
+            searcher,
+            docs,
+            total,
+        })
+    }
+
+    fn segments(&self) -> impl Iterator<Item = (&SegmentReader, &[DocId])> {
+        self.searcher
+            .segment_readers()
+            .iter()
+            .zip(self.docs.iter().map(Vec::as_slice))
+    }
+}
+
+impl Bm25StatisticsProvider for OwnerStats<'_> {
+    fn total_num_tokens(&self, field: Field) -> tantivy::Result<u64> {
+        let mut tokens = 0u64;
+        for (segment, docs) in self.segments() {
+            tokens += match segment.fieldnorms_readers().get_field(field)? {
+                Some(norms) => docs.iter().map(|&d| u64::from(norms.fieldnorm(d))).sum(),
+                // Fields without lengths (the owner, say) score every document as length 1.
+                None => docs.len() as u64,
+            };
+        }
+        // Never zero: an average length of 0 would divide by zero.
+        Ok(tokens.max(1))
+    }
+
+    fn total_num_docs(&self) -> tantivy::Result<u64> {
+        Ok(self.total.max(1))
+    }
+
+    fn doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
+        let mut count = 0u64;
+        for (segment, docs) in self.segments() {
+            let postings = segment
+                .inverted_index(term.field())?
+                .read_postings(term, IndexRecordOption::Basic)?;
+            let Some(mut postings) = postings else {
+                continue;
+            };
+            for &doc in docs {
+                if postings.doc() < doc {
+                    postings.seek(doc);
+                }
+                match postings.doc() {
+                    TERMINATED => break,
+                    d if d == doc => count += 1,
+                    _ => {}
+                }
+            }
+        }
+        Ok(count)
     }
 }
 
@@ -232,7 +347,66 @@ mod tests {
             idx.search(1, "\"unbalanced AND (", 10).is_ok(),
             "odd input is no error"
         );
+        assert!(
+            idx.search(1, "owner:2 OR id:b OR message:x", 10)
+                .unwrap()
+                .is_empty(),
+            "fields other than the text are no error and reach no one else's documents"
+        );
         idx.remove(&["a".into()]).unwrap();
         assert!(idx.search(1, "depreciation", 10).unwrap().is_empty());
+    }
+
+    /// The probe of issue 6: client 2 plants documents whose order depends on how
+    /// rare "secret" is compared with "alpha", then checks whether client 1's
+    /// files are full of "secret". Neither the order nor any score may change.
+    #[test]
+    fn rankings_reveal_nothing_about_other_clients_documents() {
+        let planted = [
+            ("b1", "alpha alpha secret"),
+            ("b2", "alpha secret secret"),
+            ("b3", "alpha other words"),
+        ];
+        fn entry<'a>(id: &'a str, owner: i64, content: &'a str) -> Entry<'a> {
+            Entry {
+                id,
+                owner,
+                name: "statement.pdf",
+                folder: "Uploaded",
+                message: "",
+                content,
+            }
+        }
+        let probe = |others: &str, same_batch: bool| {
+            let dir = tempfile::tempdir().unwrap();
+            let idx = SearchIndex::open(dir.path()).unwrap();
+            let theirs: Vec<String> = (0..40).map(|i| format!("a{i}")).collect();
+            let mut batch: Vec<Entry> = planted.iter().map(|(id, c)| entry(id, 2, c)).collect();
+            let more: Vec<Entry> = theirs.iter().map(|id| entry(id, 1, others)).collect();
+            if same_batch {
+                batch.extend(more);
+                idx.upsert(&batch).unwrap();
+            } else {
+                idx.upsert(&more).unwrap();
+                idx.upsert(&batch).unwrap();
+            }
+            idx.search_scored(2, "alpha secret", 10).unwrap()
+        };
+        let baseline = probe("nothing to see here", true);
+        let ids: Vec<&str> = baseline.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["b2", "b1"],
+            "within client 2, secret is the rarer word"
+        );
+        for same_batch in [true, false] {
+            for others in ["nothing to see here", "secret secret secret", "alpha alpha"] {
+                assert_eq!(
+                    probe(others, same_batch),
+                    baseline,
+                    "client 1 holding {others:?} shows in client 2's scores"
+                );
+            }
+        }
     }
 }

@@ -178,6 +178,14 @@ impl Smtp {
 
 // ---------- the portal ----------
 
+/// The `portal` binary cargo built for these tests, or the copy named by
+/// `TEST_PORTAL_BIN` (where several checkouts share one target directory, another
+/// checkout's build can replace the built one while the tests run).
+pub fn portal_bin() -> std::path::PathBuf {
+    std::env::var_os("TEST_PORTAL_BIN")
+        .map_or_else(|| env!("CARGO_BIN_EXE_portal").into(), Into::into)
+}
+
 pub struct TestPortal {
     pub url: String,
     pub smtp: Smtp,
@@ -219,6 +227,8 @@ impl TestPortal {
         config.security.argon2_iterations = 1;
         // Undefined template variables fail the test instead of rendering empty.
         config.theme.strict_variables = true;
+        // The tests run the library in-process: PDF text is read by the real binary.
+        config.documents.extract_program = portal_bin().to_string_lossy().into_owned();
         adjust(&mut config);
         Self::launch(config, listener, smtp, dir)
     }
@@ -330,6 +340,15 @@ impl TestPortal {
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
+    /// Where the encrypted file of document `public_id` is stored.
+    pub fn blob_path(&self, public_id: &str) -> std::path::PathBuf {
+        let blob = self.query_text(&format!(
+            "SELECT blob FROM documents WHERE public_id = '{public_id}'"
+        ));
+        let dir = self.dir.path().join("data/documents").join(&blob[..2]);
+        dir.join(blob)
+    }
+
     /// The public id of the client whose sign-in address is `email`.
     pub fn client_id(&self, email: &str) -> String {
         self.query_text(&format!(
@@ -362,6 +381,28 @@ impl TestPortal {
             .unwrap()
     }
 
+    /// Stops the server, keeping its data directory (to run `portal` commands on
+    /// it, or to start it again with [`Halted::start`]).
+    pub async fn halt(mut self) -> Halted {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+        Halted {
+            config: (*self.state.config).clone(),
+            smtp: self.smtp,
+            dir: self.dir,
+        }
+    }
+
+    /// Stops the server and starts it again on the same data directory and
+    /// address (browsers keep their sessions).
+    pub async fn restart_on_same_address(self) -> TestPortal {
+        self.halt().await.start().await
+    }
+
     /// Stops the server and checks the database and the audit chain are intact.
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
@@ -382,6 +423,40 @@ impl TestPortal {
             .await
             .unwrap();
         portal::infra::audit::verify(&records).expect("audit chain intact");
+    }
+}
+
+/// A stopped portal whose data directory is kept.
+pub struct Halted {
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+    smtp: Smtp,
+}
+
+impl Halted {
+    pub async fn start(self) -> TestPortal {
+        // The stopped server lets go of its address a moment after it stops.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match std::net::TcpListener::bind(&self.config.server.listen) {
+                Ok(listener) => break listener,
+                Err(e) if std::time::Instant::now() > deadline => panic!("{e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        let state = AppState::open(self.config).unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(portal::serve(state.clone(), listener, async move {
+            let _ = rx.await;
+        }));
+        TestPortal {
+            url: state.config.base_url().to_string(),
+            smtp: self.smtp,
+            state,
+            dir: self.dir,
+            stop: Some(tx),
+            server: Some(server),
+        }
     }
 }
 
@@ -596,11 +671,19 @@ pub fn pdf_with_text(text: &str) -> Vec<u8> {
         "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".to_string(),
         "<< /Title (Summary) /Parent 5 0 R /Dest [3 0 R /XYZ 0 792 0] >>".to_string(),
     ];
+    let objects: Vec<Vec<u8>> = objects.into_iter().map(String::into_bytes).collect();
+    pdf_of(&objects)
+}
+
+/// A PDF made of these objects, numbered from 1 (object 1 is the catalog).
+pub fn pdf_of(objects: &[Vec<u8>]) -> Vec<u8> {
     let mut out = b"%PDF-1.4\n".to_vec();
     let mut offsets = Vec::new();
     for (i, obj) in objects.iter().enumerate() {
         offsets.push(out.len());
-        out.extend(format!("{} 0 obj\n{obj}\nendobj\n", i + 1).as_bytes());
+        out.extend(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend(obj);
+        out.extend(b"\nendobj\n");
     }
     let xref = out.len();
     out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());

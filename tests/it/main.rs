@@ -9,6 +9,8 @@ mod common;
 mod documents;
 mod documents_abuse;
 mod network;
+mod pdf_bombs;
 mod platform;
+mod search_ranking;
 mod security;
 mod staff;
