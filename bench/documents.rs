@@ -9,6 +9,13 @@
 //! - for comparison, the raw disk write and read rate of the same amount of data
 //!   and the rate of the encryption alone, and the combined disk+encryption limit;
 //! - search over many indexed documents: indexing rate and query latency.
+// A benchmark may unwrap and panic: a failure ends the run with its reason.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -455,6 +455,7 @@ impl Config {
         Ok(Loaded { config, warnings })
     }
 
+    #[allow(clippy::too_many_lines)]
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, message: &str| {
             Err(ConfigError::Invalid {
@@ -874,6 +875,7 @@ mod env_tests {
     use super::*;
 
     #[test]
+    #[allow(unsafe_code)] // setting environment variables is unsafe since edition 2024
     fn environment_overrides_and_digit_strings_stay_text() {
         // SAFETY: the variables are unique to this test; nothing else reads them.
         unsafe {

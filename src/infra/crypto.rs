@@ -61,8 +61,11 @@ impl SecretKey {
 
     /// HMAC-SHA256 over the parts, each prefixed with its length so they cannot run together.
     pub fn mac(&self, parts: &[&[u8]]) -> Vec<u8> {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        // HMAC pads a key shorter than the hash's block to the block with zeros;
+        // doing so here makes the construction infallible.
+        let mut block = [0u8; 64];
+        block[..32].copy_from_slice(&self.0);
+        let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new(&block.into());
         for part in parts {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part);
@@ -134,6 +137,18 @@ impl PasswordHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn macs_match_hmac_keyed_with_the_32_byte_key() {
+        let key = SecretKey::for_tests();
+        let mut reference = <Hmac<Sha256> as Mac>::new_from_slice(&key.0).unwrap();
+        reference.update(&3u64.to_be_bytes());
+        reference.update(b"abc");
+        assert_eq!(
+            key.mac(&[b"abc"]),
+            reference.finalize().into_bytes().to_vec()
+        );
+    }
 
     fn cheap() -> PasswordHasher {
         PasswordHasher::new(&Security {

@@ -147,6 +147,8 @@ fn judge(status: ExitStatus, limits: Limits) -> Failure {
     Failure::Document(reason)
 }
 
+// The limits must be set between fork and exec, which only `pre_exec` (unsafe) offers.
+#[allow(unsafe_code)]
 fn command(program: &Path, limits: Limits) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(program);
     cmd.arg("extract-text")
@@ -185,6 +187,7 @@ type Resource = libc::c_int;
 
 /// Lowers a resource limit of the calling process (never above its current
 /// hard limit, which an unprivileged process cannot raise).
+#[allow(unsafe_code)]
 fn limit(resource: Resource, soft: u64, hard: u64) -> std::io::Result<()> {
     let mut current = libc::rlimit {
         rlim_cur: 0,
