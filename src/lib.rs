@@ -29,7 +29,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
+    hold_search_index(&state).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = std::sync::Arc::new(stop_tx);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
@@ -52,6 +54,13 @@ pub async fn serve(
         state.config.server.public_url
     );
 
+    // The background jobs hear the shutdown at once, while HTTP connections drain;
+    // the mail worker then abandons a hung delivery after a few seconds.
+    let stopping = stop_tx.clone();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    };
     let acceptor = TcpAcceptor::from_std(listener)?;
     let server = poem::Server::new_with_acceptor(acceptor);
     let result = server
@@ -62,6 +71,26 @@ pub async fn serve(
     let _ = housekeeping.await;
     tracing::info!("stopped");
     Ok(result?)
+}
+
+/// Holds the search index's writer for as long as the server runs, so that a
+/// command that would change the index under it (`portal maintain`, `portal
+/// reindex`) refuses before changing anything, and a second server on the same
+/// data directory does not start.
+async fn hold_search_index(state: &AppState) -> anyhow::Result<()> {
+    let search = state.search.clone();
+    tokio::task::spawn_blocking(move || search.claim_writer())
+        .await?
+        .map_err(|e| {
+            if e.is::<infra::search::IndexInUse>() {
+                anyhow::anyhow!(
+                    "another portal process (`portal serve`, `reindex` or `maintain`) is using the data directory {}; stop it or let it finish first",
+                    state.config.storage.data_dir.display()
+                )
+            } else {
+                e.context("cannot open the search index")
+            }
+        })
 }
 
 /// Removes expired sessions, flows and abandoned uploads every few minutes, and

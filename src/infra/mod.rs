@@ -8,5 +8,6 @@ pub mod mail;
 pub mod ratelimit;
 pub mod render;
 pub mod search;
+pub mod smtp;
 pub mod storage;
 pub mod web;
