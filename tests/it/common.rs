@@ -1,7 +1,7 @@
 //! Test harness: the real portal on 127.0.0.1:0 with a temp data directory, a real
 //! SMTP server on loopback that receives its mail, and a cookie-keeping browser.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,6 +50,8 @@ pub struct Smtp {
     mails: Arc<Mutex<Vec<Mail>>>,
     arrived: Arc<Notify>,
     down: Arc<AtomicBool>,
+    hung: Arc<AtomicBool>,
+    connections: Arc<AtomicUsize>,
 }
 
 impl Smtp {
@@ -60,6 +62,8 @@ impl Smtp {
             mails: Arc::default(),
             arrived: Arc::default(),
             down: Arc::default(),
+            hung: Arc::default(),
+            connections: Arc::default(),
         };
         let server = smtp.clone();
         tokio::spawn(async move {
@@ -76,7 +80,25 @@ impl Smtp {
         self.down.store(down, Ordering::SeqCst);
     }
 
+    /// While hung, every new connection is accepted and then never answered (a
+    /// stuck relay); it stays open until the client gives up.
+    pub fn set_hung(&self, hung: bool) {
+        self.hung.store(hung, Ordering::SeqCst);
+    }
+
+    /// How many connections the server has accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
     async fn session(&self, stream: tokio::net::TcpStream) {
+        self.connections.fetch_add(1, Ordering::SeqCst);
+        if self.hung.load(Ordering::SeqCst) {
+            let mut stream = stream;
+            let mut sink = Vec::new();
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut sink).await;
+            return;
+        }
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read).lines();
         if self.down.load(Ordering::SeqCst) {

@@ -5,6 +5,7 @@ mod browser;
 mod cli;
 mod common;
 mod documents;
+mod mail;
 mod platform;
 mod security;
 mod staff;
