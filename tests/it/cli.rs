@@ -1,13 +1,9 @@
 //! The `portal` command as an admin runs it (O1, B1).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 
-fn portal(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_portal"));
-    c.current_dir(dir).env_remove("PORTAL_CONFIG");
-    c
-}
+use crate::common::{portal_binary as portal, spawn_serve};
 
 #[test]
 fn admin_commands_and_serve_work_from_the_binary() {
@@ -105,16 +101,7 @@ fn admin_commands_and_serve_work_from_the_binary() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("server.listen"));
 
     // serve prints where it runs, answers, and stops cleanly on SIGTERM.
-    let mut server = portal(dir.path())
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let (mut server, first) = spawn_serve(dir.path());
     assert!(
         first.contains(&format!("http://127.0.0.1:{port}")),
         "{first}"

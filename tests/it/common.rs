@@ -696,3 +696,33 @@ impl Browser {
         r.headers["upload-complete"].to_str().unwrap().to_string()
     }
 }
+
+// ---------- the portal binary ----------
+
+/// The `portal` binary, run in `dir` without a configuration from the environment.
+/// `PORTAL_TEST_BIN` names a copy of it, for when other builds share the target dir.
+pub fn portal_binary(dir: &std::path::Path) -> std::process::Command {
+    let bin =
+        std::env::var_os("PORTAL_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_portal").into());
+    let mut c = std::process::Command::new(bin);
+    c.current_dir(dir)
+        .env_remove("PORTAL_CONFIG")
+        .env_remove("NO_COLOR");
+    c
+}
+
+/// Starts `portal serve` in `dir`; returns it and the first line it printed.
+pub fn spawn_serve(dir: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut server = portal_binary(dir)
+        .arg("serve")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    (server, first)
+}

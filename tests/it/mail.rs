@@ -2,9 +2,8 @@
 //! (issue 7): hung servers, shutdown mid-delivery, expired access codes, `portal
 //! mail test`, and the commands beside a running portal.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use portal::config::{Config, SmtpSecurity};
@@ -12,7 +11,7 @@ use portal::infra::audit::Actor;
 use portal::infra::smtp::{SmtpServer, Step};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-use crate::common::{Smtp, TestPortal, staff_browser};
+use crate::common::{Smtp, TestPortal, portal_binary, spawn_serve, staff_browser};
 
 /// Short limits so that a hung server costs the tests a second, not half a minute.
 fn quick_mail(c: &mut Config) {
@@ -22,20 +21,9 @@ fn quick_mail(c: &mut Config) {
     c.mail.code_retry_seconds = 1;
 }
 
-fn portal_cmd(dir: &Path) -> Command {
-    // PORTAL_TEST_BIN: a copy of the binary, when other builds share the target dir.
-    let bin =
-        std::env::var_os("PORTAL_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_portal").into());
-    let mut c = Command::new(bin);
-    c.current_dir(dir)
-        .env_remove("PORTAL_CONFIG")
-        .env_remove("NO_COLOR");
-    c
-}
-
 /// Runs the `portal` binary off the async runtime (the test's servers keep running).
 async fn run_portal(dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = portal_cmd(dir);
+    let mut cmd = portal_binary(dir);
     cmd.args(args);
     tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
@@ -74,6 +62,13 @@ fn write_config(dir: &Path, data_dir: &Path, smtp_port: Option<u16>, extra: &str
     .unwrap();
 }
 
+/// Invites a client without waiting for the invitation to be delivered.
+async fn invite_only(portal: &TestPortal, name: &str, email: &str) {
+    portal::accounts::invite::invite_client(&portal.state, name, email, Actor::System, "")
+        .await
+        .unwrap();
+}
+
 async fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !check() {
@@ -86,15 +81,7 @@ async fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool
 async fn a_hung_smtp_server_delays_mail_but_does_not_stop_or_lose_it() {
     let portal = TestPortal::start_with(quick_mail).await;
     portal.smtp.set_hung(true);
-    portal::accounts::invite::invite_client(
-        &portal.state,
-        "Jane Doe",
-        "jane@example.com",
-        Actor::System,
-        "",
-    )
-    .await
-    .unwrap();
+    invite_only(&portal, "Jane Doe", "jane@example.com").await;
     // Each attempt gives up after the step timeout and is retried on a new connection.
     portal
         .eventually_i64(
@@ -136,15 +123,7 @@ async fn access_codes_are_retried_promptly_and_dropped_once_expired() {
     })
     .await;
     portal.smtp.set_hung(true);
-    portal::accounts::invite::invite_client(
-        &portal.state,
-        "Bob Roe",
-        "bob@example.com",
-        Actor::System,
-        "",
-    )
-    .await
-    .unwrap();
+    invite_only(&portal, "Bob Roe", "bob@example.com").await;
     portal
         .eventually_i64(
             "SELECT attempts FROM mail_queue WHERE to_addr = 'bob@example.com'",
@@ -249,7 +228,7 @@ async fn commands_do_not_wait_on_a_hung_server_and_sigterm_leaves_mail_queued() 
     );
 
     // serve's worker connects to the hung server; SIGTERM stops it within seconds.
-    let mut server = spawn_serve(dir.path());
+    let mut server = start_serve(dir.path());
     wait_until("serve's delivery attempt", Duration::from_secs(15), || {
         smtp.connections() >= 2
     })
@@ -280,7 +259,7 @@ async fn commands_do_not_wait_on_a_hung_server_and_sigterm_leaves_mail_queued() 
 
     // With the server answering again, the next start delivers it, once.
     smtp.set_hung(false);
-    let mut server = spawn_serve(dir.path());
+    let mut server = start_serve(dir.path());
     smtp.wait_nth("jane@example.com", "created a client portal", 0)
         .await;
     let status = sigterm_and_wait(&mut server, Duration::from_secs(10)).await;
@@ -288,17 +267,8 @@ async fn commands_do_not_wait_on_a_hung_server_and_sigterm_leaves_mail_queued() 
     assert_eq!(smtp.count_to("jane@example.com"), 1);
 }
 
-fn spawn_serve(dir: &Path) -> std::process::Child {
-    let mut server = portal_cmd(dir)
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+fn start_serve(dir: &Path) -> std::process::Child {
+    let (server, first) = spawn_serve(dir);
     assert!(first.contains("Portal is running"), "{first}");
     server
 }
@@ -410,7 +380,7 @@ fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
 fn audit_export_is_json_lines_with_logs_on_stderr() {
     let dir = tempfile::tempdir().unwrap();
     // No portal.toml at all: the default case, whose warning used to reach stdout.
-    let add = portal_cmd(dir.path())
+    let add = portal_binary(dir.path())
         .args([
             "client",
             "add",
@@ -422,7 +392,7 @@ fn audit_export_is_json_lines_with_logs_on_stderr() {
         .output()
         .unwrap();
     assert!(add.status.success(), "{}", text(&add.stderr));
-    let out = portal_cmd(dir.path())
+    let out = portal_binary(dir.path())
         .args(["audit", "export"])
         .output()
         .unwrap();
@@ -448,7 +418,7 @@ fn a_bad_value_gives_a_plain_message_naming_the_key() {
         "[retention]\nremove_saved_uploads_after_days = -1\n",
     )
     .unwrap();
-    let out = portal_cmd(dir.path())
+    let out = portal_binary(dir.path())
         .args(["mail", "status"])
         .output()
         .unwrap();
@@ -463,7 +433,7 @@ fn a_bad_value_gives_a_plain_message_naming_the_key() {
         assert!(!said.contains(internal), "{internal} in {said}");
     }
     std::fs::remove_file(dir.path().join("portal.toml")).unwrap();
-    let out = portal_cmd(dir.path())
+    let out = portal_binary(dir.path())
         .env("PORTAL_RETENTION__UNPUBLISH_AFTER_DAYS", "0.5")
         .args(["mail", "status"])
         .output()
@@ -531,15 +501,7 @@ async fn staff_see_the_last_delivery_error_and_the_oldest_pending_mail() {
         .expect("Mail delivery")
         .expect("No mail is waiting");
     portal.smtp.set_down(true);
-    portal::accounts::invite::invite_client(
-        &portal.state,
-        "Jane Doe",
-        "jane@example.com",
-        Actor::System,
-        "",
-    )
-    .await
-    .unwrap();
+    invite_only(&portal, "Jane Doe", "jane@example.com").await;
     portal
         .eventually_i64(
             "SELECT attempts FROM mail_queue WHERE to_addr = 'jane@example.com'",
