@@ -435,7 +435,7 @@ impl Config {
             file: file.filter(|p| p.exists()).map(Path::to_path_buf),
             env,
         };
-        let lenient = strip_unknown(figment, &known).map_err(|e| sources.explain(e))?;
+        let lenient = strip_unknown(figment, &known).map_err(|e| sources.explain(*e))?;
         let config: Config = lenient.extract().map_err(|e| sources.explain(e))?;
         config.validate().map_err(|e| sources.locate(e))?;
         let m = &config.mail;
@@ -641,8 +641,11 @@ fn collect_keys(prefix: &str, dict: &Dict, out: &mut Vec<String>) {
     }
 }
 
-fn strip_unknown(figment: Figment, known: &BTreeSet<String>) -> Result<Figment, figment::Error> {
-    let data = figment.data()?;
+fn strip_unknown(
+    figment: Figment,
+    known: &BTreeSet<String>,
+) -> Result<Figment, Box<figment::Error>> {
+    let data = figment.data().map_err(Box::new)?;
     let mut merged = Dict::new();
     for dict in data.into_values() {
         merged = dict;
