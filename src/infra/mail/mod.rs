@@ -17,7 +17,6 @@ use std::time::Duration;
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -25,6 +24,12 @@ use crate::config::{Config, SmtpSecurity};
 use crate::infra::db::{Db, DbError, now};
 use crate::infra::render::RenderedEmail;
 use crate::infra::smtp::{SmtpServer, Transcript, seconds};
+
+mod health;
+mod queue;
+pub use health::{Dropped, Health, QueueStatus, age, health, status};
+use queue::Pending;
+pub use queue::{queue, queue_expiring};
 
 /// How long a stopping portal lets an in-flight delivery finish before it
 /// abandons it (the message stays queued).
@@ -73,46 +78,6 @@ impl Policy {
     fn lease(&self) -> i64 {
         self.send_timeout.as_secs() as i64 + 30
     }
-}
-
-/// Puts a rendered email in the queue, inside the caller's transaction.
-pub fn queue(conn: &Connection, to: &str, email: &RenderedEmail) -> rusqlite::Result<()> {
-    insert(conn, to, email, None)
-}
-
-/// Queues mail that is worthless after `expires_at` (it carries an access code):
-/// it goes before other mail, is retried promptly, and is dropped once expired.
-pub fn queue_expiring(
-    conn: &Connection,
-    to: &str,
-    email: &RenderedEmail,
-    expires_at: i64,
-) -> rusqlite::Result<()> {
-    insert(conn, to, email, Some(expires_at))
-}
-
-fn insert(
-    conn: &Connection,
-    to: &str,
-    email: &RenderedEmail,
-    expires_at: Option<i64>,
-) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO mail_queue (to_addr, subject, text_body, html_body, created_at, next_attempt_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
-        params![to, email.subject, email.text, email.html, now(), expires_at],
-    )?;
-    Ok(())
-}
-
-struct Pending {
-    id: i64,
-    to: String,
-    subject: String,
-    text: String,
-    html: String,
-    attempts: u32,
-    expires_at: Option<i64>,
 }
 
 /// Why an attempt failed, and what that means for the queue.
@@ -325,16 +290,9 @@ impl Mailer {
         if server_down {
             return Duration::from_secs(self.policy.code_retry as u64);
         }
-        let next: Result<Option<i64>, DbError> = self
+        let next: Result<_, DbError> = self
             .db
-            .read(|conn| {
-                conn.query_row(
-                    "SELECT min(next_attempt_at) FROM mail_queue WHERE sent_at IS NULL AND failed_at IS NULL",
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(DbError::from)
-            })
+            .read(|conn| queue::next_due(conn).map_err(DbError::from))
             .await;
         match next {
             Ok(Some(at)) => {
@@ -363,20 +321,11 @@ impl Mailer {
         }
     }
 
-    /// Marks pending mail whose content expired as dropped (never sent late).
+    /// Drops pending mail whose content expired (never sent late).
     async fn drop_expired(&self) {
         let dropped = self
             .db
-            .write(|tx| {
-                let mut stmt = tx.prepare(
-                    "UPDATE mail_queue SET failed_at = ?1, dropped_at = ?1, text_body = '', html_body = ''
-                     WHERE sent_at IS NULL AND failed_at IS NULL AND expires_at <= ?1
-                       AND next_attempt_at <= ?1
-                     RETURNING id",
-                )?;
-                let ids = stmt.query_map([now()], |r| r.get::<_, i64>(0))?;
-                ids.collect::<Result<Vec<_>, _>>().map_err(DbError::from)
-            })
+            .write(|tx| queue::drop_expired(tx).map_err(DbError::from))
             .await;
         match dropped {
             Ok(ids) => {
@@ -391,40 +340,10 @@ impl Mailer {
         }
     }
 
-    /// Claims the next due message (the newest one to `only_to`, if given) in the
-    /// writer's transaction, so two processes never send the same message at once.
     async fn claim(&self, only_to: Option<String>) -> Result<Option<Pending>, DbError> {
         let lease = self.policy.lease();
-        let order = if only_to.is_some() {
-            "id DESC"
-        } else {
-            "expires_at IS NULL, id"
-        };
-        let sql = format!(
-            "UPDATE mail_queue SET next_attempt_at = ?1 + ?2
-             WHERE id = (SELECT id FROM mail_queue
-                         WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?1
-                           AND (expires_at IS NULL OR expires_at > ?1)
-                           AND (?3 IS NULL OR to_addr = ?3)
-                         ORDER BY {order} LIMIT 1)
-             RETURNING id, to_addr, subject, text_body, html_body, attempts, expires_at"
-        );
         self.db
-            .write(move |tx| {
-                tx.query_row(&sql, params![now(), lease, only_to], |r| {
-                    Ok(Pending {
-                        id: r.get(0)?,
-                        to: r.get(1)?,
-                        subject: r.get(2)?,
-                        text: r.get(3)?,
-                        html: r.get(4)?,
-                        attempts: r.get(5)?,
-                        expires_at: r.get(6)?,
-                    })
-                })
-                .optional()
-                .map_err(DbError::from)
-            })
+            .write(move |tx| queue::claim(tx, lease, only_to.as_deref()).map_err(DbError::from))
             .await
     }
 
@@ -435,14 +354,7 @@ impl Mailer {
         };
         let released = self
             .db
-            .write(move |tx| {
-                tx.execute(
-                    "UPDATE mail_queue SET next_attempt_at = ?2
-                     WHERE id = ?1 AND sent_at IS NULL AND failed_at IS NULL",
-                    params![id, now()],
-                )
-                .map_err(DbError::from)
-            })
+            .write(move |tx| queue::release(tx, id).map_err(DbError::from))
             .await;
         match released {
             Ok(_) => tracing::warn!(
@@ -514,20 +426,10 @@ impl Mailer {
             .db
             .write(move |tx| {
                 match &failure {
-                    None => tx.execute(
-                        "UPDATE mail_queue SET sent_at = ?2, attempts = ?3, text_body = '', html_body = ''
-                         WHERE id = ?1",
-                        params![id, now(), attempts],
-                    )?,
-                    Some((error, give_up, delay)) => tx.execute(
-                        "UPDATE mail_queue SET attempts = ?2, last_error = ?3, last_error_at = ?6,
-                         next_attempt_at = ?6 + ?4,
-                         failed_at = CASE WHEN ?5 THEN ?6 ELSE NULL END,
-                         text_body = CASE WHEN ?5 THEN '' ELSE text_body END,
-                         html_body = CASE WHEN ?5 THEN '' ELSE html_body END
-                         WHERE id = ?1",
-                        params![id, attempts, error, delay, give_up, now()],
-                    )?,
+                    None => queue::mark_sent(tx, id, attempts)?,
+                    Some((error, give_up, delay)) => {
+                        queue::mark_failed(tx, id, attempts, error, *delay, *give_up)?
+                    }
                 };
                 Ok::<_, DbError>(failure)
             })
@@ -582,106 +484,5 @@ async fn smtp_send(
             permanent: false,
             server_down: true,
         }),
-    }
-}
-
-/// The mail worker's health, for `portal mail status` and the staff home page.
-#[derive(Debug, Default, serde::Serialize)]
-pub struct Health {
-    pub pending: i64,
-    /// When the oldest message still waiting was queued.
-    pub oldest_pending_at: Option<i64>,
-    pub last_error: Option<String>,
-    pub last_error_at: Option<i64>,
-    pub last_sent_at: Option<i64>,
-    pub failed: i64,
-    pub dropped: i64,
-}
-
-/// A message dropped because what it carried expired before delivery.
-#[derive(Debug, serde::Serialize)]
-pub struct Dropped {
-    pub id: i64,
-    pub to: String,
-    pub expired_at: i64,
-    pub last_error: Option<String>,
-}
-
-/// Counts of the queue's states, for `portal mail status`.
-#[derive(Debug, Default, serde::Serialize)]
-pub struct QueueStatus {
-    pub pending: i64,
-    pub sent: i64,
-    pub failed: Vec<(i64, String, String)>,
-    pub dropped: Vec<Dropped>,
-    pub health: Health,
-}
-
-pub async fn health(db: &Db) -> Result<Health, DbError> {
-    db.read(|conn| read_health(conn).map_err(DbError::from))
-        .await
-}
-
-fn read_health(conn: &Connection) -> rusqlite::Result<Health> {
-    let (pending, oldest_pending_at) = conn.query_row(
-        "SELECT count(*), min(created_at) FROM mail_queue WHERE sent_at IS NULL AND failed_at IS NULL",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let (last_error, last_error_at) = conn
-        .query_row(
-            "SELECT last_error, last_error_at FROM mail_queue WHERE last_error_at IS NOT NULL
-             ORDER BY last_error_at DESC, id DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?
-        .unwrap_or((None, None));
-    let (last_sent_at, failed, dropped) = conn.query_row(
-        "SELECT max(sent_at), count(failed_at) - count(dropped_at), count(dropped_at) FROM mail_queue",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
-    Ok(Health {
-        pending,
-        oldest_pending_at,
-        last_error,
-        last_error_at,
-        last_sent_at,
-        failed,
-        dropped,
-    })
-}
-
-pub async fn status(db: &Db) -> Result<QueueStatus, DbError> {
-    db.read(|conn| {
-        let health = read_health(conn)?;
-        let sent = conn.query_row("SELECT count(*) FROM mail_queue WHERE sent_at IS NOT NULL", [], |r| r.get(0))?;
-        let mut stmt = conn.prepare(
-            "SELECT id, to_addr, coalesce(last_error, '') FROM mail_queue
-             WHERE failed_at IS NOT NULL AND dropped_at IS NULL ORDER BY id",
-        )?;
-        let failed = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
-        let mut stmt = conn.prepare(
-            "SELECT id, to_addr, expires_at, last_error FROM mail_queue WHERE dropped_at IS NOT NULL ORDER BY id",
-        )?;
-        let dropped = stmt
-            .query_map([], |r| {
-                Ok(Dropped { id: r.get(0)?, to: r.get(1)?, expired_at: r.get(2)?, last_error: r.get(3)? })
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok::<_, DbError>(QueueStatus { pending: health.pending, sent, failed, dropped, health })
-    })
-    .await
-}
-
-/// "45 s", "12 min", "3 h 5 min", "2 days": how long ago `since` was.
-pub fn age(since: i64) -> String {
-    let s = (now() - since).max(0);
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{} min", s / 60),
-        3600..86_400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
-        _ => format!("{} days", s / 86_400),
     }
 }
