@@ -162,7 +162,7 @@ fn init_logging(level: &str) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let no_color = std::env::var_os("NO_COLOR").is_some();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

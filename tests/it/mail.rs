@@ -411,6 +411,40 @@ fn audit_export_is_json_lines_with_logs_on_stderr() {
 }
 
 #[test]
+fn log_colour_only_on_a_terminal_and_without_no_color() {
+    let dir = tempfile::tempdir().unwrap();
+    // `script` runs the command on a pseudo-terminal, as an admin's shell would.
+    let on_terminal = |no_color: Option<&str>| {
+        let bin = portal_binary(dir.path()).get_program().to_owned();
+        let mut c = Command::new("script");
+        c.current_dir(dir.path())
+            .env_remove("PORTAL_CONFIG")
+            .env_remove("NO_COLOR")
+            .args([
+                "-qec",
+                &format!("{} mail status", bin.to_string_lossy()),
+                "/dev/null",
+            ]);
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        text(&c.output().unwrap().stdout)
+    };
+    let coloured = on_terminal(None);
+    assert!(
+        coloured.contains("not found; using defaults") && coloured.contains('\u{1b}'),
+        "{coloured}"
+    );
+    for value in ["1", ""] {
+        let plain = on_terminal(Some(value));
+        assert!(
+            plain.contains("not found; using defaults") && !plain.contains('\u{1b}'),
+            "{plain}"
+        );
+    }
+}
+
+#[test]
 fn a_bad_value_gives_a_plain_message_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
