@@ -22,12 +22,25 @@ fn quick_mail(c: &mut Config) {
 }
 
 /// Runs the `portal` binary off the async runtime (the test's servers keep running).
+/// A command that hangs fails the test (and is killed) after a minute.
 async fn run_portal(dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = portal_binary(dir);
-    cmd.args(args);
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
+    let child = portal_binary(dir)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let waiting = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap());
+    match tokio::time::timeout(Duration::from_secs(60), waiting).await {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("portal {args:?} did not finish within a minute");
+        }
+    }
 }
 
 fn text(bytes: &[u8]) -> String {
