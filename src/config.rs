@@ -281,6 +281,18 @@ pub struct Mail {
     /// Client uploads are announced to staff in one email per client this many
     /// minutes after the first file of a batch.
     pub staff_notify_batch_minutes: u32,
+    /// Seconds to wait for each step of an SMTP conversation (connecting, the
+    /// greeting, each command, the message itself).
+    pub timeout_seconds: u32,
+    /// Seconds one delivery attempt may take in all; past it the attempt is
+    /// abandoned and retried later.
+    pub send_timeout_seconds: u32,
+    /// Seconds to wait before each retry of a message that could not be
+    /// delivered (first retry, second, ...); the last delay repeats.
+    pub retry_delays_seconds: Vec<u32>,
+    /// Seconds between attempts for mail that expires (access codes): retried
+    /// this often until its code expires, then dropped.
+    pub code_retry_seconds: u32,
 }
 
 impl Default for Mail {
@@ -296,7 +308,48 @@ impl Default for Mail {
             max_attempts: 30,
             staff_notify: Vec::new(),
             staff_notify_batch_minutes: 5,
+            timeout_seconds: 10,
+            send_timeout_seconds: 30,
+            retry_delays_seconds: vec![60, 120, 300, 600, 1800, 3600],
+            code_retry_seconds: 15,
         }
+    }
+}
+
+impl Mail {
+    /// The delivery timings: timeouts and the retry schedule.
+    fn validate_delivery(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| {
+            Err(ConfigError::Invalid {
+                key: key.into(),
+                origin: String::new(),
+                message: message.into(),
+            })
+        };
+        if !(1..=300).contains(&self.timeout_seconds) {
+            return invalid("mail.timeout_seconds", "must be between 1 and 300");
+        }
+        if self.send_timeout_seconds < self.timeout_seconds || self.send_timeout_seconds > 600 {
+            return invalid(
+                "mail.send_timeout_seconds",
+                "must be at least mail.timeout_seconds and at most 600",
+            );
+        }
+        if self.retry_delays_seconds.is_empty()
+            || self
+                .retry_delays_seconds
+                .iter()
+                .any(|d| !(1..=86_400).contains(d))
+        {
+            return invalid(
+                "mail.retry_delays_seconds",
+                "expected a list of delays in seconds, each between 1 and 86400, such as [60, 300, 3600]",
+            );
+        }
+        if !(1..=600).contains(&self.code_retry_seconds) {
+            return invalid("mail.code_retry_seconds", "must be between 1 and 600");
+        }
+        Ok(())
     }
 }
 
@@ -383,13 +436,23 @@ impl Default for Log {
     }
 }
 
+/// What is wrong with the configuration, in words for the admin: the key, where
+/// its value came from (`origin`, e.g. " (in portal.toml)"), and what is expected.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("configuration: {0}")]
-    Figment(#[from] Box<figment::Error>),
-    #[error("configuration key `{key}`: {message}")]
-    Invalid { key: &'static str, message: String },
+    /// The configuration file could not be read or is not valid TOML.
+    #[error("configuration file {file}: {message}")]
+    File { file: String, message: String },
+    #[error("configuration key `{key}`{origin}: {message}")]
+    Invalid {
+        key: String,
+        origin: String,
+        message: String,
+    },
 }
+
+/// Prefix of the environment variables that set configuration keys.
+const ENV_PREFIX: &str = "PORTAL_";
 
 /// A loaded configuration plus the warnings found while loading it.
 pub struct Loaded {
@@ -401,7 +464,7 @@ impl Config {
     /// Loads defaults, then `file` (if it exists), then `PORTAL_*` variables
     /// (`PORTAL_SERVER__LISTEN` sets `server.listen`).
     pub fn load(file: Option<&Path>) -> Result<Loaded, ConfigError> {
-        let env = Env::prefixed("PORTAL_").split("__");
+        let env = Env::prefixed(ENV_PREFIX).split("__");
         Self::load_from(file, env)
     }
 
@@ -423,7 +486,7 @@ impl Config {
         // Variables that are not configuration keys (say PORTAL_CONFIG) are reported too.
         let env = env.ignore(&["CONFIG"]);
         figment = figment.merge(env.clone());
-        user = user.merge(env);
+        user = user.merge(env.clone());
 
         let known = known_keys();
         if let Ok(values) = user.data() {
@@ -438,9 +501,13 @@ impl Config {
             }
         }
         // Unknown keys were reported above; extract what is known, leniently.
-        let lenient = strip_unknown(figment, &known)?;
-        let config: Config = lenient.extract().map_err(Box::new)?;
-        config.validate()?;
+        let sources = Sources {
+            file: file.filter(|p| p.exists()).map(Path::to_path_buf),
+            env,
+        };
+        let lenient = strip_unknown(figment, &known).map_err(|e| sources.explain(*e))?;
+        let config: Config = lenient.extract().map_err(|e| sources.explain(e))?;
+        config.validate().map_err(|e| sources.locate(e))?;
         let m = &config.mail;
         if !m.smtp_host.is_empty() && m.smtp_security == SmtpSecurity::Tls && m.smtp_port == 587 {
             warnings.push(
@@ -457,9 +524,10 @@ impl Config {
 
     #[allow(clippy::too_many_lines)]
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, message: &str| {
+        let invalid = |key: &str, message: &str| {
             Err(ConfigError::Invalid {
-                key,
+                key: key.into(),
+                origin: String::new(),
                 message: message.into(),
             })
         };
@@ -627,7 +695,7 @@ impl Config {
                 "argon2 parameters are not valid",
             );
         }
-        Ok(())
+        self.mail.validate_delivery()
     }
 
     pub fn is_https(&self) -> bool {
@@ -706,7 +774,10 @@ fn collect_keys(prefix: &str, dict: &Dict, out: &mut Vec<String>) {
     }
 }
 
-fn strip_unknown(figment: Figment, known: &BTreeSet<String>) -> Result<Figment, ConfigError> {
+fn strip_unknown(
+    figment: Figment,
+    known: &BTreeSet<String>,
+) -> Result<Figment, Box<figment::Error>> {
     let data = figment.data().map_err(Box::new)?;
     let mut merged = Dict::new();
     for dict in data.into_values() {
@@ -724,20 +795,135 @@ fn retain_known(prefix: &str, dict: Dict, known: &BTreeSet<String>) -> Dict {
         } else {
             format!("{prefix}.{key}")
         };
+        let is_section = known.iter().any(|k| k.starts_with(&format!("{path}.")));
         match value {
-            Value::Dict(tag, inner) => {
-                if known.iter().any(|k| k.starts_with(&format!("{path}."))) {
-                    out.insert(key, Value::Dict(tag, retain_known(&path, inner, known)));
-                }
+            Value::Dict(tag, inner) if is_section => {
+                out.insert(key, Value::Dict(tag, retain_known(&path, inner, known)));
             }
+            // A table where a value belongs, or a value where a section belongs, is
+            // kept so that extracting it fails with a message naming the key.
             other => {
-                if known.contains(&path) {
+                if is_section || known.contains(&path) {
                     out.insert(key, other);
                 }
             }
         }
     }
     out
+}
+
+/// Where the configuration came from, to say which source holds a bad value.
+struct Sources {
+    file: Option<PathBuf>,
+    env: Env,
+}
+
+impl Sources {
+    /// " (from PORTAL_X__Y)" or " (in FILE)" for the source that set `key`, the
+    /// later one winning as in loading.
+    fn origin(&self, key: &str) -> String {
+        if Figment::from(self.env.clone()).find_value(key).is_ok() {
+            let var = key.replace('.', "__").to_ascii_uppercase();
+            return format!(" (from {ENV_PREFIX}{var})");
+        }
+        match &self.file {
+            Some(file)
+                if Figment::from(Toml::file_exact(file))
+                    .find_value(key)
+                    .is_ok() =>
+            {
+                format!(" (in {})", file.display())
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// Adds where the value came from to an error found by validation.
+    fn locate(&self, e: ConfigError) -> ConfigError {
+        match e {
+            ConfigError::Invalid { key, message, .. } => ConfigError::Invalid {
+                origin: self.origin(&key),
+                key,
+                message,
+            },
+            other => other,
+        }
+    }
+
+    /// A figment error in plain words: no profile, provider type or Rust type names.
+    fn explain(&self, e: figment::Error) -> ConfigError {
+        // A list item's position comes after the key: `mail.retry_delays_seconds.1`.
+        let item = e.path.iter().position(|p| p.parse::<usize>().is_ok());
+        let key = e.path[..item.unwrap_or(e.path.len())].join(".");
+        if key.is_empty() {
+            let file = self
+                .file
+                .as_ref()
+                .map_or_else(|| "(environment)".into(), |f| f.display().to_string());
+            return ConfigError::File {
+                file,
+                message: e.kind.to_string().trim_end().to_string(),
+            };
+        }
+        let mut message = plain_kind(&key, &e.kind);
+        if let Some(n) = item.and_then(|i| e.path[i].parse::<usize>().ok()) {
+            message = format!("item {} of the list: {message}", n + 1);
+        }
+        ConfigError::Invalid {
+            origin: self.origin(&key),
+            message,
+            key,
+        }
+    }
+}
+
+fn plain_kind(key: &str, kind: &figment::error::Kind) -> String {
+    use figment::error::Kind;
+    match kind {
+        Kind::InvalidType(found, expected) | Kind::InvalidValue(found, expected) => format!(
+            "expected {}, found {}",
+            plain_expected(key, expected),
+            plain_actual(found)
+        ),
+        Kind::UnknownVariant(found, options) => {
+            let options: Vec<String> = options.iter().map(|o| format!("\"{o}\"")).collect();
+            format!("expected one of {}, found \"{found}\"", options.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Serde's name of the expected type, as an admin would say it.
+fn plain_expected(key: &str, expected: &str) -> String {
+    let whole = |max: u16| format!("a whole number from 0 to {max}");
+    match expected {
+        "u8" => whole(u8::MAX.into()),
+        "u16" => whole(u16::MAX),
+        "u32" | "u64" | "usize" => "a whole number (0 or more)".into(),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".into(),
+        "f32" | "f64" => "a number".into(),
+        "a boolean" => "true or false".into(),
+        "a sequence" => "a list such as [\"a\", \"b\"]".into(),
+        "a string" | "text" | "path string" => "text in quotes".into(),
+        s if s.starts_with("struct ") || s == "a map" => format!("a section of keys ([{key}])"),
+        other => other.into(),
+    }
+}
+
+fn plain_actual(found: &figment::error::Actual) -> String {
+    use figment::error::Actual;
+    match found {
+        Actual::Bool(b) => b.to_string(),
+        Actual::Unsigned(n) => n.to_string(),
+        Actual::Signed(n) => n.to_string(),
+        Actual::Float(n) => n.to_string(),
+        Actual::Char(c) => format!("\"{c}\""),
+        Actual::Str(s) => format!("\"{}\"", s.escape_debug()),
+        Actual::Seq => "a list".into(),
+        Actual::Map => "a section of keys".into(),
+        Actual::Unit | Actual::Option => "nothing".into(),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -867,6 +1053,121 @@ mod tests {
             let err = load_toml(&format!("[documents]\n{text}\n")).err().unwrap();
             assert!(err.to_string().contains(key), "{text}: {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod plain_error_tests {
+    use super::*;
+    use std::io::Write;
+
+    fn error_for(text: &str) -> String {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        let err = Config::load_from(Some(file.path()), Env::prefixed("PORTAL_PLAIN_NOTHING_"))
+            .err()
+            .unwrap_or_else(|| panic!("{text:?} was accepted"));
+        let message = err.to_string();
+        for internal in [
+            "default.", "BTreeMap", "src/", "figment", "u32", "u16", "struct ",
+        ] {
+            assert!(!message.contains(internal), "{internal:?} in {message}");
+        }
+        assert!(
+            message.contains(&file.path().display().to_string()),
+            "the file is named: {message}"
+        );
+        message
+    }
+
+    #[test]
+    fn every_invalid_value_gets_a_plain_message_naming_the_key() {
+        let cases = [
+            (
+                "[retention]\nremove_saved_uploads_after_days = -1\n",
+                "`retention.remove_saved_uploads_after_days`",
+                "found -1",
+            ),
+            (
+                "[retention]\nunpublish_after_days = 0.5\n",
+                "`retention.unpublish_after_days`",
+                "found 0.5",
+            ),
+            (
+                "[mail]\nsmtp_port = 70000\n",
+                "`mail.smtp_port`",
+                "from 0 to 65535",
+            ),
+            (
+                "[mail]\nsmtp_security = \"ssl\"\n",
+                "`mail.smtp_security`",
+                "\"starttls\", \"tls\", \"none\"",
+            ),
+            (
+                "[documents]\nindex_text = \"yes\"\n",
+                "`documents.index_text`",
+                "true or false",
+            ),
+            (
+                "[mail]\nstaff_notify = \"a@b.example\"\n",
+                "`mail.staff_notify`",
+                "a list",
+            ),
+            (
+                "[mail]\nretry_delays_seconds = [60, -5]\n",
+                "`mail.retry_delays_seconds`",
+                "found -5",
+            ),
+            (
+                "[mail]\nretry_delays_seconds = []\n",
+                "`mail.retry_delays_seconds`",
+                "between 1 and 86400",
+            ),
+            (
+                "[mail]\ntimeout_seconds = 0\n",
+                "`mail.timeout_seconds`",
+                "between 1 and 300",
+            ),
+            (
+                "[mail]\ntimeout_seconds = 20\nsend_timeout_seconds = 10\n",
+                "`mail.send_timeout_seconds`",
+                "at least",
+            ),
+            ("accounts = 5\n", "`accounts`", "a section"),
+            (
+                "[retention.run_every_minutes]\nx = 1\n",
+                "`retention.run_every_minutes`",
+                "found a section",
+            ),
+            (
+                "[server]\nlisten = \"nowhere\"\n",
+                "`server.listen`",
+                "address and port",
+            ),
+        ];
+        for (text, key, expected) in cases {
+            let message = error_for(text);
+            assert!(message.contains(key), "{key} not in {message}");
+            assert!(message.contains(expected), "{expected:?} not in {message}");
+        }
+        let broken = error_for("[accounts\n");
+        assert!(broken.contains("line 1"), "{broken}");
+    }
+
+    #[test]
+    #[allow(unsafe_code)] // setting environment variables is unsafe since edition 2024
+    fn an_invalid_environment_variable_is_named() {
+        // SAFETY: the variable is unique to this test; nothing else reads it.
+        unsafe { std::env::set_var("PORTAL_PLAINENV_RETENTION__UNPUBLISH_AFTER_DAYS", "-3") };
+        let err = Config::load_from(None, Env::prefixed("PORTAL_PLAINENV_").split("__"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("`retention.unpublish_after_days`") && err.contains("found -3"),
+            "{err}"
+        );
+        assert!(err.contains("RETENTION__UNPUBLISH_AFTER_DAYS"), "{err}");
     }
 }
 

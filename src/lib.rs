@@ -34,6 +34,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
+    hold_search_index(&state).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let jobs = start_jobs(&state, &stop_rx);
     tracing::info!("mail goes to the {}", state.mailer.describe());
@@ -42,13 +43,23 @@ pub async fn serve(
         state.config.server.public_url
     );
 
+    // The background jobs hear the shutdown at once, while HTTP connections drain;
+    // the mail worker then abandons a hung delivery after a few seconds.
+    let stop_tx = std::sync::Arc::new(stop_tx);
+    let stopping = stop_tx.clone();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    };
     let limits = connection_limits(&state.config);
     let listener = tokio::net::TcpListener::from_std(listener)?;
+    let search = state.search.clone();
     let result = infra::web::server::run(listener, app::build(state), limits, shutdown).await;
     let _ = stop_tx.send(true);
     for job in jobs {
         let _ = job.await;
     }
+    search.release_writer();
     tracing::info!("stopped");
     Ok(result?)
 }
@@ -100,6 +111,26 @@ fn repeat(
             }
         }
     })
+}
+
+/// Holds the search index's writer for as long as the server runs, so that a
+/// command that would change the index under it (`portal maintain`, `portal
+/// reindex`) refuses before changing anything, and a second server on the same
+/// data directory does not start.
+async fn hold_search_index(state: &AppState) -> anyhow::Result<()> {
+    let search = state.search.clone();
+    tokio::task::spawn_blocking(move || search.claim_writer())
+        .await?
+        .map_err(|e| {
+            if e.is::<infra::search::IndexInUse>() {
+                anyhow::anyhow!(
+                    "another portal process (`portal serve`, `reindex` or `maintain`) is using the data directory {}; stop it or let it finish first",
+                    state.config.storage.data_dir.display()
+                )
+            } else {
+                e.context("cannot open the search index")
+            }
+        })
 }
 
 fn connection_limits(config: &Config) -> infra::web::server::Limits {

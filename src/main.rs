@@ -4,9 +4,16 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use portal::accounts::AccountError;
+use portal::error::AppError;
 use portal::infra::audit;
 use portal::infra::audit::Actor;
+use portal::infra::mail::{TestOutcome, TryOutcome};
 use portal::{AppState, Config};
+
+/// The longest a command waits on the mail server; what is not sent by then stays
+/// queued for the running portal.
+const COMMAND_MAIL_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Parser)]
 #[command(
@@ -126,8 +133,14 @@ enum ClientCommand {
 
 #[derive(Subcommand)]
 enum MailCommand {
-    /// Show pending, sent and failed mail.
+    /// Show pending, sent, failed and dropped mail, and the last delivery error.
     Status,
+    /// Send a test message now (not through the queue) and show the SMTP conversation.
+    Test {
+        /// Where to send the test message.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -161,22 +174,49 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, loaded.config)) {
+    let result = runtime.block_on(run(cli.command, loaded.config));
+    // Work that cannot be cancelled (a blocking call) does not hold the exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("portal: {e:#}");
+            eprintln!("portal: {}", admin_message(&e));
             std::process::ExitCode::FAILURE
         }
     }
 }
 
+/// Log lines go to standard error, so that standard output holds only what a
+/// command prints (JSON Lines for `audit export`); colour only on a terminal
+/// and without `NO_COLOR`.
 fn init_logging(level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let no_color = std::env::var_os("NO_COLOR").is_some();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .init();
+}
+
+/// An error in words for the admin: the cause of an internal error rather than
+/// the apology the web pages show.
+fn admin_message(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<AppError>() {
+        Some(AppError::Internal(cause)) => format!("{cause:#}"),
+        Some(other) => other.to_string(),
+        None => format!("{e:#}"),
+    }
+}
+
+fn account(e: AccountError) -> anyhow::Error {
+    match e {
+        AccountError::Internal(e) => e.into(),
+        other => anyhow::anyhow!("{other}"),
+    }
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
@@ -205,6 +245,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Staff(cmd) => staff(cmd, &state).await,
         Command::Reindex { retry_failed } => {
+            hold_index(
+                &state,
+                "the search index was not rebuilt",
+                "it rebuilds the index at start when it has drifted from the database",
+            )
+            .await?;
             if retry_failed {
                 let n = portal::documents::content::retry_failed_extractions(&state).await?;
                 println!("Reading the text of {n} PDFs again.");
@@ -214,24 +260,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Maintain => {
+            let every = state.config.retention.run_every_minutes;
+            let hint = format!(
+                "it runs this maintenance itself every {every} minutes (retention.run_every_minutes)"
+            );
+            hold_index(&state, "maintenance did not run", &hint).await?;
             let n = portal::documents::retention::run(&state).await?;
             println!("Removed {n} documents (each removal is in the audit log).");
             Ok(())
         }
         Command::Client(cmd) => client(cmd, &state).await,
-        Command::Mail(MailCommand::Status) => {
-            let status = portal::infra::mail::status(&state.db).await?;
-            println!(
-                "pending: {}\nsent: {}\nfailed: {}",
-                status.pending,
-                status.sent,
-                status.failed.len()
-            );
-            for (id, to, error) in status.failed {
-                println!("  #{id} to {to}: {error}");
-            }
-            Ok(())
-        }
+        Command::Mail(MailCommand::Status) => mail_status(&state).await,
+        Command::Mail(MailCommand::Test { to }) => mail_test(&state, &to).await,
         Command::Theme(_) => Ok(()),
         Command::ExtractText { .. } => {
             anyhow::bail!("extract-text runs before the configuration is loaded")
@@ -279,7 +319,7 @@ async fn staff(cmd: StaffCommand, state: &AppState) -> anyhow::Result<()> {
             };
             let staff = portal::firm::add_staff(state, &email, &name, &password)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(account)?;
             println!("Added staff member {} <{}>.", staff.name, staff.email);
             if generated {
                 println!("Password (shown once): {password}");
@@ -291,10 +331,7 @@ async fn staff(cmd: StaffCommand, state: &AppState) -> anyhow::Result<()> {
             Ok(())
         }
         StaffCommand::List => {
-            for s in portal::firm::list_staff(state)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-            {
+            for s in portal::firm::list_staff(state).await.map_err(account)? {
                 let totp = if s.totp_enabled_at.is_some() {
                     "authenticator set up"
                 } else {
@@ -307,14 +344,14 @@ async fn staff(cmd: StaffCommand, state: &AppState) -> anyhow::Result<()> {
         StaffCommand::Unlock { email } => {
             let s = portal::firm::unlock_staff(state, &email)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(account)?;
             println!("{} can sign in again.", s.email);
             Ok(())
         }
         StaffCommand::ResetTotp { email } => {
             let s = portal::firm::reset_staff_totp(state, &email)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(account)?;
             println!(
                 "{} will set up a new authenticator at the next sign-in.",
                 s.email
@@ -326,39 +363,24 @@ async fn staff(cmd: StaffCommand, state: &AppState) -> anyhow::Result<()> {
 
 async fn client(cmd: ClientCommand, state: &AppState) -> anyhow::Result<()> {
     use portal::accounts::invite;
-    let deliver = async {
-        // Deliver right away so the invitation does not wait for the server to run.
-        state.mailer.deliver_due().await;
-    };
     match cmd {
         ClientCommand::Add { name, email } => {
             let c = invite::invite_client(state, &name, &email, Actor::System, "")
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            deliver.await;
-            println!(
-                "Created the portal for {} and emailed an invitation to {}.",
-                c.name, c.email
-            );
-            println!(
-                "(If mail is not configured, the invitation is in {}.)",
-                state.config.outbox_dir().display()
-            );
+                .map_err(account)?;
+            println!("Created the portal for {} <{}>.", c.name, c.email);
+            send_now(state, &c.email, "invitation").await;
             Ok(())
         }
         ClientCommand::Invite { email } => {
             let c = invite::resend_invitation(state, &email, Actor::System, "")
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            deliver.await;
-            println!("Sent the invitation to {} again.", c.email);
+                .map_err(account)?;
+            send_now(state, &c.email, "new invitation").await;
             Ok(())
         }
         ClientCommand::List => {
-            for c in invite::list_clients(state)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-            {
+            for c in invite::list_clients(state).await.map_err(account)? {
                 let status = if c.signed_up_at.is_some() {
                     "active"
                 } else {
@@ -395,5 +417,119 @@ fn theme_check(mut config: Config, dir: Option<PathBuf>) -> anyhow::Result<()> {
         }
         1 => anyhow::bail!("1 problem found"),
         n => anyhow::bail!("{n} problems found"),
+    }
+}
+
+/// Commands never wait long on a mail server: one short try now, and what is not
+/// sent stays queued for the running portal's worker.
+async fn send_now(state: &AppState, to: &str, what: &str) {
+    let outbox = state.config.mail.smtp_host.is_empty();
+    match state
+        .mailer
+        .try_deliver_latest(to, COMMAND_MAIL_LIMIT)
+        .await
+    {
+        TryOutcome::Delivered if outbox => println!(
+            "The {what} to {to} was written to {} (no SMTP server is configured).",
+            state.config.outbox_dir().display()
+        ),
+        TryOutcome::Delivered => println!("Emailed the {what} to {to}."),
+        TryOutcome::Queued(why) => println!(
+            "The {what} to {to} is queued: it could not be sent just now ({why}). \
+             The running portal keeps trying; see `portal mail status`."
+        ),
+        TryOutcome::NothingPending => println!("The {what} to {to} is queued."),
+    }
+}
+
+/// Takes the search index's writer before a command changes anything: beside a
+/// running portal, which holds it, the command then does nothing at all.
+async fn hold_index(state: &AppState, not_done: &str, hint: &str) -> anyhow::Result<()> {
+    let search = state.search.clone();
+    let held = tokio::task::spawn_blocking(move || search.claim_writer()).await?;
+    held.map_err(|e| {
+        if e.is::<portal::infra::search::IndexInUse>() {
+            anyhow::anyhow!(
+                "{not_done}; nothing was changed. A running portal (`portal serve`) is using the data directory {}: stop it first, or let it do the work: {hint}.",
+                state.config.storage.data_dir.display()
+            )
+        } else {
+            anyhow::anyhow!("{not_done}; nothing was changed. The search index cannot be written: {e:#}")
+        }
+    })
+}
+
+/// A time as "2025-03-01 14:05 UTC (12 min ago)".
+fn when(at: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    let date = time::OffsetDateTime::from_unix_timestamp(at)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| at.to_string());
+    format!("{date} ({} ago)", portal::infra::mail::age(at))
+}
+
+async fn mail_status(state: &AppState) -> anyhow::Result<()> {
+    let status = portal::infra::mail::status(&state.db).await?;
+    let h = &status.health;
+    match h.oldest_pending_at {
+        Some(at) => println!("pending: {} (oldest queued {})", status.pending, when(at)),
+        None => println!("pending: 0"),
+    }
+    match h.last_sent_at {
+        Some(at) => println!("sent: {} (last delivered {})", status.sent, when(at)),
+        None => println!("sent: {}", status.sent),
+    }
+    println!("failed: {}", status.failed.len());
+    for (id, to, error) in &status.failed {
+        println!("  #{id} to {to}: {error}");
+    }
+    println!("dropped: {}", status.dropped.len());
+    for d in &status.dropped {
+        let last = d
+            .last_error
+            .as_deref()
+            .map_or(String::new(), |e| format!("; last error: {e}"));
+        println!(
+            "  #{} to {}: its access code expired ({}) before it could be delivered{last}",
+            d.id,
+            d.to,
+            when(d.expired_at)
+        );
+    }
+    match (&h.last_error, h.last_error_at) {
+        (Some(error), Some(at)) => println!("last delivery error: {} {error}", when(at)),
+        _ => println!("last delivery error: none"),
+    }
+    Ok(())
+}
+
+async fn mail_test(state: &AppState, to: &str) -> anyhow::Result<()> {
+    let email = state
+        .email("mail_test", minijinja::context! { to })
+        .map_err(|e| anyhow::anyhow!(admin_message(&e.into())))?;
+    println!(
+        "Sending a test message to {to} through the {}.",
+        state.mailer.describe()
+    );
+    let mut log = |step: portal::infra::smtp::Step, reply: String| {
+        println!("  ok      {:<14} {reply}", step.label());
+    };
+    match state.mailer.send_test(to, &email, &mut log).await {
+        Ok(TestOutcome::Accepted) => {
+            println!("The SMTP server accepted the test message for {to}.");
+            Ok(())
+        }
+        Ok(TestOutcome::WrittenTo(path)) => {
+            println!(
+                "No SMTP server is configured (mail.smtp_host is empty): the test message was written to {}.",
+                path.display()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            println!("  FAILED  {}", e.message);
+            anyhow::bail!("the test message was not delivered: {}", e.message)
+        }
     }
 }

@@ -196,9 +196,11 @@ pub async fn send_code(
             let current = repo::flow(tx, &flow_hash)?.ok_or(AccountError::FlowExpired)?;
             per_flow_limits(&current)?;
             let stored = deliver.then_some(code_hash.as_slice());
-            repo::set_flow_code(tx, &flow_hash, stored, now() + i64::from(ttl_minutes) * 60)?;
+            let expires_at = now() + i64::from(ttl_minutes) * 60;
+            repo::set_flow_code(tx, &flow_hash, stored, expires_at)?;
             if deliver {
-                mail::queue(tx, &to, &rendered)?;
+                // Mail that would arrive after the code expired is dropped, not sent late.
+                mail::queue_expiring(tx, &to, &rendered, expires_at)?;
             }
             audit::record(
                 tx,

@@ -164,12 +164,40 @@ async fn home_page(
     let clients = invite::list_clients(state).await.map_err(bad_request)?;
     let requests = super::open_requests(state).await.map_err(bad_request)?;
     let status = form_status(&msgs.error);
+    let mail = mail_panel(state).await?;
     let ctx = context! {
         clients => minijinja::Value::from(minijinja::value::Serde(&clients)),
         requests => minijinja::Value::from(minijinja::value::Serde(&requests)),
+        mail => minijinja::Value::from(minijinja::value::Serde(&mail)),
         error => msgs.error, notice => msgs.notice,
     };
     staff_page(req, state, who, "staff/home.html", status, ctx)
+}
+
+/// The mail worker's health, for the panel on the staff home page.
+#[derive(serde::Serialize)]
+struct MailPanel {
+    pending: i64,
+    oldest_age: Option<String>,
+    last_error: Option<String>,
+    last_error_at: Option<i64>,
+    /// Mail went out after the last error.
+    recovered: bool,
+    failed: i64,
+    dropped: i64,
+}
+
+async fn mail_panel(state: &AppState) -> AppResult<MailPanel> {
+    let h = crate::infra::mail::health(&state.db).await?;
+    Ok(MailPanel {
+        pending: h.pending,
+        oldest_age: h.oldest_pending_at.map(crate::infra::mail::age),
+        recovered: matches!((h.last_sent_at, h.last_error_at), (Some(s), Some(e)) if s >= e),
+        last_error: h.last_error,
+        last_error_at: h.last_error_at,
+        failed: h.failed,
+        dropped: h.dropped,
+    })
 }
 
 #[handler]

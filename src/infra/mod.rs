@@ -11,6 +11,7 @@ pub mod mail;
 pub mod ratelimit;
 pub mod render;
 pub mod search;
+pub mod smtp;
 pub mod storage;
 pub mod text;
 pub mod web;

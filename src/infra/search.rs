@@ -20,6 +20,14 @@ use tantivy::{
     TERMINATED, TantivyDocument, Term, doc,
 };
 
+/// Another process (a running `portal serve`, or a `portal reindex`) holds the
+/// index's writer.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the search index is in use by a running portal; stop it first (it also repairs the index at start)"
+)]
+pub struct IndexInUse;
+
 pub struct SearchIndex {
     index: Index,
     /// Opened on the first write: tantivy's writer lock is exclusive to one
@@ -110,9 +118,7 @@ impl SearchIndex {
             .map_err(|_| anyhow::anyhow!("search index writer poisoned"))?;
         if slot.is_none() {
             let writer = self.index.writer(32 * 1024 * 1024).map_err(|e| match e {
-                tantivy::TantivyError::LockFailure(..) => anyhow::anyhow!(
-                    "the search index is in use by a running portal; stop it first (it also repairs the index at start)"
-                ),
+                tantivy::TantivyError::LockFailure(..) => anyhow::Error::new(IndexInUse),
                 other => other.into(),
             })?;
             *slot = Some(writer);
@@ -121,6 +127,22 @@ impl SearchIndex {
             .as_mut()
             .ok_or_else(|| anyhow::anyhow!("search index writer missing"))?;
         f(writer)
+    }
+
+    /// Opens the writer now, if it is not open yet. A command that will change the
+    /// index calls this before it changes anything else, and `serve` holds the
+    /// writer while it runs, so beside a running portal such a command does
+    /// nothing rather than half its work.
+    pub fn claim_writer(&self) -> anyhow::Result<()> {
+        self.with_writer(|_| Ok(()))
+    }
+
+    /// Lets go of the writer (and its lock on the index directory), as `serve`
+    /// does when it stops; the next write opens it again.
+    pub fn release_writer(&self) {
+        if let Ok(mut slot) = self.writer.lock() {
+            slot.take();
+        }
     }
 
     /// How many documents the index holds.

@@ -375,13 +375,21 @@ fn staff_home() -> Vec<Sample> {
         message: "Please set up a portal.".into(),
         created_at: JAN_1,
     };
+    let troubled_mail = context! {
+        pending => 2, oldest_age => "3 minutes", last_error => "connection timed out",
+        last_error_at => JAN_2, recovered => false, failed => 1, dropped => 1,
+    };
+    let quiet_mail = context! {
+        pending => 0, oldest_age => None::<&str>, last_error => None::<&str>,
+        last_error_at => None::<i64>, recovered => false, failed => 0, dropped => 0,
+    };
     let full = context! {
         clients => Value::from(Serde(clients())), requests => Value::from(Serde(vec![request])),
-        error => ERROR, notice => "Invitation sent.",
+        error => ERROR, notice => "Invitation sent.", mail => troubled_mail,
     };
     let empty = context! {
         clients => Vec::<Value>::new(), requests => Vec::<Value>::new(), error => None::<&str>,
-        notice => None::<&str>,
+        notice => None::<&str>, mail => quiet_mail,
     };
     vec![
         sample("staff/home.html", "", staff_page("/staff", full)),
@@ -499,6 +507,11 @@ fn account_emails() -> Vec<Sample> {
             "email/signup_exists",
             "",
             context! { email => "jane@example.com" },
+        ),
+        sample(
+            "email/mail_test",
+            "",
+            context! { to => "admin@smithlee.example" },
         ),
     ]
 }

@@ -3,13 +3,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-fn portal(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_portal"));
-    c.current_dir(dir)
-        .env_remove("PORTAL_CONFIG")
-        .env("PORTAL_THEME__STRICT_VARIABLES", "true");
-    c
-}
+use crate::common::{portal_binary as portal, spawn_serve};
 
 #[test]
 fn admin_commands_and_serve_work_from_the_binary() {
@@ -107,16 +101,7 @@ fn admin_commands_and_serve_work_from_the_binary() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("server.listen"));
 
     // serve prints where it runs, answers, and stops cleanly on SIGTERM.
-    let mut server = portal(dir.path())
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let (mut server, first) = spawn_serve(dir.path());
     assert!(
         first.contains(&format!("http://127.0.0.1:{port}")),
         "{first}"
@@ -182,6 +167,8 @@ async fn a_server_error_page_quotes_a_request_id_found_in_the_log() {
         .spawn()
         .unwrap();
     let log = collect_output(&mut server);
+    // Stopped even when an assertion below fails.
+    let _server = KillOnDrop(server);
     let serving = regex::Regex::new(r"serving on (http://127\.0\.0\.1:\d+)").unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let url = loop {
@@ -229,11 +216,16 @@ async fn a_server_error_page_quotes_a_request_id_found_in_the_log() {
     let missing = browser.get("/no-such-page").await;
     assert_eq!(missing.status, 404);
     assert!(!missing.body.contains("reference"));
-    Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    server.wait().unwrap();
+}
+
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// A theme directory holding `files` (path under it, source).

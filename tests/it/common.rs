@@ -1,7 +1,7 @@
 //! Test harness: the real portal on 127.0.0.1:0 with a temp data directory, a real
 //! SMTP server on loopback that receives its mail, and a cookie-keeping browser.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,6 +50,8 @@ pub struct Smtp {
     mails: Arc<Mutex<Vec<Mail>>>,
     arrived: Arc<Notify>,
     down: Arc<AtomicBool>,
+    hung: Arc<AtomicBool>,
+    connections: Arc<AtomicUsize>,
 }
 
 impl Smtp {
@@ -60,6 +62,8 @@ impl Smtp {
             mails: Arc::default(),
             arrived: Arc::default(),
             down: Arc::default(),
+            hung: Arc::default(),
+            connections: Arc::default(),
         };
         let server = smtp.clone();
         tokio::spawn(async move {
@@ -76,7 +80,25 @@ impl Smtp {
         self.down.store(down, Ordering::SeqCst);
     }
 
+    /// While hung, every new connection is accepted and then never answered (a
+    /// stuck relay); it stays open until the client gives up.
+    pub fn set_hung(&self, hung: bool) {
+        self.hung.store(hung, Ordering::SeqCst);
+    }
+
+    /// How many connections the server has accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
     async fn session(&self, stream: tokio::net::TcpStream) {
+        self.connections.fetch_add(1, Ordering::SeqCst);
+        if self.hung.load(Ordering::SeqCst) {
+            let mut stream = stream;
+            let mut sink = Vec::new();
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut sink).await;
+            return;
+        }
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read).lines();
         if self.down.load(Ordering::SeqCst) {
@@ -280,7 +302,27 @@ impl TestPortal {
         let addr = listener.local_addr().unwrap();
         config.server.listen = addr.to_string();
         config.server.public_url = format!("http://{addr}");
-        Self::launch(config, listener, smtp, dir)
+        let portal = Self::launch(config, listener, smtp, dir);
+        portal.wait_until_ready().await;
+        portal
+    }
+
+    /// Waits (up to 10 s) until the server answers its health check.
+    pub async fn wait_until_ready(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let client = reqwest::Client::new();
+        while !client
+            .get(format!("{}/healthz", self.url))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the portal did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn browser(&self) -> Browser {
@@ -839,4 +881,34 @@ impl Browser {
         assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
         r.headers["upload-complete"].to_str().unwrap().to_string()
     }
+}
+
+// ---------- the portal binary ----------
+
+/// The `portal` binary, run in `dir` without a configuration from the environment.
+/// `PORTAL_TEST_BIN` names a copy of it, for when other builds share the target dir.
+pub fn portal_binary(dir: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new(portal_bin());
+    c.current_dir(dir)
+        .env_remove("PORTAL_CONFIG")
+        .env_remove("NO_COLOR")
+        // Undefined template variables fail the test instead of rendering empty.
+        .env("PORTAL_THEME__STRICT_VARIABLES", "true");
+    c
+}
+
+/// Starts `portal serve` in `dir`; returns it and the first line it printed.
+pub fn spawn_serve(dir: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut server = portal_binary(dir)
+        .arg("serve")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    (server, first)
 }

@@ -16,6 +16,7 @@ mod cli;
 mod common;
 mod documents;
 mod documents_abuse;
+mod mail;
 mod network;
 mod pdf_bombs;
 mod platform;
