@@ -57,6 +57,47 @@ pub struct Documents {
     pub extract_program: String,
 }
 
+impl Documents {
+    fn validate(&self) -> Result<(), ConfigError> {
+        at_least_one(&[
+            ("documents.max_file_mb", self.max_file_mb),
+            ("documents.client_quota_mb", self.client_quota_mb),
+            (
+                "documents.max_files_per_upload",
+                u64::from(self.max_files_per_upload),
+            ),
+        ])?;
+        if self.upload_folders.is_empty()
+            || self
+                .upload_folders
+                .iter()
+                .any(|f| crate::infra::text::folder_path(f).is_none())
+        {
+            return invalid(
+                "documents.upload_folders",
+                "expected a list of folder names such as [\"Uploaded\"]",
+            );
+        }
+        within(
+            "documents.uploads_per_hour",
+            u64::from(self.uploads_per_hour),
+            1,
+            100_000,
+        )?;
+        within(
+            "documents.extract_memory_mb",
+            self.extract_memory_mb,
+            128,
+            65536,
+        )?;
+        within("documents.extract_seconds", self.extract_seconds, 1, 3600)?;
+        if !self.extract_program.is_empty() && !Path::new(&self.extract_program).is_file() {
+            return invalid("documents.extract_program", "the file does not exist");
+        }
+        Ok(())
+    }
+}
+
 impl Default for Documents {
     fn default() -> Self {
         Documents {
@@ -130,6 +171,40 @@ pub struct Server {
 }
 
 impl Server {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return invalid(
+                "server.listen",
+                "expected an address and port such as 127.0.0.1:8080",
+            );
+        }
+        if let Err(entry) = self.proxy_networks() {
+            return invalid(
+                "server.trusted_proxies",
+                &format!("`{entry}` is not an IP address or network such as 10.0.0.0/8"),
+            );
+        }
+        at_least_one(&[
+            ("server.max_connections", u64::from(self.max_connections)),
+            (
+                "server.header_timeout_seconds",
+                u64::from(self.header_timeout_seconds),
+            ),
+            (
+                "server.body_timeout_seconds",
+                u64::from(self.body_timeout_seconds),
+            ),
+            (
+                "server.send_timeout_seconds",
+                u64::from(self.send_timeout_seconds),
+            ),
+        ])?;
+        match url::Url::parse(&self.public_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+            _ => invalid("server.public_url", "expected an http:// or https:// URL"),
+        }
+    }
+
     /// The parsed `trusted_proxies`, or the first entry that is not an address or
     /// network.
     pub fn proxy_networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
@@ -318,17 +393,38 @@ impl Default for Mail {
 
 impl Mail {
     /// The delivery timings: timeouts and the retry schedule.
-    fn validate_delivery(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, message: &str| {
-            Err(ConfigError::Invalid {
-                key: key.into(),
-                origin: String::new(),
-                message: message.into(),
-            })
-        };
-        if !(1..=300).contains(&self.timeout_seconds) {
-            return invalid("mail.timeout_seconds", "must be between 1 and 300");
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.from.parse::<lettre::message::Mailbox>().is_err() {
+            return invalid(
+                "mail.from",
+                "expected an address such as \"Firm <portal@example.com>\"",
+            );
         }
+        if self
+            .staff_notify
+            .iter()
+            .any(|a| a.trim().parse::<lettre::Address>().is_err())
+        {
+            return invalid("mail.staff_notify", "expected a list of email addresses");
+        }
+        at_least_one(&[("mail.max_attempts", u64::from(self.max_attempts))])?;
+        within(
+            "mail.staff_notify_batch_minutes",
+            u64::from(self.staff_notify_batch_minutes),
+            1,
+            1440,
+        )?;
+        self.validate_delivery()
+    }
+
+    /// The delivery timings: timeouts and the retry schedule.
+    fn validate_delivery(&self) -> Result<(), ConfigError> {
+        within(
+            "mail.timeout_seconds",
+            u64::from(self.timeout_seconds),
+            1,
+            300,
+        )?;
         if self.send_timeout_seconds < self.timeout_seconds || self.send_timeout_seconds > 600 {
             return invalid(
                 "mail.send_timeout_seconds",
@@ -346,10 +442,12 @@ impl Mail {
                 "expected a list of delays in seconds, each between 1 and 86400, such as [60, 300, 3600]",
             );
         }
-        if !(1..=600).contains(&self.code_retry_seconds) {
-            return invalid("mail.code_retry_seconds", "must be between 1 and 600");
-        }
-        Ok(())
+        within(
+            "mail.code_retry_seconds",
+            u64::from(self.code_retry_seconds),
+            1,
+            600,
+        )
     }
 }
 
@@ -383,6 +481,59 @@ pub struct Accounts {
     pub staff_totp_max_failures: u32,
 }
 
+impl Accounts {
+    fn validate(&self) -> Result<(), ConfigError> {
+        at_least_one(&[
+            (
+                "accounts.session_idle_minutes",
+                u64::from(self.session_idle_minutes),
+            ),
+            (
+                "accounts.session_max_hours",
+                u64::from(self.session_max_hours),
+            ),
+            (
+                "accounts.trusted_device_days",
+                u64::from(self.trusted_device_days),
+            ),
+            (
+                "accounts.code_max_attempts",
+                u64::from(self.code_max_attempts),
+            ),
+            (
+                "accounts.codes_per_email_per_hour",
+                u64::from(self.codes_per_email_per_hour),
+            ),
+            (
+                "accounts.codes_per_ip_per_hour",
+                u64::from(self.codes_per_ip_per_hour),
+            ),
+            ("accounts.lockout_after", u64::from(self.lockout_after)),
+            (
+                "accounts.codes_per_account_per_hour",
+                u64::from(self.codes_per_account_per_hour),
+            ),
+            (
+                "accounts.staff_totp_max_failures",
+                u64::from(self.staff_totp_max_failures),
+            ),
+        ])?;
+        within(
+            "accounts.code_ttl_minutes",
+            u64::from(self.code_ttl_minutes),
+            1,
+            10,
+        )?;
+        if self.lockout_after > 20 {
+            return invalid("accounts.lockout_after", "must be at most 20");
+        }
+        if self.staff_totp_max_failures > 100 {
+            return invalid("accounts.staff_totp_max_failures", "must be at most 100");
+        }
+        Ok(())
+    }
+}
+
 impl Default for Accounts {
     fn default() -> Self {
         Accounts {
@@ -408,6 +559,24 @@ pub struct Security {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
+}
+
+impl Security {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.argon2_memory_kib < 8 || self.argon2_iterations == 0 {
+            return invalid(
+                "security.argon2_memory_kib",
+                "argon2 parameters are too small",
+            );
+        }
+        if crate::infra::crypto::PasswordHasher::new(self).is_err() {
+            return invalid(
+                "security.argon2_memory_kib",
+                "argon2 parameters are not valid",
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Default for Security {
@@ -522,50 +691,28 @@ impl Config {
         Ok(Loaded { config, warnings })
     }
 
-    #[allow(clippy::too_many_lines)]
+    /// The rules a value's type cannot express, section by section.
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, message: &str| {
-            Err(ConfigError::Invalid {
-                key: key.into(),
-                origin: String::new(),
-                message: message.into(),
-            })
-        };
-        if self.server.listen.parse::<SocketAddr>().is_err() {
+        self.server.validate()?;
+        self.validate_branding()?;
+        self.mail.validate()?;
+        self.accounts.validate()?;
+        self.documents.validate()?;
+        at_least_one(&[(
+            "retention.run_every_minutes",
+            u64::from(self.retention.run_every_minutes),
+        )])?;
+        self.security.validate()?;
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid(
-                "server.listen",
-                "expected an address and port such as 127.0.0.1:8080",
+                "log.level",
+                "expected error, warn, info, debug or a filter such as portal=debug",
             );
         }
-        if let Err(entry) = self.server.proxy_networks() {
-            return invalid(
-                "server.trusted_proxies",
-                &format!("`{entry}` is not an IP address or network such as 10.0.0.0/8"),
-            );
-        }
-        for (key, value) in [
-            ("server.max_connections", self.server.max_connections),
-            (
-                "server.header_timeout_seconds",
-                self.server.header_timeout_seconds,
-            ),
-            (
-                "server.body_timeout_seconds",
-                self.server.body_timeout_seconds,
-            ),
-            (
-                "server.send_timeout_seconds",
-                self.server.send_timeout_seconds,
-            ),
-        ] {
-            if value == 0 {
-                return invalid(key, "expected a whole number above 0");
-            }
-        }
-        match url::Url::parse(&self.server.public_url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-            _ => return invalid("server.public_url", "expected an http:// or https:// URL"),
-        }
+        Ok(())
+    }
+
+    fn validate_branding(&self) -> Result<(), ConfigError> {
         for (key, colour) in [
             ("branding.primary_color", &self.branding.primary_color),
             ("branding.accent_color", &self.branding.accent_color),
@@ -580,122 +727,7 @@ impl Config {
         if !self.theme.dir.is_empty() && !Path::new(&self.theme.dir).is_dir() {
             return invalid("theme.dir", "the directory does not exist");
         }
-        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
-            return invalid(
-                "mail.from",
-                "expected an address such as \"Firm <portal@example.com>\"",
-            );
-        }
-        let a = &self.accounts;
-        for (key, value) in [
-            ("accounts.session_idle_minutes", a.session_idle_minutes),
-            ("accounts.session_max_hours", a.session_max_hours),
-            ("accounts.trusted_device_days", a.trusted_device_days),
-            ("accounts.code_max_attempts", a.code_max_attempts),
-            (
-                "accounts.codes_per_email_per_hour",
-                a.codes_per_email_per_hour,
-            ),
-            ("accounts.codes_per_ip_per_hour", a.codes_per_ip_per_hour),
-            ("accounts.lockout_after", a.lockout_after),
-            (
-                "accounts.codes_per_account_per_hour",
-                a.codes_per_account_per_hour,
-            ),
-            (
-                "accounts.staff_totp_max_failures",
-                a.staff_totp_max_failures,
-            ),
-            ("mail.max_attempts", self.mail.max_attempts),
-        ] {
-            if value == 0 {
-                return invalid(key, "must be at least 1");
-            }
-        }
-        let d = &self.documents;
-        for (key, value) in [
-            ("documents.max_file_mb", d.max_file_mb),
-            ("documents.client_quota_mb", d.client_quota_mb),
-            (
-                "documents.max_files_per_upload",
-                u64::from(d.max_files_per_upload),
-            ),
-            (
-                "retention.run_every_minutes",
-                u64::from(self.retention.run_every_minutes),
-            ),
-        ] {
-            if value == 0 {
-                return invalid(key, "must be at least 1");
-            }
-        }
-        if d.upload_folders.is_empty()
-            || d.upload_folders
-                .iter()
-                .any(|f| crate::documents::folder::clean(f).is_none())
-        {
-            return invalid(
-                "documents.upload_folders",
-                "expected a list of folder names such as [\"Uploaded\"]",
-            );
-        }
-        if !(1..=100_000).contains(&d.uploads_per_hour) {
-            return invalid("documents.uploads_per_hour", "must be between 1 and 100000");
-        }
-        if !(1..=1440).contains(&self.mail.staff_notify_batch_minutes) {
-            return invalid(
-                "mail.staff_notify_batch_minutes",
-                "must be between 1 and 1440 (a day)",
-            );
-        }
-        if !(128..=65536).contains(&d.extract_memory_mb) {
-            return invalid(
-                "documents.extract_memory_mb",
-                "must be between 128 and 65536 (MiB)",
-            );
-        }
-        if !(1..=3600).contains(&d.extract_seconds) {
-            return invalid("documents.extract_seconds", "must be between 1 and 3600");
-        }
-        if !d.extract_program.is_empty() && !Path::new(&d.extract_program).is_file() {
-            return invalid("documents.extract_program", "the file does not exist");
-        }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return invalid(
-                "log.level",
-                "expected error, warn, info, debug or a filter such as portal=debug",
-            );
-        }
-        if self
-            .mail
-            .staff_notify
-            .iter()
-            .any(|a| crate::accounts::email::Email::parse(a).is_err())
-        {
-            return invalid("mail.staff_notify", "expected a list of email addresses");
-        }
-        if !(1..=10).contains(&a.code_ttl_minutes) {
-            return invalid("accounts.code_ttl_minutes", "must be between 1 and 10");
-        }
-        if a.lockout_after > 20 {
-            return invalid("accounts.lockout_after", "must be at most 20");
-        }
-        if a.staff_totp_max_failures > 100 {
-            return invalid("accounts.staff_totp_max_failures", "must be at most 100");
-        }
-        if self.security.argon2_memory_kib < 8 || self.security.argon2_iterations == 0 {
-            return invalid(
-                "security.argon2_memory_kib",
-                "argon2 parameters are too small",
-            );
-        }
-        if crate::infra::crypto::PasswordHasher::new(&self.security).is_err() {
-            return invalid(
-                "security.argon2_memory_kib",
-                "argon2 parameters are not valid",
-            );
-        }
-        self.mail.validate_delivery()
+        Ok(())
     }
 
     pub fn is_https(&self) -> bool {
@@ -742,6 +774,31 @@ fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         }
     }
     d.deserialize_any(Text)
+}
+
+fn invalid(key: &str, message: &str) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid {
+        key: key.into(),
+        origin: String::new(),
+        message: message.into(),
+    })
+}
+
+/// Refuses the first of `values` that is 0.
+fn at_least_one(values: &[(&str, u64)]) -> Result<(), ConfigError> {
+    match values.iter().find(|(_, value)| *value == 0) {
+        Some((key, _)) => invalid(key, "must be at least 1"),
+        None => Ok(()),
+    }
+}
+
+/// Refuses `value` outside `low..=high`.
+fn within(key: &str, value: u64, low: u64, high: u64) -> Result<(), ConfigError> {
+    if (low..=high).contains(&value) {
+        Ok(())
+    } else {
+        invalid(key, &format!("must be between {low} and {high}"))
+    }
 }
 
 fn is_hex_colour(s: &str) -> bool {

@@ -5,19 +5,7 @@
 
 use crate::infra::text::strip_invisible;
 
-/// A folder path made of up to four parts separated by `/`, each trimmed and
-/// free of control and format characters; `None` when nothing usable is left.
-pub fn clean(input: &str) -> Option<String> {
-    let parts: Vec<String> = strip_invisible(input)
-        .split('/')
-        .map(|p| p.trim().to_string())
-        .filter(|p| !p.is_empty() && p != "." && p != "..")
-        .collect();
-    if parts.is_empty() || parts.len() > 4 || parts.iter().any(|p| p.chars().count() > 60) {
-        return None;
-    }
-    Some(parts.join(" / "))
-}
+pub use crate::infra::text::folder_path as clean;
 
 /// A file name safe to show and to offer in a download: no path, no control or
 /// format characters, reserved characters replaced, at most 150 characters

@@ -26,6 +26,20 @@ pub fn strip_invisible(input: &str) -> String {
     input.chars().filter(|c| !is_invisible(*c)).collect()
 }
 
+/// A folder path made of up to four parts separated by `/`, each trimmed and
+/// free of control and format characters; `None` when nothing usable is left.
+pub fn folder_path(input: &str) -> Option<String> {
+    let parts: Vec<String> = strip_invisible(input)
+        .split('/')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty() && p != "." && p != "..")
+        .collect();
+    if parts.is_empty() || parts.len() > 4 || parts.iter().any(|p| p.chars().count() > 60) {
+        return None;
+    }
+    Some(parts.join(" / "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
