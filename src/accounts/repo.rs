@@ -216,25 +216,29 @@ pub struct Flow {
     pub next_path: Option<String>,
 }
 
-pub struct NewFlow<'a> {
-    pub token_hash: &'a [u8],
-    pub purpose: &'a str,
-    pub stage: &'a str,
-    pub email: &'a str,
-    pub name: Option<&'a str>,
+/// A flow about to begin; its token hash and lifetime are given apart.
+pub struct NewFlow {
+    pub purpose: &'static str,
+    pub stage: &'static str,
+    pub email: String,
+    pub name: Option<String>,
     pub client_id: Option<i64>,
     pub staff_id: Option<i64>,
-    pub next_path: Option<&'a str>,
-    pub lifetime_secs: i64,
+    pub next_path: Option<String>,
 }
 
-pub fn insert_flow(conn: &Connection, f: NewFlow) -> rusqlite::Result<()> {
+pub fn insert_flow(
+    conn: &Connection,
+    token_hash: &[u8],
+    f: &NewFlow,
+    lifetime_secs: i64,
+) -> rusqlite::Result<()> {
     let t = now();
     conn.execute("DELETE FROM auth_flows WHERE expires_at < ?1", [t])?;
     conn.execute(
         "INSERT INTO auth_flows (token_hash, purpose, stage, email, name, client_id, staff_id, next_path, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![f.token_hash, f.purpose, f.stage, f.email, f.name, f.client_id, f.staff_id, f.next_path, t, t + f.lifetime_secs],
+        params![token_hash, f.purpose, f.stage, f.email, f.name, f.client_id, f.staff_id, f.next_path, t, t + lifetime_secs],
     )?;
     Ok(())
 }

@@ -2,17 +2,18 @@
 
 use minijinja::context;
 
-use super::codes::{self, FlowStart, Purpose, Requester, Started};
+use super::codes::{self, NewFlow, Purpose, Requester, Started};
 use super::email::Email;
 use super::repo::{self, Client, ClientEmail, Device, SessionInfo};
 use super::session::{self, Subject};
 use super::{AccountError, AccountResult, pin, throttle};
 use crate::app::AppState;
 use crate::error::AppResult;
-use crate::infra::audit::{self, Actor, Entry};
+use crate::infra::audit::Actor;
 use crate::infra::crypto::token_hash;
 use crate::infra::db::DbError;
 use crate::infra::mail;
+use crate::infra::render::RenderedEmail;
 use crate::infra::web::Visitor;
 
 #[derive(serde::Serialize)]
@@ -50,16 +51,8 @@ fn record(
     detail: &str,
     visitor: &Visitor,
 ) -> rusqlite::Result<()> {
-    audit::append(
-        tx,
-        Entry {
-            actor: Actor::Client(client.public_id.clone()),
-            event,
-            subject,
-            detail,
-            ip: &visitor.ip,
-        },
-    )
+    let actor = Actor::Client(client.public_id.clone());
+    super::signin::audit(tx, actor, event, subject, detail, visitor)
 }
 
 /// A flow of `purpose` that belongs to this client, or `FlowExpired`.
@@ -74,6 +67,101 @@ async fn own_flow(
         return Err(AccountError::FlowExpired);
     }
     Ok(flow)
+}
+
+/// Starts a flow of `purpose` for this client and sends its code to `address`.
+/// A `secret` (the new PIN's hash) waits in the flow until the code confirms it.
+async fn start_flow(
+    state: &AppState,
+    client: &Client,
+    purpose: Purpose,
+    address: &str,
+    secret: Option<String>,
+    visitor: &Visitor,
+) -> AccountResult<Started> {
+    let new = NewFlow {
+        client_id: Some(client.id),
+        ..purpose.flow("code", address)
+    };
+    let started = codes::start(state, new).await?;
+    if let Some(secret) = secret {
+        let flow_hash = started.flow.token_hash.clone();
+        state
+            .db
+            .write(move |tx| {
+                repo::set_flow_secret(tx, &flow_hash, &secret).map_err(AccountError::from)
+            })
+            .await?;
+    }
+    codes::send_code(state, &started.flow, visitor, Requester::Account(client.id)).await?;
+    Ok(started)
+}
+
+/// "Send a new code" on the code page of a change.
+pub async fn resend(
+    state: &AppState,
+    client: &Client,
+    token: Option<&str>,
+    purpose: Purpose,
+    visitor: &Visitor,
+) -> AccountResult<repo::Flow> {
+    let flow = own_flow(state, client, token, purpose).await?;
+    codes::send_code(state, &flow, visitor, Requester::Account(client.id)).await?;
+    Ok(flow)
+}
+
+/// The code of a change of address checked: the flow and the address it was for.
+async fn confirmed_address(
+    state: &AppState,
+    client: &Client,
+    token: Option<&str>,
+    purpose: Purpose,
+    code: &str,
+) -> AccountResult<(repo::Flow, Email)> {
+    let flow = own_flow(state, client, token, purpose).await?;
+    codes::verify_code(state, &flow, code, "done").await?;
+    let email = codes::flow_email(&flow)?;
+    Ok((flow, email))
+}
+
+/// How a confirmed address joins the portal.
+struct AddressChange {
+    /// Whether the address belonging to `owner` keeps it from `client`.
+    taken: fn(owner: i64, client: i64) -> bool,
+    apply: fn(&rusqlite::Connection, i64, &Email) -> rusqlite::Result<()>,
+    /// Sent to the sign-in address the client has before the change.
+    notice: RenderedEmail,
+    event: &'static str,
+    detail: String,
+}
+
+/// Ends the flow and applies the change, unless the address has become another's
+/// meanwhile. Returns the address.
+async fn change_address(
+    state: &AppState,
+    client: &Client,
+    flow: repo::Flow,
+    email: Email,
+    change: AddressChange,
+    visitor: &Visitor,
+) -> AccountResult<String> {
+    let (c, v) = (client.clone(), visitor.clone());
+    let changed = state
+        .db
+        .write(move |tx| {
+            repo::delete_flow(tx, &flow.token_hash)?;
+            let owner = repo::email_owner(tx, &email.key)?;
+            if owner.is_some_and(|(owner, _)| (change.taken)(owner, c.id)) {
+                return Ok(Err(AccountError::EmailTaken));
+            }
+            (change.apply)(tx, c.id, &email)?;
+            mail::queue(tx, &c.email, &change.notice)?;
+            record(tx, &c, change.event, &email.address, &change.detail, &v)?;
+            Ok::<_, AccountError>(Ok(email.address.clone()))
+        })
+        .await??;
+    state.mailer.wake();
+    Ok(changed)
 }
 
 // ---- Merge Emails ----
@@ -97,32 +185,7 @@ pub async fn merge_start(
             "That address is already part of your portal.".into(),
         ));
     }
-    let started = codes::start(
-        state,
-        FlowStart {
-            purpose: Purpose::Merge,
-            stage: "code",
-            email: &email.address,
-            name: None,
-            client_id: Some(client.id),
-            staff_id: None,
-            next_path: None,
-        },
-    )
-    .await?;
-    codes::send_code(state, &started.flow, visitor, Requester::Account(client.id)).await?;
-    Ok(started)
-}
-
-pub async fn merge_resend(
-    state: &AppState,
-    client: &Client,
-    token: Option<&str>,
-    visitor: &Visitor,
-) -> AccountResult<repo::Flow> {
-    let flow = own_flow(state, client, token, Purpose::Merge).await?;
-    codes::send_code(state, &flow, visitor, Requester::Account(client.id)).await?;
-    Ok(flow)
+    start_flow(state, client, Purpose::Merge, &email.address, None, visitor).await
 }
 
 /// "Verify Code": the address joins this portal as a merged address.
@@ -133,26 +196,17 @@ pub async fn merge_finish(
     code: &str,
     visitor: &Visitor,
 ) -> AccountResult<String> {
-    let flow = own_flow(state, client, token, Purpose::Merge).await?;
-    codes::verify_code(state, &flow, code, "done").await?;
-    let email = codes::flow_email(&flow)?;
+    let (flow, email) = confirmed_address(state, client, token, Purpose::Merge, code).await?;
     let notice = state.email("email_added", context! { added => email.address.clone() })?;
-    let (c, v) = (client.clone(), visitor.clone());
-    let added = state
-        .db
-        .write(move |tx| {
-            repo::delete_flow(tx, &flow.token_hash)?;
-            if repo::email_owner(tx, &email.key)?.is_some() {
-                return Ok(Err(AccountError::EmailTaken));
-            }
-            repo::add_merged_email(tx, c.id, &email)?;
-            mail::queue(tx, &c.email, &notice)?;
-            record(tx, &c, "email_merged", &email.address, "", &v)?;
-            Ok::<_, AccountError>(Ok(email.address.clone()))
-        })
-        .await??;
-    state.mailer.wake();
-    Ok(added)
+    let change = AddressChange {
+        // Even this client's own: merging never moves an address.
+        taken: |_, _| true,
+        apply: repo::add_merged_email,
+        notice,
+        event: "email_merged",
+        detail: String::new(),
+    };
+    change_address(state, client, flow, email, change, visitor).await
 }
 
 /// Re-authentication before a change of PIN or email: the current PIN, counted
@@ -208,39 +262,16 @@ pub async fn pin_change_start(
     confirm_current_pin(state, client, current, "pin_change_failed", visitor).await?;
     let pin = pin::check_new(new_pin, confirm)?;
     let pin_hash = state.hash_secret(pin).await?;
-    let started = codes::start(
+    let secret = Some(pin_hash);
+    start_flow(
         state,
-        FlowStart {
-            purpose: Purpose::PinChange,
-            stage: "code",
-            email: &email.address,
-            name: None,
-            client_id: Some(client.id),
-            staff_id: None,
-            next_path: None,
-        },
+        client,
+        Purpose::PinChange,
+        &email.address,
+        secret,
+        visitor,
     )
-    .await?;
-    let flow_hash = started.flow.token_hash.clone();
-    state
-        .db
-        .write(move |tx| {
-            repo::set_flow_secret(tx, &flow_hash, &pin_hash).map_err(AccountError::from)
-        })
-        .await?;
-    codes::send_code(state, &started.flow, visitor, Requester::Account(client.id)).await?;
-    Ok(started)
-}
-
-pub async fn pin_change_resend(
-    state: &AppState,
-    client: &Client,
-    token: Option<&str>,
-    visitor: &Visitor,
-) -> AccountResult<repo::Flow> {
-    let flow = own_flow(state, client, token, Purpose::PinChange).await?;
-    codes::send_code(state, &flow, visitor, Requester::Account(client.id)).await?;
-    Ok(flow)
+    .await
 }
 
 /// New tokens for this browser after a PIN change ended every other session.
@@ -319,32 +350,15 @@ pub async fn email_change_start(
         ));
     }
     confirm_current_pin(state, client, current_pin, "email_change_failed", visitor).await?;
-    let started = codes::start(
+    start_flow(
         state,
-        FlowStart {
-            purpose: Purpose::EmailChange,
-            stage: "code",
-            email: &email.address,
-            name: None,
-            client_id: Some(client.id),
-            staff_id: None,
-            next_path: None,
-        },
+        client,
+        Purpose::EmailChange,
+        &email.address,
+        None,
+        visitor,
     )
-    .await?;
-    codes::send_code(state, &started.flow, visitor, Requester::Account(client.id)).await?;
-    Ok(started)
-}
-
-pub async fn email_change_resend(
-    state: &AppState,
-    client: &Client,
-    token: Option<&str>,
-    visitor: &Visitor,
-) -> AccountResult<repo::Flow> {
-    let flow = own_flow(state, client, token, Purpose::EmailChange).await?;
-    codes::send_code(state, &flow, visitor, Requester::Account(client.id)).await?;
-    Ok(flow)
+    .await
 }
 
 /// The code sent to the new address confirmed: it becomes the sign-in address and
@@ -356,36 +370,20 @@ pub async fn email_change_finish(
     code: &str,
     visitor: &Visitor,
 ) -> AccountResult<String> {
-    let flow = own_flow(state, client, token, Purpose::EmailChange).await?;
-    codes::verify_code(state, &flow, code, "done").await?;
-    let email = codes::flow_email(&flow)?;
+    let (flow, email) = confirmed_address(state, client, token, Purpose::EmailChange, code).await?;
     let notice = state.email(
         "email_changed",
         context! { old => client.email.clone(), new_masked => email.masked() },
     )?;
-    let (c, v) = (client.clone(), visitor.clone());
-    let changed = state
-        .db
-        .write(move |tx| {
-            repo::delete_flow(tx, &flow.token_hash)?;
-            if repo::email_owner(tx, &email.key)?.is_some_and(|(owner, _)| owner != c.id) {
-                return Ok(Err(AccountError::EmailTaken));
-            }
-            repo::replace_primary_email(tx, c.id, &email)?;
-            mail::queue(tx, &c.email, &notice)?;
-            record(
-                tx,
-                &c,
-                "email_changed",
-                &email.address,
-                &format!("previously {}", c.email),
-                &v,
-            )?;
-            Ok::<_, AccountError>(Ok(email.address.clone()))
-        })
-        .await??;
-    state.mailer.wake();
-    Ok(changed)
+    let change = AddressChange {
+        // A merged address of this portal may become its sign-in address.
+        taken: |owner, client| owner != client,
+        apply: repo::replace_primary_email,
+        notice,
+        event: "email_changed",
+        detail: format!("previously {}", client.email),
+    };
+    change_address(state, client, flow, email, change, visitor).await
 }
 
 // ---- devices and sessions ----

@@ -2,7 +2,7 @@
 
 use minijinja::context;
 
-use super::codes::{self, FlowStart, Purpose, Requester, Started};
+use super::codes::{self, NewFlow, Purpose, Requester, Started};
 use super::email::Email;
 use super::repo::{self, Client, Flow};
 use super::session::{self, Subject};
@@ -62,12 +62,45 @@ pub(crate) fn audit(
     )
 }
 
-fn require_stage(flow: &Flow, stage: &str) -> AccountResult<()> {
-    if flow.stage == stage {
-        Ok(())
-    } else {
-        Err(AccountError::FlowExpired)
+/// The flow of `purpose` behind the browser's token, provided it is at `stage`.
+async fn load_at(
+    state: &AppState,
+    token: Option<&str>,
+    purpose: Purpose,
+    stage: &str,
+) -> AccountResult<Flow> {
+    let flow = codes::load(state, token, purpose).await?;
+    if flow.stage != stage {
+        return Err(AccountError::FlowExpired);
     }
+    Ok(flow)
+}
+
+/// The code of a sign-up or Forgot PIN flow confirmed: the new PIN comes next.
+pub async fn verify_before_pin(
+    state: &AppState,
+    token: Option<&str>,
+    purpose: Purpose,
+    code: &str,
+) -> AccountResult<()> {
+    let flow = load_at(state, token, purpose, "code").await?;
+    codes::verify_code(state, &flow, code, "pin").await
+}
+
+/// The last step of a sign-up or Forgot PIN flow: the flow, the hash of the new
+/// PIN (checked against its confirmation) and the flow's address.
+async fn new_pin_step(
+    state: &AppState,
+    token: Option<&str>,
+    purpose: Purpose,
+    new_pin: &str,
+    confirm: &str,
+) -> AccountResult<(Flow, String, Email)> {
+    let flow = load_at(state, token, purpose, "pin").await?;
+    let pin = pin::check_new(new_pin, confirm)?;
+    let pin_hash = state.hash_secret(pin).await?;
+    let email = codes::flow_email(&flow)?;
+    Ok((flow, pin_hash, email))
 }
 
 // ---- S2 sign-up ----
@@ -93,19 +126,12 @@ pub async fn signup_start(
         Eligibility::Invited(id) => Some(id),
         _ => None,
     };
-    let started = codes::start(
-        state,
-        FlowStart {
-            purpose: Purpose::Signup,
-            stage: "code",
-            email: &email.address,
-            name: Some(&name),
-            client_id,
-            staff_id: None,
-            next_path: None,
-        },
-    )
-    .await?;
+    let new = NewFlow {
+        name: Some(name),
+        client_id,
+        ..Purpose::Signup.flow("code", &email.address)
+    };
+    let started = codes::start(state, new).await?;
     let deliver = matches!(found, Eligibility::Invited(_) | Eligibility::New);
     codes::send_code(
         state,
@@ -131,8 +157,7 @@ pub async fn signup_resend(
     token: Option<&str>,
     visitor: &Visitor,
 ) -> AccountResult<Flow> {
-    let flow = codes::load(state, token, Purpose::Signup).await?;
-    require_stage(&flow, "code")?;
+    let flow = load_at(state, token, Purpose::Signup, "code").await?;
     let email = codes::flow_email(&flow)?;
     let st = state.clone();
     let found = state
@@ -144,12 +169,6 @@ pub async fn signup_resend(
     Ok(flow)
 }
 
-pub async fn signup_verify(state: &AppState, token: Option<&str>, code: &str) -> AccountResult<()> {
-    let flow = codes::load(state, token, Purpose::Signup).await?;
-    require_stage(&flow, "code")?;
-    codes::verify_code(state, &flow, code, "pin").await
-}
-
 /// "Create Account": sets the PIN. Returns the address, to prefill sign-in.
 pub async fn signup_finish(
     state: &AppState,
@@ -158,11 +177,8 @@ pub async fn signup_finish(
     confirm: &str,
     visitor: &Visitor,
 ) -> AccountResult<String> {
-    let flow = codes::load(state, token, Purpose::Signup).await?;
-    require_stage(&flow, "pin")?;
-    let pin = pin::check_new(new_pin, confirm)?;
-    let pin_hash = state.hash_secret(pin).await?;
-    let email = codes::flow_email(&flow)?;
+    let (flow, pin_hash, email) =
+        new_pin_step(state, token, Purpose::Signup, new_pin, confirm).await?;
     let name = flow.name.clone().unwrap_or_default();
     let st = state.clone();
     let visitor = visitor.clone();
@@ -237,19 +253,12 @@ pub async fn signin_start(
         .await?;
     let stage = if trusted { "code" } else { "pin" };
     let client_id = client.map(|c| c.id);
-    let started = codes::start(
-        state,
-        FlowStart {
-            purpose: Purpose::Signin,
-            stage,
-            email: &email.address,
-            name: None,
-            client_id,
-            staff_id: None,
-            next_path: Some(next),
-        },
-    )
-    .await?;
+    let new = NewFlow {
+        client_id,
+        next_path: Some(next.to_string()),
+        ..Purpose::Signin.flow(stage, &email.address)
+    };
+    let started = codes::start(state, new).await?;
     if let (true, Some(id)) = (trusted, client_id) {
         codes::send_code(state, &started.flow, visitor, Requester::Account(id)).await?;
         Ok((started, NextStep::Code))
@@ -275,8 +284,7 @@ pub async fn signin_pin(
     typed_pin: &str,
     visitor: &Visitor,
 ) -> AccountResult<Flow> {
-    let flow = codes::load(state, token, Purpose::Signin).await?;
-    require_stage(&flow, "pin")?;
+    let flow = load_at(state, token, Purpose::Signin, "pin").await?;
     let typed_pin = typed_pin.trim();
     if typed_pin.len() != 6 || !typed_pin.bytes().all(|b| b.is_ascii_digit()) {
         // Said the same for every address, and not counted as a guess.
@@ -337,8 +345,7 @@ pub async fn signin_resend(
     token: Option<&str>,
     visitor: &Visitor,
 ) -> AccountResult<Flow> {
-    let flow = codes::load(state, token, Purpose::Signin).await?;
-    require_stage(&flow, "code")?;
+    let flow = load_at(state, token, Purpose::Signin, "code").await?;
     // The code stage is reached only with the right PIN or a trusted device.
     let id = flow.client_id.ok_or(AccountError::FlowExpired)?;
     codes::send_code(state, &flow, visitor, Requester::Account(id)).await?;
@@ -362,8 +369,7 @@ pub async fn signin_code(
     device: Option<&str>,
     visitor: &Visitor,
 ) -> AccountResult<SignedIn> {
-    let flow = codes::load(state, token, Purpose::Signin).await?;
-    require_stage(&flow, "code")?;
+    let flow = load_at(state, token, Purpose::Signin, "code").await?;
     if let Err(e) = codes::verify_code(state, &flow, code, "done").await {
         let (address, v) = (flow.email.clone(), visitor.clone());
         state
@@ -432,19 +438,11 @@ pub async fn reset_start(
         })
         .await?;
     let requester = reset_requester(state, client.as_ref().map(|c| c.id), device).await?;
-    let started = codes::start(
-        state,
-        FlowStart {
-            purpose: Purpose::Reset,
-            stage: "code",
-            email: &email.address,
-            name: None,
-            client_id: client.as_ref().map(|c| c.id),
-            staff_id: None,
-            next_path: None,
-        },
-    )
-    .await?;
+    let new = NewFlow {
+        client_id: client.as_ref().map(|c| c.id),
+        ..Purpose::Reset.flow("code", &email.address)
+    };
+    let started = codes::start(state, new).await?;
     codes::send_code(state, &started.flow, visitor, requester).await?;
     Ok(started)
 }
@@ -455,8 +453,7 @@ pub async fn reset_resend(
     device: Option<&str>,
     visitor: &Visitor,
 ) -> AccountResult<Flow> {
-    let flow = codes::load(state, token, Purpose::Reset).await?;
-    require_stage(&flow, "code")?;
+    let flow = load_at(state, token, Purpose::Reset, "code").await?;
     let requester = reset_requester(state, flow.client_id, device).await?;
     codes::send_code(state, &flow, visitor, requester).await?;
     Ok(flow)
@@ -497,12 +494,6 @@ fn flow_client(conn: &rusqlite::Connection, flow: &Flow, email: &Email) -> Accou
     }
 }
 
-pub async fn reset_verify(state: &AppState, token: Option<&str>, code: &str) -> AccountResult<()> {
-    let flow = codes::load(state, token, Purpose::Reset).await?;
-    require_stage(&flow, "code")?;
-    codes::verify_code(state, &flow, code, "pin").await
-}
-
 /// The new PIN is set; every session and trusted device of the account ends, the
 /// lockout is lifted and the address is told.
 pub async fn reset_finish(
@@ -512,11 +503,8 @@ pub async fn reset_finish(
     confirm: &str,
     visitor: &Visitor,
 ) -> AccountResult<String> {
-    let flow = codes::load(state, token, Purpose::Reset).await?;
-    require_stage(&flow, "pin")?;
-    let pin = pin::check_new(new_pin, confirm)?;
-    let pin_hash = state.hash_secret(pin).await?;
-    let email = codes::flow_email(&flow)?;
+    let (flow, pin_hash, email) =
+        new_pin_step(state, token, Purpose::Reset, new_pin, confirm).await?;
     let notice = state.email(
         "pin_changed",
         context! { email => email.address.clone(), reset => true },

@@ -3,6 +3,7 @@
 mod security;
 mod signin;
 mod signup;
+mod steps;
 
 use minijinja::{Value, context};
 use poem::http::StatusCode;
@@ -17,7 +18,9 @@ use crate::error::{AppError, AppResult};
 use crate::infra::web::page;
 
 pub fn add(route: Route) -> Route {
-    route
+    // Merge Emails, Update PIN and Update Email ID: /security/{merge,pin,email},
+    // each with /verify and /resend (see `security::Change`).
+    security::add_changes(route)
         .at("/signin", get(signin::form).post(signin::start))
         .at("/signin/pin", get(signin::pin_form).post(signin::pin))
         .at("/signin/code", get(signin::code_form).post(signin::code))
@@ -38,24 +41,6 @@ pub fn add(route: Route) -> Route {
         .at("/signup/resend", post(signup::resend))
         .at("/signup/pin", get(signup::pin_form).post(signup::pin))
         .at("/security", get(security::page))
-        .at(
-            "/security/merge",
-            get(security::merge_form).post(security::merge_start),
-        )
-        .at("/security/merge/verify", post(security::merge_verify))
-        .at("/security/merge/resend", post(security::merge_resend))
-        .at(
-            "/security/pin",
-            get(security::pin_form).post(security::pin_start),
-        )
-        .at("/security/pin/verify", post(security::pin_verify))
-        .at("/security/pin/resend", post(security::pin_resend))
-        .at(
-            "/security/email",
-            get(security::email_form).post(security::email_start),
-        )
-        .at("/security/email/verify", post(security::email_verify))
-        .at("/security/email/resend", post(security::email_resend))
         .at(
             "/security/devices/:id/revoke",
             post(security::revoke_device),
@@ -214,11 +199,7 @@ impl CodePage {
         error: Option<String>,
         notice_key: Option<&str>,
     ) -> AppResult<Response> {
-        let status = if error.is_some() {
-            StatusCode::UNPROCESSABLE_ENTITY
-        } else {
-            StatusCode::OK
-        };
+        let status = steps::form_status(error.as_ref());
         let ctx = context! {
             title => self.title, intro => self.intro, action => self.action, resend => self.resend,
             button => self.button, cancel => self.cancel, help => self.help, email,

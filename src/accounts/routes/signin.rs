@@ -1,13 +1,13 @@
 //! S3 sign-in, S3a forgotten PIN and S4 sign-out pages.
 
 use minijinja::context;
-use poem::http::StatusCode;
 use poem::web::{Data, Query};
 use poem::{Request, Response, handler};
 
+use super::steps::{PinPage, Steps, public_form};
 use super::{
-    CodeForm, CodePage, Empty, NoticeQuery, clear_flow, flow_token, notice, public_page, see_other,
-    set_device, set_flow, set_session, user_error,
+    CodeForm, CodePage, Empty, NoticeQuery, clear_flow, flow_token, notice, see_other, set_device,
+    set_flow, set_session, user_error,
 };
 use crate::accounts::AccountError;
 use crate::accounts::codes::Purpose;
@@ -20,24 +20,42 @@ use crate::infra::web::csrf::{self, CsrfForm};
 use crate::infra::web::page::cookie;
 use crate::infra::web::{Visitor, local_path};
 
-const SIGNIN_CODE: CodePage = CodePage {
-    title: "Enter your access code",
-    intro: "We sent a 6-digit access code to",
-    action: "/signin/code",
-    resend: "/signin/resend",
-    button: "Confirm",
-    cancel: "/signin",
-    help: "signing-in",
+const SIGNIN: Steps = Steps {
+    purpose: Purpose::Signin,
+    code: CodePage {
+        title: "Enter your access code",
+        intro: "We sent a 6-digit access code to",
+        action: "/signin/code",
+        resend: "/signin/resend",
+        button: "Confirm",
+        cancel: "/signin",
+        help: "signing-in",
+    },
+    code_path: "/signin/code",
+    pin_path: "/signin/pin",
 };
 
-const RESET_CODE: CodePage = CodePage {
-    title: "Reset your PIN",
-    intro: "If this address has a portal, we sent a 6-digit access code to",
-    action: "/signin/reset",
-    resend: "/signin/reset/resend",
-    button: "Confirm",
-    cancel: "/signin",
+const RESET: Steps = Steps {
+    purpose: Purpose::Reset,
+    code: CodePage {
+        title: "Reset your PIN",
+        intro: "If this address has a portal, we sent a 6-digit access code to",
+        action: "/signin/reset",
+        resend: "/signin/reset/resend",
+        button: "Confirm",
+        cancel: "/signin",
+        help: "forgot-pin",
+    },
+    code_path: "/signin/reset",
+    pin_path: "/signin/reset/pin",
+};
+
+const NEW_PIN: PinPage = PinPage {
+    title: "Set a new PIN",
+    action: "/signin/reset/pin",
+    button: "Save PIN",
     help: "forgot-pin",
+    create: false,
 };
 
 #[derive(serde::Deserialize)]
@@ -70,18 +88,8 @@ fn signin_page(
     error: Option<String>,
     notice_key: Option<&str>,
 ) -> AppResult<Response> {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    public_page(
-        req,
-        state,
-        "signin.html",
-        status,
-        context! { email, next, error, notice => notice(notice_key) },
-    )
+    let ctx = context! { email, next, notice => notice(notice_key) };
+    public_form(req, state, "signin.html", error, ctx)
 }
 
 #[handler]
@@ -129,22 +137,14 @@ fn pin_page(
     email: &str,
     error: Option<String>,
 ) -> AppResult<Response> {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    public_page(req, state, "pin.html", status, context! { email, error })
+    public_form(req, state, "pin.html", error, context! { email })
 }
 
 #[handler]
 pub async fn pin_form(req: &Request, Data(state): Data<&AppState>) -> AppResult<Response> {
-    match user_error(
-        service::current_flow(state, flow_token(req, state).as_deref(), Purpose::Signin).await,
-    )? {
-        Ok(flow) if flow.stage == "pin" => pin_page(req, state, &flow.email, None),
-        Ok(flow) if flow.stage == "code" => Ok(see_other("/signin/code")),
-        _ => Ok(see_other("/signin?notice=expired")),
+    match SIGNIN.at(req, state, "pin", true).await? {
+        Ok(flow) => pin_page(req, state, &flow.email, None),
+        Err(elsewhere) => Ok(elsewhere),
     }
 }
 
@@ -166,7 +166,8 @@ pub async fn pin(
             // The PIN was right but no code could be sent yet (a rate limit): the
             // next step is the code page, where "Send a new code" works later.
             if flow.stage == "code" {
-                return SIGNIN_CODE.render(req, state, None, &flow.email, Some(message), None);
+                let page = &SIGNIN.code;
+                return page.render(req, state, None, &flow.email, Some(message), None);
             }
             pin_page(req, state, &flow.email, Some(message))
         }
@@ -179,15 +180,7 @@ pub async fn code_form(
     Data(state): Data<&AppState>,
     Query(q): Query<NoticeQuery>,
 ) -> AppResult<Response> {
-    match user_error(
-        service::current_flow(state, flow_token(req, state).as_deref(), Purpose::Signin).await,
-    )? {
-        Ok(flow) if flow.stage == "code" => {
-            SIGNIN_CODE.render(req, state, None, &flow.email, None, q.notice.as_deref())
-        }
-        Ok(flow) if flow.stage == "pin" => Ok(see_other("/signin/pin")),
-        _ => Ok(see_other("/signin?notice=expired")),
-    }
+    SIGNIN.code_form(req, state, q.notice.as_deref()).await
 }
 
 #[handler]
@@ -216,31 +209,10 @@ pub async fn code(
             Ok(see_other(&signed_in.next))
         }
         Err(message) => {
-            code_error(
-                req,
-                state,
-                &SIGNIN_CODE,
-                Purpose::Signin,
-                token.as_deref(),
-                message,
-            )
-            .await
+            SIGNIN
+                .code_error(req, state, token.as_deref(), message)
+                .await
         }
-    }
-}
-
-/// Re-shows a code page with a message, or restarts when the flow is gone.
-async fn code_error(
-    req: &Request,
-    state: &AppState,
-    page: &CodePage,
-    purpose: Purpose,
-    token: Option<&str>,
-    message: String,
-) -> AppResult<Response> {
-    match user_error(service::current_flow(state, token, purpose).await)? {
-        Ok(flow) => page.render(req, state, None, &flow.email, Some(message), None),
-        Err(_) => Ok(see_other(&format!("{}?notice=expired", page.cancel))),
     }
 }
 
@@ -254,15 +226,9 @@ pub async fn resend(
     match user_error(service::signin_resend(state, token.as_deref(), &Visitor::of(req)).await)? {
         Ok(_) => Ok(see_other("/signin/code?notice=code-sent")),
         Err(message) => {
-            code_error(
-                req,
-                state,
-                &SIGNIN_CODE,
-                Purpose::Signin,
-                token.as_deref(),
-                message,
-            )
-            .await
+            SIGNIN
+                .code_error(req, state, token.as_deref(), message)
+                .await
         }
     }
 }
@@ -301,15 +267,7 @@ pub async fn reset_form(
     Data(state): Data<&AppState>,
     Query(q): Query<NoticeQuery>,
 ) -> AppResult<Response> {
-    match user_error(
-        service::current_flow(state, flow_token(req, state).as_deref(), Purpose::Reset).await,
-    )? {
-        Ok(flow) if flow.stage == "code" => {
-            RESET_CODE.render(req, state, None, &flow.email, None, q.notice.as_deref())
-        }
-        Ok(flow) if flow.stage == "pin" => Ok(see_other("/signin/reset/pin")),
-        _ => Ok(see_other("/signin?notice=expired")),
-    }
+    RESET.code_form(req, state, q.notice.as_deref()).await
 }
 
 #[handler]
@@ -319,18 +277,13 @@ pub async fn reset_code(
     CsrfForm(f): CsrfForm<CodeForm>,
 ) -> AppResult<Response> {
     let token = flow_token(req, state);
-    match user_error(service::reset_verify(state, token.as_deref(), &f.code).await)? {
+    let verified = service::verify_before_pin(state, token.as_deref(), Purpose::Reset, &f.code);
+    match user_error(verified.await)? {
         Ok(()) => Ok(see_other("/signin/reset/pin")),
         Err(message) => {
-            code_error(
-                req,
-                state,
-                &RESET_CODE,
-                Purpose::Reset,
-                token.as_deref(),
-                message,
-            )
-            .await
+            RESET
+                .code_error(req, state, token.as_deref(), message)
+                .await
         }
     }
 }
@@ -353,41 +306,18 @@ pub async fn reset_resend(
     match user_error(sent)? {
         Ok(_) => Ok(see_other("/signin/reset?notice=code-sent")),
         Err(message) => {
-            code_error(
-                req,
-                state,
-                &RESET_CODE,
-                Purpose::Reset,
-                token.as_deref(),
-                message,
-            )
-            .await
+            RESET
+                .code_error(req, state, token.as_deref(), message)
+                .await
         }
     }
 }
 
-fn new_pin_page(req: &Request, state: &AppState, error: Option<String>) -> AppResult<Response> {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    public_page(
-        req,
-        state,
-        "new_pin.html",
-        status,
-        context! { title => "Set a new PIN", action => "/signin/reset/pin", button => "Save PIN", help => "forgot-pin", error },
-    )
-}
-
 #[handler]
 pub async fn reset_pin_form(req: &Request, Data(state): Data<&AppState>) -> AppResult<Response> {
-    match user_error(
-        service::current_flow(state, flow_token(req, state).as_deref(), Purpose::Reset).await,
-    )? {
-        Ok(flow) if flow.stage == "pin" => new_pin_page(req, state, None),
-        _ => Ok(see_other("/signin?notice=expired")),
+    match RESET.at(req, state, "pin", false).await? {
+        Ok(_) => NEW_PIN.render(req, state, None),
+        Err(expired) => Ok(expired),
     }
 }
 
@@ -418,7 +348,7 @@ pub async fn reset_pin(
         Err(message) if message == AccountError::FlowExpired.to_string() => {
             Ok(see_other("/signin?notice=expired"))
         }
-        Err(message) => new_pin_page(req, state, Some(message)),
+        Err(message) => NEW_PIN.render(req, state, Some(message)),
     }
 }
 

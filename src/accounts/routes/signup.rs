@@ -1,14 +1,14 @@
 //! S2 sign-up pages: Name and Email, access code, Create PIN.
 
 use minijinja::context;
-use poem::http::StatusCode;
 use poem::web::{Data, Query};
 use poem::{Request, Response, handler};
 
 use super::signin::encode;
+use super::steps::{PinPage, Steps, public_form};
 use super::{
-    CodeForm, CodePage, Empty, NoticeQuery, clear_flow, flow_token, message, notice, public_page,
-    see_other, set_flow, user_error,
+    CodeForm, CodePage, Empty, NoticeQuery, clear_flow, flow_token, message, notice, see_other,
+    set_flow, user_error,
 };
 use crate::accounts::AccountError;
 use crate::accounts::codes::Purpose;
@@ -18,14 +18,27 @@ use crate::error::AppResult;
 use crate::infra::web::Visitor;
 use crate::infra::web::csrf::CsrfForm;
 
-const SIGNUP_CODE: CodePage = CodePage {
-    title: "Verify your email",
-    intro: "If this address may open a portal here, we sent a 6-digit access code to",
-    action: "/signup/verify",
-    resend: "/signup/resend",
-    button: "Confirm",
-    cancel: "/signup",
+const SIGNUP: Steps = Steps {
+    purpose: Purpose::Signup,
+    code: CodePage {
+        title: "Verify your email",
+        intro: "If this address may open a portal here, we sent a 6-digit access code to",
+        action: "/signup/verify",
+        resend: "/signup/resend",
+        button: "Confirm",
+        cancel: "/signup",
+        help: "signing-up",
+    },
+    code_path: "/signup/verify",
+    pin_path: "/signup/pin",
+};
+
+const CREATE_PIN: PinPage = PinPage {
+    title: "Create your PIN",
+    action: "/signup/pin",
+    button: "Create Account",
     help: "signing-up",
+    create: true,
 };
 
 #[derive(serde::Deserialize)]
@@ -52,18 +65,8 @@ fn signup_page(
     error: Option<String>,
     notice_key: Option<&str>,
 ) -> AppResult<Response> {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    public_page(
-        req,
-        state,
-        "signup.html",
-        status,
-        context! { name, email, error, notice => notice(notice_key) },
-    )
+    let ctx = context! { name, email, notice => notice(notice_key) };
+    public_form(req, state, "signup.html", error, ctx)
 }
 
 #[handler]
@@ -103,27 +106,7 @@ pub async fn code_form(
     Data(state): Data<&AppState>,
     Query(q): Query<NoticeQuery>,
 ) -> AppResult<Response> {
-    match user_error(
-        service::current_flow(state, flow_token(req, state).as_deref(), Purpose::Signup).await,
-    )? {
-        Ok(flow) if flow.stage == "code" => {
-            SIGNUP_CODE.render(req, state, None, &flow.email, None, q.notice.as_deref())
-        }
-        Ok(flow) if flow.stage == "pin" => Ok(see_other("/signup/pin")),
-        _ => Ok(see_other("/signup?notice=expired")),
-    }
-}
-
-async fn code_error(
-    req: &Request,
-    state: &AppState,
-    token: Option<&str>,
-    message: String,
-) -> AppResult<Response> {
-    match user_error(service::current_flow(state, token, Purpose::Signup).await)? {
-        Ok(flow) => SIGNUP_CODE.render(req, state, None, &flow.email, Some(message), None),
-        Err(_) => Ok(see_other("/signup?notice=expired")),
-    }
+    SIGNUP.code_form(req, state, q.notice.as_deref()).await
 }
 
 #[handler]
@@ -133,9 +116,14 @@ pub async fn code(
     CsrfForm(f): CsrfForm<CodeForm>,
 ) -> AppResult<Response> {
     let token = flow_token(req, state);
-    match user_error(service::signup_verify(state, token.as_deref(), &f.code).await)? {
+    let verified = service::verify_before_pin(state, token.as_deref(), Purpose::Signup, &f.code);
+    match user_error(verified.await)? {
         Ok(()) => Ok(see_other("/signup/pin")),
-        Err(message) => code_error(req, state, token.as_deref(), message).await,
+        Err(message) => {
+            SIGNUP
+                .code_error(req, state, token.as_deref(), message)
+                .await
+        }
     }
 }
 
@@ -148,28 +136,19 @@ pub async fn resend(
     let token = flow_token(req, state);
     match user_error(service::signup_resend(state, token.as_deref(), &Visitor::of(req)).await)? {
         Ok(_) => Ok(see_other("/signup/verify?notice=code-sent")),
-        Err(message) => code_error(req, state, token.as_deref(), message).await,
+        Err(message) => {
+            SIGNUP
+                .code_error(req, state, token.as_deref(), message)
+                .await
+        }
     }
-}
-
-fn pin_page(req: &Request, state: &AppState, error: Option<String>) -> AppResult<Response> {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    let ctx = context! { title => "Create your PIN", action => "/signup/pin", button => "Create Account", help => "signing-up", error, create => true };
-    public_page(req, state, "new_pin.html", status, ctx)
 }
 
 #[handler]
 pub async fn pin_form(req: &Request, Data(state): Data<&AppState>) -> AppResult<Response> {
-    match user_error(
-        service::current_flow(state, flow_token(req, state).as_deref(), Purpose::Signup).await,
-    )? {
-        Ok(flow) if flow.stage == "pin" => pin_page(req, state, None),
-        Ok(flow) if flow.stage == "code" => Ok(see_other("/signup/verify")),
-        _ => Ok(see_other("/signup?notice=expired")),
+    match SIGNUP.at(req, state, "pin", true).await? {
+        Ok(_) => CREATE_PIN.render(req, state, None),
+        Err(elsewhere) => Ok(elsewhere),
     }
 }
 
@@ -196,7 +175,7 @@ pub async fn pin(
                 encode(&email)
             )))
         }
-        Err(AccountError::FlowExpired) => Ok(see_other("/signup?notice=expired")),
-        Err(e) => pin_page(req, state, Some(message(e)?)),
+        Err(AccountError::FlowExpired) => Ok(SIGNUP.expired()),
+        Err(e) => CREATE_PIN.render(req, state, Some(message(e)?)),
     }
 }
