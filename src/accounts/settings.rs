@@ -13,7 +13,6 @@ use crate::infra::audit::Actor;
 use crate::infra::crypto::token_hash;
 use crate::infra::db::DbError;
 use crate::infra::mail;
-use crate::infra::render::RenderedEmail;
 use crate::infra::web::Visitor;
 
 #[derive(serde::Serialize)]
@@ -110,60 +109,6 @@ pub async fn resend(
     Ok(flow)
 }
 
-/// The code of a change of address checked: the flow and the address it was for.
-async fn confirmed_address(
-    state: &AppState,
-    client: &Client,
-    token: Option<&str>,
-    purpose: Purpose,
-    code: &str,
-) -> AccountResult<(repo::Flow, Email)> {
-    let flow = own_flow(state, client, token, purpose).await?;
-    codes::verify_code(state, &flow, code, "done").await?;
-    let email = codes::flow_email(&flow)?;
-    Ok((flow, email))
-}
-
-/// How a confirmed address joins the portal.
-struct AddressChange {
-    /// Whether the address belonging to `owner` keeps it from `client`.
-    taken: fn(owner: i64, client: i64) -> bool,
-    apply: fn(&rusqlite::Connection, i64, &Email) -> rusqlite::Result<()>,
-    /// Sent to the sign-in address the client has before the change.
-    notice: RenderedEmail,
-    event: &'static str,
-    detail: String,
-}
-
-/// Ends the flow and applies the change, unless the address has become another's
-/// meanwhile. Returns the address.
-async fn change_address(
-    state: &AppState,
-    client: &Client,
-    flow: repo::Flow,
-    email: Email,
-    change: AddressChange,
-    visitor: &Visitor,
-) -> AccountResult<String> {
-    let (c, v) = (client.clone(), visitor.clone());
-    let changed = state
-        .db
-        .write(move |tx| {
-            repo::delete_flow(tx, &flow.token_hash)?;
-            let owner = repo::email_owner(tx, &email.key)?;
-            if owner.is_some_and(|(owner, _)| (change.taken)(owner, c.id)) {
-                return Ok(Err(AccountError::EmailTaken));
-            }
-            (change.apply)(tx, c.id, &email)?;
-            mail::queue(tx, &c.email, &change.notice)?;
-            record(tx, &c, change.event, &email.address, &change.detail, &v)?;
-            Ok::<_, AccountError>(Ok(email.address.clone()))
-        })
-        .await??;
-    state.mailer.wake();
-    Ok(changed)
-}
-
 // ---- Merge Emails ----
 
 /// "Add": a code goes to the other address. Whether that address is free is only
@@ -186,27 +131,6 @@ pub async fn merge_start(
         ));
     }
     start_flow(state, client, Purpose::Merge, &email.address, None, visitor).await
-}
-
-/// "Verify Code": the address joins this portal as a merged address.
-pub async fn merge_finish(
-    state: &AppState,
-    client: &Client,
-    token: Option<&str>,
-    code: &str,
-    visitor: &Visitor,
-) -> AccountResult<String> {
-    let (flow, email) = confirmed_address(state, client, token, Purpose::Merge, code).await?;
-    let notice = state.email("email_added", context! { added => email.address.clone() })?;
-    let change = AddressChange {
-        // Even this client's own: merging never moves an address.
-        taken: |_, _| true,
-        apply: repo::add_merged_email,
-        notice,
-        event: "email_merged",
-        detail: String::new(),
-    };
-    change_address(state, client, flow, email, change, visitor).await
 }
 
 /// Re-authentication before a change of PIN or email: the current PIN, counted
@@ -361,29 +285,56 @@ pub async fn email_change_start(
     .await
 }
 
-/// The code sent to the new address confirmed: it becomes the sign-in address and
-/// the old address is told where sign-in moved.
-pub async fn email_change_finish(
+/// "Verify Code" of Merge Emails or Update Email ID (`purpose`): the address
+/// joins this portal as a merged address, or becomes its sign-in address and the
+/// old address is told where sign-in moved. Returns the address.
+pub async fn address_finish(
     state: &AppState,
     client: &Client,
     token: Option<&str>,
+    purpose: Purpose,
     code: &str,
     visitor: &Visitor,
 ) -> AccountResult<String> {
-    let (flow, email) = confirmed_address(state, client, token, Purpose::EmailChange, code).await?;
-    let notice = state.email(
-        "email_changed",
-        context! { old => client.email.clone(), new_masked => email.masked() },
-    )?;
-    let change = AddressChange {
-        // A merged address of this portal may become its sign-in address.
-        taken: |owner, client| owner != client,
-        apply: repo::replace_primary_email,
-        notice,
-        event: "email_changed",
-        detail: format!("previously {}", client.email),
+    let flow = own_flow(state, client, token, purpose).await?;
+    codes::verify_code(state, &flow, code, "done").await?;
+    let email = codes::flow_email(&flow)?;
+    let merge = purpose == Purpose::Merge;
+    let (notice, event, detail) = if merge {
+        let ctx = context! { added => email.address.clone() };
+        (
+            state.email("email_added", ctx)?,
+            "email_merged",
+            String::new(),
+        )
+    } else {
+        let ctx = context! { old => client.email.clone(), new_masked => email.masked() };
+        let detail = format!("previously {}", client.email);
+        (state.email("email_changed", ctx)?, "email_changed", detail)
     };
-    change_address(state, client, flow, email, change, visitor).await
+    let (c, v) = (client.clone(), visitor.clone());
+    let changed = state
+        .db
+        .write(move |tx| {
+            repo::delete_flow(tx, &flow.token_hash)?;
+            // Merging takes no address that has an owner, even this client; a merged
+            // address of this portal may become its sign-in address.
+            let owner = repo::email_owner(tx, &email.key)?;
+            if owner.is_some_and(|(owner, _)| merge || owner != c.id) {
+                return Ok(Err(AccountError::EmailTaken));
+            }
+            if merge {
+                repo::add_merged_email(tx, c.id, &email)?;
+            } else {
+                repo::replace_primary_email(tx, c.id, &email)?;
+            }
+            mail::queue(tx, &c.email, &notice)?;
+            record(tx, &c, event, &email.address, &detail, &v)?;
+            Ok::<_, AccountError>(Ok(email.address.clone()))
+        })
+        .await??;
+    state.mailer.wake();
+    Ok(changed)
 }
 
 // ---- devices and sessions ----

@@ -152,23 +152,6 @@ pub async fn signup_start(
     Ok(started)
 }
 
-pub async fn signup_resend(
-    state: &AppState,
-    token: Option<&str>,
-    visitor: &Visitor,
-) -> AccountResult<Flow> {
-    let flow = load_at(state, token, Purpose::Signup, "code").await?;
-    let email = codes::flow_email(&flow)?;
-    let st = state.clone();
-    let found = state
-        .db
-        .read(move |conn| eligibility(conn, &st, &email).map_err(AccountError::from))
-        .await?;
-    let deliver = matches!(found, Eligibility::Invited(_) | Eligibility::New);
-    codes::send_code(state, &flow, visitor, Requester::Anonymous { deliver }).await?;
-    Ok(flow)
-}
-
 /// "Create Account": sets the PIN. Returns the address, to prefill sign-in.
 pub async fn signup_finish(
     state: &AppState,
@@ -340,18 +323,6 @@ pub async fn signin_pin(
     Ok(flow)
 }
 
-pub async fn signin_resend(
-    state: &AppState,
-    token: Option<&str>,
-    visitor: &Visitor,
-) -> AccountResult<Flow> {
-    let flow = load_at(state, token, Purpose::Signin, "code").await?;
-    // The code stage is reached only with the right PIN or a trusted device.
-    let id = flow.client_id.ok_or(AccountError::FlowExpired)?;
-    codes::send_code(state, &flow, visitor, Requester::Account(id)).await?;
-    Ok(flow)
-}
-
 /// What a finished sign-in hands the browser.
 pub struct SignedIn {
     pub session_token: String,
@@ -447,14 +418,30 @@ pub async fn reset_start(
     Ok(started)
 }
 
-pub async fn reset_resend(
+/// "Send a new code" on the code page of a sign-up, sign-in or Forgot PIN flow,
+/// charged to whoever the flow's stage shows the visitor to be.
+pub async fn resend_code(
     state: &AppState,
     token: Option<&str>,
+    purpose: Purpose,
     device: Option<&str>,
     visitor: &Visitor,
 ) -> AccountResult<Flow> {
-    let flow = load_at(state, token, Purpose::Reset, "code").await?;
-    let requester = reset_requester(state, flow.client_id, device).await?;
+    let flow = load_at(state, token, purpose, "code").await?;
+    let requester = match purpose {
+        Purpose::Signup => {
+            let (email, st) = (codes::flow_email(&flow)?, state.clone());
+            let found = state
+                .db
+                .read(move |conn| eligibility(conn, &st, &email).map_err(AccountError::from))
+                .await?;
+            let deliver = matches!(found, Eligibility::Invited(_) | Eligibility::New);
+            Requester::Anonymous { deliver }
+        }
+        Purpose::Reset => reset_requester(state, flow.client_id, device).await?,
+        // The code stage is reached only with the right PIN or a trusted device.
+        _ => Requester::Account(flow.client_id.ok_or(AccountError::FlowExpired)?),
+    };
     codes::send_code(state, &flow, visitor, requester).await?;
     Ok(flow)
 }

@@ -20,26 +20,21 @@ use crate::infra::web::page;
 pub fn add(route: Route) -> Route {
     // Merge Emails, Update PIN and Update Email ID: /security/{merge,pin,email},
     // each with /verify and /resend (see `security::Change`).
-    security::add_changes(route)
+    let route = security::add_changes(route);
+    // The code page of each flow (/signin/code, /signin/reset, /signup/verify)
+    // and its resend button (see the `Steps` of each).
+    let route = steps::add_code_page(route, signin::SIGNIN, signin::code);
+    let route = steps::add_code_page(route, signin::RESET, steps::verify_before_pin);
+    let route = steps::add_code_page(route, signup::SIGNUP, steps::verify_before_pin);
+    // Where those flows end: /signin/reset/pin and /signup/pin.
+    let route = steps::add_pin_page(route, signin::NEW_PIN);
+    let route = steps::add_pin_page(route, signup::CREATE_PIN);
+    route
         .at("/signin", get(signin::form).post(signin::start))
         .at("/signin/pin", get(signin::pin_form).post(signin::pin))
-        .at("/signin/code", get(signin::code_form).post(signin::code))
-        .at("/signin/resend", post(signin::resend))
         .at("/signin/forgot", post(signin::forgot))
-        .at(
-            "/signin/reset",
-            get(signin::reset_form).post(signin::reset_code),
-        )
-        .at("/signin/reset/resend", post(signin::reset_resend))
-        .at(
-            "/signin/reset/pin",
-            get(signin::reset_pin_form).post(signin::reset_pin),
-        )
         .at("/signout", post(signin::signout))
         .at("/signup", get(signup::form).post(signup::start))
-        .at("/signup/verify", get(signup::code_form).post(signup::code))
-        .at("/signup/resend", post(signup::resend))
-        .at("/signup/pin", get(signup::pin_form).post(signup::pin))
         .at("/security", get(security::page))
         .at(
             "/security/devices/:id/revoke",
@@ -179,6 +174,7 @@ pub fn set_device(req: &Request, state: &AppState, token: &str) {
 }
 
 /// How a code page looks and where its forms go.
+#[derive(Clone)]
 pub struct CodePage {
     pub title: &'static str,
     pub intro: &'static str,

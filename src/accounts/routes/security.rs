@@ -5,22 +5,24 @@
 //! the code confirms it or can be sent again. The handlers below serve all three;
 //! the route data says which one a request is for.
 
+use std::ops::Deref;
+
 use minijinja::context;
-use poem::web::{Data, Path, Query};
-use poem::{EndpointExt, Request, Response, Route, get, handler, post};
+use poem::web::{Path, Query};
+use poem::{EndpointExt, FromRequest, Request, RequestBody, Response, Route, get, handler, post};
 use serde::de::DeserializeOwned;
 
-use super::steps::form_status;
+use super::steps::{OnPage, form_status};
 use super::{
-    ClientSession, CodeForm, CodePage, Empty, NoticeQuery, clear_flow, client_page, flow_token,
-    message, notice, see_other, set_device, set_flow, set_session, user_error,
+    ClientSession, CodeForm, CodePage, Empty, NoticeQuery, clear_flow, client_page, message,
+    notice, see_other, set_device, set_flow, set_session, user_error,
 };
 use crate::accounts::codes::{self, Purpose, Started};
 use crate::accounts::repo::Client;
 use crate::accounts::settings::{self as service, Renewed};
 use crate::accounts::{AccountError, AccountResult};
 use crate::app::AppState;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::infra::web::Visitor;
 use crate::infra::web::csrf::CsrfForm;
 use crate::infra::web::page::cookie;
@@ -106,51 +108,41 @@ impl Change {
         code: &str,
         visitor: &Visitor,
     ) -> AccountResult<Option<Renewed>> {
+        let purpose = self.flow().purpose;
         match self {
-            Change::Merge => service::merge_finish(state, client, token, code, visitor)
-                .await
-                .map(|_| None),
             Change::Pin => service::pin_change_finish(state, client, token, code, visitor)
                 .await
                 .map(Some),
-            Change::Email => service::email_change_finish(state, client, token, code, visitor)
-                .await
-                .map(|_| None),
+            Change::Merge | Change::Email => {
+                service::address_finish(state, client, token, purpose, code, visitor)
+                    .await
+                    .map(|_| None)
+            }
         }
     }
 }
 
 /// The form on the settings page that starts a change.
-pub trait StartForm: DeserializeOwned + Send + Sync + 'static {
+trait StartForm: DeserializeOwned + Send + Sync + 'static {
     const CHANGE: Change;
-    fn start(
-        &self,
-        state: &AppState,
-        client: &Client,
-        visitor: &Visitor,
-    ) -> impl Future<Output = AccountResult<Started>> + Send;
+    fn start(self, on: &Signed) -> impl Future<Output = AccountResult<Started>> + Send;
 }
 
 #[derive(serde::Deserialize)]
-pub struct EmailForm {
+struct EmailForm {
     #[serde(default)]
     email: String,
 }
 
 impl StartForm for EmailForm {
     const CHANGE: Change = Change::Merge;
-    async fn start(
-        &self,
-        state: &AppState,
-        client: &Client,
-        visitor: &Visitor,
-    ) -> AccountResult<Started> {
-        service::merge_start(state, client, &self.email, visitor).await
+    async fn start(self, on: &Signed<'_>) -> AccountResult<Started> {
+        service::merge_start(on.state, &on.who.client, &self.email, &on.visitor).await
     }
 }
 
 #[derive(serde::Deserialize)]
-pub struct PinChangeForm {
+struct PinChangeForm {
     #[serde(default)]
     current: String,
     #[serde(default)]
@@ -161,26 +153,15 @@ pub struct PinChangeForm {
 
 impl StartForm for PinChangeForm {
     const CHANGE: Change = Change::Pin;
-    async fn start(
-        &self,
-        state: &AppState,
-        client: &Client,
-        visitor: &Visitor,
-    ) -> AccountResult<Started> {
-        service::pin_change_start(
-            state,
-            client,
-            &self.current,
-            &self.pin,
-            &self.confirm,
-            visitor,
-        )
-        .await
+    async fn start(self, on: &Signed<'_>) -> AccountResult<Started> {
+        let (current, pin, confirm) = (&self.current, &self.pin, &self.confirm);
+        service::pin_change_start(on.state, &on.who.client, current, pin, confirm, &on.visitor)
+            .await
     }
 }
 
 #[derive(serde::Deserialize)]
-pub struct EmailChangeForm {
+struct EmailChangeForm {
     #[serde(default)]
     current: String,
     #[serde(default)]
@@ -189,13 +170,9 @@ pub struct EmailChangeForm {
 
 impl StartForm for EmailChangeForm {
     const CHANGE: Change = Change::Email;
-    async fn start(
-        &self,
-        state: &AppState,
-        client: &Client,
-        visitor: &Visitor,
-    ) -> AccountResult<Started> {
-        service::email_change_start(state, client, &self.current, &self.email, visitor).await
+    async fn start(self, on: &Signed<'_>) -> AccountResult<Started> {
+        let (current, email) = (&self.current, &self.email);
+        service::email_change_start(on.state, &on.who.client, current, email, &on.visitor).await
     }
 }
 
@@ -246,72 +223,84 @@ async fn settings_page(
 }
 
 #[handler]
-pub async fn page(
-    req: &Request,
-    Data(state): Data<&AppState>,
-    who: ClientSession,
-    Query(q): Query<NoticeQuery>,
-) -> AppResult<Response> {
-    settings_page(req, state, &who, None, q.notice.as_deref()).await
+pub async fn page(on: Signed<'_>, Query(q): Query<NoticeQuery>) -> AppResult<Response> {
+    settings_page(on.req, on.state, &on.who, None, q.notice.as_deref()).await
 }
 
-/// Shows the code page of the change in the cookie, or goes back to settings.
-async fn code_page(
-    req: &Request,
-    state: &AppState,
-    who: &ClientSession,
-    change: Change,
-    error: Option<String>,
-    notice_key: Option<&str>,
-) -> AppResult<Response> {
-    let flow = change.flow();
-    match user_error(codes::load(state, flow_token(req, state).as_deref(), flow.purpose).await)? {
-        Ok(f) if f.client_id == Some(who.client.id) => {
-            flow.page
-                .render(req, state, Some(who), &f.email, error, notice_key)
+/// A signed-in client's request on the Security Settings pages.
+struct Signed<'a> {
+    on: OnPage<'a>,
+    who: ClientSession,
+}
+
+impl<'a> FromRequest<'a> for Signed<'a> {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let on = OnPage::from_request(req, body).await?;
+        let who = ClientSession::from_request(req, body).await?;
+        Ok(Signed { on, who })
+    }
+}
+
+impl<'a> Deref for Signed<'a> {
+    type Target = OnPage<'a>;
+    fn deref(&self) -> &OnPage<'a> {
+        &self.on
+    }
+}
+
+impl Signed<'_> {
+    /// The change this route is for.
+    fn change(&self) -> AppResult<Change> {
+        self.flow::<Change>().copied()
+    }
+
+    /// The settings page, with `message` beside the form of `change`.
+    async fn settings_error(&self, change: Change, message: String) -> AppResult<Response> {
+        let error = Some((change, message));
+        settings_page(self.req, self.state, &self.who, error, None).await
+    }
+
+    /// The code page of `change` if the flow in the cookie is one, or back to settings.
+    async fn code_page(
+        &self,
+        change: Change,
+        error: Option<String>,
+        notice_key: Option<&str>,
+    ) -> AppResult<Response> {
+        let (req, state, flow) = (self.req, self.state, change.flow());
+        match user_error(codes::load(state, self.token(), flow.purpose).await)? {
+            Ok(f) if f.client_id == Some(self.who.client.id) => {
+                let who = Some(&self.who);
+                flow.page
+                    .render(req, state, who, &f.email, error, notice_key)
+            }
+            _ => Ok(see_other("/security?notice=expired")),
         }
-        _ => Ok(see_other("/security?notice=expired")),
     }
 }
 
 #[handler]
-async fn start<F: StartForm>(
-    req: &Request,
-    Data(state): Data<&AppState>,
-    who: ClientSession,
-    CsrfForm(f): CsrfForm<F>,
-) -> AppResult<Response> {
-    match user_error(f.start(state, &who.client, &Visitor::of(req)).await)? {
+async fn start<F: StartForm>(on: Signed<'_>, CsrfForm(f): CsrfForm<F>) -> AppResult<Response> {
+    let (req, state, change) = (on.req, on.state, on.change()?);
+    match user_error(f.start(&on).await)? {
         Ok(started) => {
             set_flow(req, state, &started.token);
-            Ok(see_other(F::CHANGE.flow().path))
+            Ok(see_other(change.flow().path))
         }
-        Err(message) => settings_page(req, state, &who, Some((F::CHANGE, message)), None).await,
+        Err(message) => on.settings_error(change, message).await,
     }
 }
 
 #[handler]
-async fn form(
-    req: &Request,
-    Data(state): Data<&AppState>,
-    Data(change): Data<&Change>,
-    who: ClientSession,
-    Query(q): Query<NoticeQuery>,
-) -> AppResult<Response> {
-    code_page(req, state, &who, *change, None, q.notice.as_deref()).await
+async fn form(on: Signed<'_>, Query(q): Query<NoticeQuery>) -> AppResult<Response> {
+    on.code_page(on.change()?, None, q.notice.as_deref()).await
 }
 
 #[handler]
-async fn verify(
-    req: &Request,
-    Data(state): Data<&AppState>,
-    Data(change): Data<&Change>,
-    who: ClientSession,
-    CsrfForm(f): CsrfForm<CodeForm>,
-) -> AppResult<Response> {
-    let token = flow_token(req, state);
-    let visitor = Visitor::of(req);
-    match (change.finish(state, &who.client, token.as_deref(), &f.code, &visitor)).await {
+async fn verify(on: Signed<'_>, CsrfForm(f): CsrfForm<CodeForm>) -> AppResult<Response> {
+    let (req, state, change) = (on.req, on.state, on.change()?);
+    let (client, token, visitor) = (&on.who.client, on.token(), &on.visitor);
+    match change.finish(state, client, token, &f.code, visitor).await {
         Ok(renewed) => {
             clear_flow(req, state);
             if let Some(renewed) = renewed {
@@ -323,28 +312,24 @@ async fn verify(
         // Said on the settings page: another code for this address cannot help.
         Err(AccountError::EmailTaken) => {
             clear_flow(req, state);
-            let taken = Some((*change, AccountError::EmailTaken.to_string()));
-            settings_page(req, state, &who, taken, None).await
+            let message = AccountError::EmailTaken.to_string();
+            on.settings_error(change, message).await
         }
-        Err(e) => code_page(req, state, &who, *change, Some(message(e)?), None).await,
+        Err(e) => on.code_page(change, Some(message(e)?), None).await,
     }
 }
 
 #[handler]
-async fn resend(
-    req: &Request,
-    Data(state): Data<&AppState>,
-    Data(change): Data<&Change>,
-    who: ClientSession,
-    CsrfForm(_): CsrfForm<Empty>,
-) -> AppResult<Response> {
-    let token = flow_token(req, state);
-    let flow = change.flow();
-    let visitor = Visitor::of(req);
-    let sent = service::resend(state, &who.client, token.as_deref(), flow.purpose, &visitor);
+async fn resend(on: Signed<'_>, CsrfForm(_): CsrfForm<Empty>) -> AppResult<Response> {
+    let change = on.change()?;
+    let (purpose, client) = (change.flow().purpose, &on.who.client);
+    let sent = service::resend(on.state, client, on.token(), purpose, &on.visitor);
     match user_error(sent.await)? {
-        Ok(_) => Ok(see_other(&format!("{}?notice=code-sent", flow.path))),
-        Err(message) => code_page(req, state, &who, *change, Some(message), None).await,
+        Ok(_) => Ok(see_other(&format!(
+            "{}?notice=code-sent",
+            change.flow().path
+        ))),
+        Err(message) => on.code_page(change, Some(message), None).await,
     }
 }
 
@@ -352,25 +337,21 @@ async fn resend(
 
 #[handler]
 pub async fn revoke_device(
-    req: &Request,
-    Data(state): Data<&AppState>,
-    who: ClientSession,
+    on: Signed<'_>,
     Path(id): Path<String>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> AppResult<Response> {
-    if !service::revoke_device(state, &who.client, &id, &Visitor::of(req)).await? {
-        return Err(crate::error::AppError::NotFound);
+    if !service::revoke_device(on.state, &on.who.client, &id, &on.visitor).await? {
+        return Err(AppError::NotFound);
     }
     Ok(see_other("/security?notice=device-revoked"))
 }
 
 #[handler]
 pub async fn end_other_sessions(
-    req: &Request,
-    Data(state): Data<&AppState>,
-    who: ClientSession,
+    on: Signed<'_>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> AppResult<Response> {
-    service::end_other_sessions(state, &who.client, &who.token, &Visitor::of(req)).await?;
+    service::end_other_sessions(on.state, &on.who.client, &on.who.token, &on.visitor).await?;
     Ok(see_other("/security?notice=sessions-ended"))
 }
