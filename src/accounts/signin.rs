@@ -87,20 +87,36 @@ pub async fn verify_before_pin(
     codes::verify_code(state, &flow, code, "pin").await
 }
 
-/// The last step of a sign-up or Forgot PIN flow: the flow, the hash of the new
-/// PIN (checked against its confirmation) and the flow's address.
-async fn new_pin_step(
+/// The new PIN of a sign-up or Forgot PIN flow, checked against its confirmation.
+struct NewPin {
+    flow: Flow,
+    pin_hash: String,
+    email: Email,
+}
+
+/// "Create Account" or "Save PIN", the last step of a sign-up or Forgot PIN flow
+/// (`purpose`). Returns the address, to prefill sign-in.
+pub async fn pin_finish(
     state: &AppState,
     token: Option<&str>,
     purpose: Purpose,
     new_pin: &str,
     confirm: &str,
-) -> AccountResult<(Flow, String, Email)> {
+    visitor: &Visitor,
+) -> AccountResult<String> {
     let flow = load_at(state, token, purpose, "pin").await?;
     let pin = pin::check_new(new_pin, confirm)?;
     let pin_hash = state.hash_secret(pin).await?;
     let email = codes::flow_email(&flow)?;
-    Ok((flow, pin_hash, email))
+    let new = NewPin {
+        flow,
+        pin_hash,
+        email,
+    };
+    match purpose {
+        Purpose::Signup => create_account(state, new, visitor).await,
+        _ => reset_pin(state, new, visitor).await,
+    }
 }
 
 // ---- S2 sign-up ----
@@ -152,16 +168,13 @@ pub async fn signup_start(
     Ok(started)
 }
 
-/// "Create Account": sets the PIN. Returns the address, to prefill sign-in.
-pub async fn signup_finish(
-    state: &AppState,
-    token: Option<&str>,
-    new_pin: &str,
-    confirm: &str,
-    visitor: &Visitor,
-) -> AccountResult<String> {
-    let (flow, pin_hash, email) =
-        new_pin_step(state, token, Purpose::Signup, new_pin, confirm).await?;
+/// Sign-up's new PIN: the account is created (or the invited one completed).
+async fn create_account(state: &AppState, new: NewPin, visitor: &Visitor) -> AccountResult<String> {
+    let NewPin {
+        flow,
+        pin_hash,
+        email,
+    } = new;
     let name = flow.name.clone().unwrap_or_default();
     let st = state.clone();
     let visitor = visitor.clone();
@@ -481,17 +494,14 @@ fn flow_client(conn: &rusqlite::Connection, flow: &Flow, email: &Email) -> Accou
     }
 }
 
-/// The new PIN is set; every session and trusted device of the account ends, the
-/// lockout is lifted and the address is told.
-pub async fn reset_finish(
-    state: &AppState,
-    token: Option<&str>,
-    new_pin: &str,
-    confirm: &str,
-    visitor: &Visitor,
-) -> AccountResult<String> {
-    let (flow, pin_hash, email) =
-        new_pin_step(state, token, Purpose::Reset, new_pin, confirm).await?;
+/// Forgot PIN's new PIN is set; every session and trusted device of the account
+/// ends, the lockout is lifted and the address is told.
+async fn reset_pin(state: &AppState, new: NewPin, visitor: &Visitor) -> AccountResult<String> {
+    let NewPin {
+        flow,
+        pin_hash,
+        email,
+    } = new;
     let notice = state.email(
         "pin_changed",
         context! { email => email.address.clone(), reset => true },

@@ -141,13 +141,12 @@ impl StartForm for EmailForm {
     }
 }
 
-#[derive(serde::Deserialize)]
+/// Fields not sent are empty.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
 struct PinChangeForm {
-    #[serde(default)]
     current: String,
-    #[serde(default)]
     pin: String,
-    #[serde(default)]
     confirm: String,
 }
 
@@ -160,11 +159,11 @@ impl StartForm for PinChangeForm {
     }
 }
 
-#[derive(serde::Deserialize)]
+/// Fields not sent are empty.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
 struct EmailChangeForm {
-    #[serde(default)]
     current: String,
-    #[serde(default)]
     email: String,
 }
 

@@ -56,11 +56,11 @@ pub const NEW_PIN: PinPage = PinPage {
     done: "pin-reset",
 };
 
-#[derive(serde::Deserialize)]
+/// Fields not sent are empty.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
 pub struct EmailForm {
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     next: String,
 }
 

@@ -35,11 +35,11 @@ pub const CREATE_PIN: PinPage = PinPage {
     done: "account-created",
 };
 
-#[derive(serde::Deserialize)]
+/// Fields not sent are empty.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
 pub struct SignupForm {
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     email: String,
 }
 

@@ -160,11 +160,11 @@ async fn pin_form(on: OnPage<'_>) -> AppResult<Response> {
     }
 }
 
-#[derive(serde::Deserialize)]
+/// Fields not sent are empty.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
 pub struct NewPinForm {
-    #[serde(default)]
     pin: String,
-    #[serde(default)]
     confirm: String,
 }
 
@@ -172,13 +172,9 @@ pub struct NewPinForm {
 #[handler]
 async fn set_pin(on: OnPage<'_>, CsrfForm(f): CsrfForm<NewPinForm>) -> AppResult<Response> {
     let (page, token, visitor) = (on.flow::<PinPage>()?, on.token(), &on.visitor);
-    let finished = match page.steps.purpose {
-        Purpose::Signup => {
-            service::signup_finish(on.state, token, &f.pin, &f.confirm, visitor).await
-        }
-        _ => service::reset_finish(on.state, token, &f.pin, &f.confirm, visitor).await,
-    };
-    match finished {
+    let purpose = page.steps.purpose;
+    let finished = service::pin_finish(on.state, token, purpose, &f.pin, &f.confirm, visitor);
+    match finished.await {
         Ok(email) => {
             clear_flow(on.req, on.state);
             let to = format!("/signin?notice={}&email={}", page.done, encode(&email));
