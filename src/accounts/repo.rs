@@ -163,11 +163,20 @@ pub fn set_pin(conn: &Connection, client_id: i64, pin_hash: &str) -> rusqlite::R
 }
 
 pub fn add_merged_email(conn: &Connection, client_id: i64, email: &Email) -> rusqlite::Result<()> {
-    let t = now();
+    insert_verified_email(conn, client_id, email, false)
+}
+
+/// Adds an address the client has just proven, as its sign-in address or merged.
+fn insert_verified_email(
+    conn: &Connection,
+    client_id: i64,
+    email: &Email,
+    primary: bool,
+) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO client_emails (email_key, email, client_id, is_primary, verified_at, added_at)
-         VALUES (?1, ?2, ?3, 0, ?4, ?4)",
-        params![email.key, email.address, client_id, t],
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![email.key, email.address, client_id, primary, now()],
     )?;
     Ok(())
 }
@@ -178,7 +187,6 @@ pub fn replace_primary_email(
     client_id: i64,
     email: &Email,
 ) -> rusqlite::Result<()> {
-    let t = now();
     conn.execute(
         "DELETE FROM client_emails WHERE client_id = ?1 AND is_primary = 1",
         [client_id],
@@ -188,12 +196,7 @@ pub fn replace_primary_email(
         "DELETE FROM client_emails WHERE client_id = ?1 AND email_key = ?2",
         params![client_id, email.key],
     )?;
-    conn.execute(
-        "INSERT INTO client_emails (email_key, email, client_id, is_primary, verified_at, added_at)
-         VALUES (?1, ?2, ?3, 1, ?4, ?4)",
-        params![email.key, email.address, client_id, t],
-    )?;
-    Ok(())
+    insert_verified_email(conn, client_id, email, true)
 }
 
 // ---- sign-in flows ----

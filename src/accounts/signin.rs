@@ -170,24 +170,19 @@ pub async fn signup_start(
 
 /// Sign-up's new PIN: the account is created (or the invited one completed).
 async fn create_account(state: &AppState, new: NewPin, visitor: &Visitor) -> AccountResult<String> {
-    let NewPin {
-        flow,
-        pin_hash,
-        email,
-    } = new;
-    let name = flow.name.clone().unwrap_or_default();
+    let name = new.flow.name.clone().unwrap_or_default();
     let st = state.clone();
     let visitor = visitor.clone();
     state
         .db
         .write(move |tx| {
-            let client_id = match eligibility(tx, &st, &email)? {
+            let client_id = match eligibility(tx, &st, &new.email)? {
                 // An invitation of another portal than the one the flow began for.
-                Eligibility::Invited(id) if flow.client_id.is_some_and(|f| f != id) => {
+                Eligibility::Invited(id) if new.flow.client_id.is_some_and(|f| f != id) => {
                     return Err(AccountError::AddressMoved);
                 }
                 Eligibility::Invited(id) => id,
-                Eligibility::New => repo::insert_client(tx, &name, &email, false)?,
+                Eligibility::New => repo::insert_client(tx, &name, &new.email, false)?,
                 Eligibility::HasAccount => {
                     return Err(AccountError::Invalid(
                         "An account already exists for this email. Please sign in.".into(),
@@ -195,7 +190,7 @@ async fn create_account(state: &AppState, new: NewPin, visitor: &Visitor) -> Acc
                 }
                 Eligibility::NotAllowed => return Err(AccountError::FlowExpired),
             };
-            if !repo::create_account(tx, client_id, &name, &pin_hash)? {
+            if !repo::create_account(tx, client_id, &name, &new.pin_hash)? {
                 return Err(AccountError::Invalid(
                     "An account already exists for this email. Please sign in.".into(),
                 ));
@@ -205,12 +200,12 @@ async fn create_account(state: &AppState, new: NewPin, visitor: &Visitor) -> Acc
                 tx,
                 Actor::Client(client.public_id),
                 "signup",
-                &email.address,
+                &new.email.address,
                 "",
                 &visitor,
             )?;
-            repo::delete_flow(tx, &flow.token_hash)?;
-            Ok(email.address.clone())
+            repo::delete_flow(tx, &new.flow.token_hash)?;
+            Ok(new.email.address.clone())
         })
         .await
 }
@@ -497,11 +492,7 @@ fn flow_client(conn: &rusqlite::Connection, flow: &Flow, email: &Email) -> Accou
 /// Forgot PIN's new PIN is set; every session and trusted device of the account
 /// ends, the lockout is lifted and the address is told.
 async fn reset_pin(state: &AppState, new: NewPin, visitor: &Visitor) -> AccountResult<String> {
-    let NewPin {
-        flow,
-        pin_hash,
-        email,
-    } = new;
+    let (flow, email) = (new.flow, new.email);
     let notice = state.email(
         "pin_changed",
         context! { email => email.address.clone(), reset => true },
@@ -511,7 +502,7 @@ async fn reset_pin(state: &AppState, new: NewPin, visitor: &Visitor) -> AccountR
         .db
         .write(move |tx| {
             let client = flow_client(tx, &flow, &email)?;
-            repo::set_pin(tx, client.id, &pin_hash)?;
+            repo::set_pin(tx, client.id, &new.pin_hash)?;
             repo::delete_client_sessions(tx, client.id, None)?;
             repo::delete_client_devices(tx, client.id)?;
             throttle::clear(tx, &throttle::key("pin", &email.key))?;

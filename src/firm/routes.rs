@@ -3,12 +3,12 @@
 use minijinja::context;
 use poem::http::StatusCode;
 use poem::web::{Data, Path, Query};
-use poem::{FromRequest, Request, RequestBody, Response, Route, get, handler, post};
+use poem::{EndpointExt, FromRequest, Request, RequestBody, Response, Route, get, handler, post};
 
 use super::repo::Staff;
 use crate::accounts::routes::{
-    Empty, NoticeQuery, clear_flow, flow_token, message, notice, public_page, see_other, set_flow,
-    user_error,
+    Empty, NoticeQuery, clear_flow, flow_token, form_status, message, notice, public_form,
+    see_other, set_flow, user_error,
 };
 use crate::accounts::session::{self, Subject};
 use crate::accounts::{AccountError, invite};
@@ -31,8 +31,14 @@ pub fn routes() -> Route {
             get(crate::documents::staff_routes::clients).post(invite_client),
         )
         .at("/clients/resend", post(resend_invitation))
-        .at("/requests/:id/invite", post(invite_request))
-        .at("/requests/:id/dismiss", post(dismiss_request))
+        .at(
+            "/requests/:id/invite",
+            post(handle_request).data(Invite(true)),
+        )
+        .at(
+            "/requests/:id/dismiss",
+            post(handle_request).data(Invite(false)),
+        )
 }
 
 /// Public routes of this capability.
@@ -118,23 +124,13 @@ fn signin_page(
     error: Option<String>,
     notice_key: Option<&str>,
 ) -> AppResult<Response> {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
     let notice = match notice_key {
         Some("expired") => Some("That step expired. Please sign in again."),
         Some("signed-out") => Some("You have signed out."),
         _ => None,
     };
-    public_page(
-        req,
-        state,
-        "staff/signin.html",
-        status,
-        context! { email, error, notice, staff_area => true },
-    )
+    let ctx = context! { email, notice, staff_area => true };
+    public_form(req, state, "staff/signin.html", error, ctx)
 }
 
 #[handler]
@@ -168,22 +164,12 @@ async fn totp_page(req: &Request, state: &AppState, error: Option<String>) -> Ap
         Err(AccountError::Internal(e)) => return Err(e),
         Err(_) => return Ok(see_other("/staff/signin?notice=expired")),
     };
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
     let (secret, qr) = match factor.enrol {
         Some(e) => (Some(e.secret), Some(e.qr_svg)),
         None => (None, None),
     };
-    public_page(
-        req,
-        state,
-        "staff/totp.html",
-        status,
-        context! { email => factor.staff.email, secret, qr_svg => qr.map(minijinja::Value::from_safe_string), error, staff_area => true },
-    )
+    let ctx = context! { email => factor.staff.email, secret, qr_svg => qr.map(minijinja::Value::from_safe_string), staff_area => true };
+    public_form(req, state, "staff/totp.html", error, ctx)
 }
 
 #[handler]
@@ -259,11 +245,7 @@ async fn home_page(
 ) -> AppResult<Response> {
     let clients = invite::list_clients(state).await.map_err(into_app)?;
     let requests = super::open_requests(state).await.map_err(into_app)?;
-    let status = if msgs.error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(msgs.error.as_ref());
     let ctx = context! {
         clients => minijinja::Value::from(minijinja::value::Serde(&clients)),
         requests => minijinja::Value::from(minijinja::value::Serde(&requests)),
@@ -313,22 +295,8 @@ async fn invite_client(
     CsrfForm(f): CsrfForm<InviteForm>,
 ) -> AppResult<Response> {
     let actor = Actor::Staff(who.staff.public_id.clone());
-    match user_error(invite::invite_client(state, &f.name, &f.email, actor, &client_ip(req)).await)?
-    {
-        Ok(_) => Ok(see_other("/staff?notice=invited")),
-        Err(error) => {
-            home_page(
-                req,
-                state,
-                &who,
-                HomeMessages {
-                    error: Some(error),
-                    ..Default::default()
-                },
-            )
-            .await
-        }
-    }
+    let invited = invite::invite_client(state, &f.name, &f.email, actor, &client_ip(req)).await;
+    after_action(req, state, &who, invited, "/staff?notice=invited").await
 }
 
 #[derive(serde::Deserialize)]
@@ -345,67 +313,47 @@ async fn resend_invitation(
     CsrfForm(f): CsrfForm<ResendForm>,
 ) -> AppResult<Response> {
     let actor = Actor::Staff(who.staff.public_id.clone());
-    match user_error(invite::resend_invitation(state, &f.email, actor, &client_ip(req)).await)? {
-        Ok(_) => Ok(see_other("/staff?notice=reinvited")),
-        Err(error) => {
-            home_page(
-                req,
-                state,
-                &who,
-                HomeMessages {
-                    error: Some(error),
-                    ..Default::default()
-                },
-            )
-            .await
-        }
-    }
+    let sent = invite::resend_invitation(state, &f.email, actor, &client_ip(req)).await;
+    after_action(req, state, &who, sent, "/staff?notice=reinvited").await
 }
 
-async fn handle(
+/// After a staff action on the home page: its notice, or the home page again with
+/// what went wrong.
+async fn after_action<T>(
     req: &Request,
     state: &AppState,
     who: &StaffSession,
-    id: &str,
-    invite: bool,
+    done: Result<T, AccountError>,
+    notice: &str,
 ) -> AppResult<Response> {
-    match user_error(super::handle_request(state, &who.staff, id, invite, &client_ip(req)).await)? {
-        Ok(()) => Ok(see_other("/staff?notice=handled")),
+    match user_error(done)? {
+        Ok(_) => Ok(see_other(notice)),
         Err(error) => {
-            home_page(
-                req,
-                state,
-                who,
-                HomeMessages {
-                    error: Some(error),
-                    ..Default::default()
-                },
-            )
-            .await
+            let messages = HomeMessages {
+                error: Some(error),
+                ..Default::default()
+            };
+            home_page(req, state, who, messages).await
         }
     }
 }
 
-#[handler]
-async fn invite_request(
-    req: &Request,
-    Data(state): Data<&AppState>,
-    who: StaffSession,
-    Path(id): Path<String>,
-    CsrfForm(_): CsrfForm<Empty>,
-) -> AppResult<Response> {
-    handle(req, state, &who, &id, true).await
-}
+/// Whether staff invite the sender of a portal request, or dismiss it.
+#[derive(Clone, Copy)]
+struct Invite(bool);
 
 #[handler]
-async fn dismiss_request(
+async fn handle_request(
     req: &Request,
     Data(state): Data<&AppState>,
+    Data(Invite(invite)): Data<&Invite>,
     who: StaffSession,
     Path(id): Path<String>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> AppResult<Response> {
-    handle(req, state, &who, &id, false).await
+    let ip = client_ip(req);
+    let handled = super::handle_request(state, &who.staff, &id, *invite, &ip).await;
+    after_action(req, state, &who, handled, "/staff?notice=handled").await
 }
 
 // ---- S3b: Request a portal ----
@@ -429,17 +377,12 @@ fn request_page(
     error: Option<String>,
     notice_key: Option<&str>,
 ) -> AppResult<Response> {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
     let ctx = context! {
         name => f.map(|f| f.name.clone()), email => f.map(|f| f.email.clone()),
         phone => f.map(|f| f.phone.clone()), message => f.map(|f| f.message.clone()),
-        error, notice => notice(notice_key),
+        notice => notice(notice_key),
     };
-    public_page(req, state, "request_portal.html", status, ctx)
+    public_form(req, state, "request_portal.html", error, ctx)
 }
 
 #[handler]

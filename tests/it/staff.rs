@@ -211,3 +211,38 @@ async fn staff_lockouts_are_per_address_and_network_and_can_be_lifted() {
     ok.expect("Set up your authenticator");
     portal.stop().await;
 }
+
+#[tokio::test]
+async fn staff_can_dismiss_a_portal_request() {
+    let portal = TestPortal::start().await;
+    add_staff(&portal).await;
+    let (b, _, _) = staff_sign_in(&portal).await;
+    portal
+        .browser()
+        .post(
+            "/request-portal",
+            &[("name", "Pat Lee"), ("email", "pat@example.com")],
+        )
+        .await;
+    let home = b.get("/staff").await;
+    home.expect("Pat Lee");
+    let id = regex::Regex::new(r"/staff/requests/([^/]+)/dismiss")
+        .unwrap()
+        .captures(&home.body)
+        .unwrap()[1]
+        .to_string();
+    let page = b.post(&format!("/staff/requests/{id}/dismiss"), &[]).await;
+    page.expect("The request was handled");
+    assert!(
+        !page.has("Pat Lee"),
+        "a dismissed request is no longer open"
+    );
+    assert_eq!(
+        portal
+            .smtp
+            .matching("pat@example.com", "created a client portal"),
+        0,
+        "dismissing invites nobody"
+    );
+    portal.stop().await;
+}

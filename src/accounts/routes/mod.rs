@@ -5,6 +5,8 @@ mod signin;
 mod signup;
 mod steps;
 
+pub use steps::{form_status, public_form};
+
 use minijinja::{Value, context};
 use poem::http::StatusCode;
 use poem::web::Redirect;
