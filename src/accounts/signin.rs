@@ -95,7 +95,8 @@ pub async fn pin_finish(
     };
     match purpose {
         Purpose::Signup => create_account(state, new, visitor).await,
-        _ => reset_pin(state, new, visitor).await,
+        Purpose::Reset => reset_pin(state, new, visitor).await,
+        _ => Err(AccountError::FlowExpired),
     }
 }
 
@@ -420,7 +421,9 @@ pub async fn resend_code(
         }
         Purpose::Reset => reset_requester(state, flow.client_id, device).await?,
         // The code stage is reached only with the right PIN or a trusted device.
-        _ => Requester::Account(flow.client_id.ok_or(AccountError::FlowExpired)?),
+        Purpose::Signin => Requester::Account(flow.client_id.ok_or(AccountError::FlowExpired)?),
+        // The other flows belong to a signed-in client (`settings::resend`).
+        _ => return Err(AccountError::FlowExpired),
     };
     codes::send_code(state, &flow, visitor, requester).await?;
     Ok(flow)
