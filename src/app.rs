@@ -16,14 +16,13 @@ use crate::infra::web::request_log::RequestLog;
 use crate::state::AppState;
 use crate::{accounts, documents, firm, home};
 
-/// Every URL of the portal and the handler that serves it.
+/// Every URL of the portal and the handler that serves it (the accounts pages
+/// in `sign_in_and_up` and `security_settings`, the staff area in `staff`).
 pub fn routes() -> Route {
-    use accounts::routes::security::{Change, EmailChangeForm, EmailForm, PinChangeForm};
-    use accounts::routes::{security, signin, signup, steps};
     use documents::routes as docs;
     use firm::routes as firm;
     use home::routes as home;
-    Route::new()
+    let route = Route::new()
         // H4, B3, O3: home, help, theme assets, brand, health
         .at("/", get(home::home))
         .at("/help", get(home::help))
@@ -35,7 +34,38 @@ pub fn routes() -> Route {
         .at(
             "/request-portal",
             get(firm::request_form).post(firm::request_submit),
+        );
+    security_settings(sign_in_and_up(route))
+        // D1–D6: the client's documents and resumable uploads. HEAD is routed
+        // explicitly so that it reaches the handler as HEAD (poem would otherwise
+        // run it as GET): it gets headers only and no audit entry.
+        .at("/documents", get(docs::documents))
+        .at("/documents/send", get(docs::send_page))
+        .at(
+            "/documents/:id/download",
+            get(docs::download).head(docs::download),
         )
+        .at("/documents/:id/view", get(docs::preview))
+        .at(
+            "/documents/:id/content",
+            get(docs::content).head(docs::content),
+        )
+        .at("/documents/:id/delete", post(docs::delete))
+        .at("/documents/:id/rename", post(docs::rename))
+        .at("/uploads", post(docs::upload_create))
+        .at(
+            "/uploads/:id",
+            head(docs::upload_head)
+                .patch(docs::upload_patch)
+                .delete(docs::upload_delete),
+        )
+        .nest("/staff", staff())
+}
+
+/// S2–S4: sign-up, sign-in, Forgot PIN and sign-out.
+fn sign_in_and_up(route: Route) -> Route {
+    use accounts::routes::{signin, signup, steps};
+    route
         // S3, S3a, S4: sign-in, forgotten PIN, sign-out. The code, resend and
         // new-PIN pages of sign-in, Forgot PIN and sign-up are shared handlers;
         // the route data (the flow's `Steps` or `PinPage`) says which flow.
@@ -81,7 +111,13 @@ pub fn routes() -> Route {
                 .post(steps::set_pin)
                 .data(signup::CREATE_PIN),
         )
-        // S5: Security Settings. Merge Emails, Update PIN and Update Email ID are
+}
+
+/// S5: Security Settings.
+fn security_settings(route: Route) -> Route {
+    use accounts::routes::security::{self, Change, EmailChangeForm, EmailForm, PinChangeForm};
+    route
+        // Merge Emails, Update PIN and Update Email ID are
         // one code-confirmed flow; the route data (`Change`) says which.
         .at("/security", get(security::page))
         .at(
@@ -134,30 +170,6 @@ pub fn routes() -> Route {
             "/security/sessions/end-others",
             post(security::end_other_sessions),
         )
-        // D1–D6: the client's documents and resumable uploads. HEAD is routed
-        // explicitly so that it reaches the handler as HEAD (poem would otherwise
-        // run it as GET): it gets headers only and no audit entry.
-        .at("/documents", get(docs::documents))
-        .at("/documents/send", get(docs::send_page))
-        .at(
-            "/documents/:id/download",
-            get(docs::download).head(docs::download),
-        )
-        .at("/documents/:id/view", get(docs::preview))
-        .at(
-            "/documents/:id/content",
-            get(docs::content).head(docs::content),
-        )
-        .at("/documents/:id/delete", post(docs::delete))
-        .at("/documents/:id/rename", post(docs::rename))
-        .at("/uploads", post(docs::upload_create))
-        .at(
-            "/uploads/:id",
-            head(docs::upload_head)
-                .patch(docs::upload_patch)
-                .delete(docs::upload_delete),
-        )
-        .nest("/staff", staff())
 }
 
 /// The staff area, under `/staff` (handlers see the path without the prefix).
