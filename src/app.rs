@@ -16,13 +16,13 @@ use crate::infra::web::request_log::RequestLog;
 use crate::state::AppState;
 use crate::{accounts, documents, firm, home};
 
-/// Every URL of the portal and the handler that serves it.
+/// Every URL of the portal and the handler that serves it (the accounts pages
+/// in `sign_in_and_up` and `security_settings`, the staff area in `staff`).
 pub fn routes() -> Route {
-    use accounts::routes::{security, signin, signup};
     use documents::routes as docs;
     use firm::routes as firm;
     use home::routes as home;
-    Route::new()
+    let route = Route::new()
         // H4, B3, O3: home, help, theme assets, brand, health
         .at("/", get(home::home))
         .at("/help", get(home::help))
@@ -34,56 +34,8 @@ pub fn routes() -> Route {
         .at(
             "/request-portal",
             get(firm::request_form).post(firm::request_submit),
-        )
-        // S3, S3a, S4: sign-in, forgotten PIN, sign-out
-        .at("/signin", get(signin::form).post(signin::start))
-        .at("/signin/pin", get(signin::pin_form).post(signin::pin))
-        .at("/signin/code", get(signin::code_form).post(signin::code))
-        .at("/signin/resend", post(signin::resend))
-        .at("/signin/forgot", post(signin::forgot))
-        .at(
-            "/signin/reset",
-            get(signin::reset_form).post(signin::reset_code),
-        )
-        .at("/signin/reset/resend", post(signin::reset_resend))
-        .at(
-            "/signin/reset/pin",
-            get(signin::reset_pin_form).post(signin::reset_pin),
-        )
-        .at("/signout", post(signin::signout))
-        // S2: sign-up
-        .at("/signup", get(signup::form).post(signup::start))
-        .at("/signup/verify", get(signup::code_form).post(signup::code))
-        .at("/signup/resend", post(signup::resend))
-        .at("/signup/pin", get(signup::pin_form).post(signup::pin))
-        // S5: Security Settings
-        .at("/security", get(security::page))
-        .at(
-            "/security/merge",
-            get(security::merge_form).post(security::merge_start),
-        )
-        .at("/security/merge/verify", post(security::merge_verify))
-        .at("/security/merge/resend", post(security::merge_resend))
-        .at(
-            "/security/pin",
-            get(security::pin_form).post(security::pin_start),
-        )
-        .at("/security/pin/verify", post(security::pin_verify))
-        .at("/security/pin/resend", post(security::pin_resend))
-        .at(
-            "/security/email",
-            get(security::email_form).post(security::email_start),
-        )
-        .at("/security/email/verify", post(security::email_verify))
-        .at("/security/email/resend", post(security::email_resend))
-        .at(
-            "/security/devices/:id/revoke",
-            post(security::revoke_device),
-        )
-        .at(
-            "/security/sessions/end-others",
-            post(security::end_other_sessions),
-        )
+        );
+    security_settings(sign_in_and_up(route))
         // D1–D6: the client's documents and resumable uploads. HEAD is routed
         // explicitly so that it reaches the handler as HEAD (poem would otherwise
         // run it as GET): it gets headers only and no audit entry.
@@ -110,10 +62,120 @@ pub fn routes() -> Route {
         .nest("/staff", staff())
 }
 
+/// S2–S4: sign-up, sign-in, Forgot PIN and sign-out.
+fn sign_in_and_up(route: Route) -> Route {
+    use accounts::routes::{signin, signup, steps};
+    route
+        // S3, S3a, S4: sign-in, forgotten PIN, sign-out. The code, resend and
+        // new-PIN pages of sign-in, Forgot PIN and sign-up are shared handlers;
+        // the route data (the flow's `Steps` or `PinPage`) says which flow.
+        .at("/signin", get(signin::form).post(signin::start))
+        .at("/signin/pin", get(signin::pin_form).post(signin::pin))
+        .at(
+            "/signin/code",
+            get(steps::code_form)
+                .post(signin::code)
+                .data(signin::SIGNIN),
+        )
+        .at("/signin/resend", post(steps::resend).data(signin::SIGNIN))
+        .at("/signin/forgot", post(signin::forgot))
+        .at(
+            "/signin/reset",
+            get(steps::code_form)
+                .post(steps::verify_before_pin)
+                .data(signin::RESET),
+        )
+        .at(
+            "/signin/reset/resend",
+            post(steps::resend).data(signin::RESET),
+        )
+        .at(
+            "/signin/reset/pin",
+            get(steps::pin_form)
+                .post(steps::set_pin)
+                .data(signin::NEW_PIN),
+        )
+        .at("/signout", post(signin::signout))
+        // S2: sign-up
+        .at("/signup", get(signup::form).post(signup::start))
+        .at(
+            "/signup/verify",
+            get(steps::code_form)
+                .post(steps::verify_before_pin)
+                .data(signup::SIGNUP),
+        )
+        .at("/signup/resend", post(steps::resend).data(signup::SIGNUP))
+        .at(
+            "/signup/pin",
+            get(steps::pin_form)
+                .post(steps::set_pin)
+                .data(signup::CREATE_PIN),
+        )
+}
+
+/// S5: Security Settings.
+fn security_settings(route: Route) -> Route {
+    use accounts::routes::security::{self, Change, EmailChangeForm, EmailForm, PinChangeForm};
+    route
+        // Merge Emails, Update PIN and Update Email ID are
+        // one code-confirmed flow; the route data (`Change`) says which.
+        .at("/security", get(security::page))
+        .at(
+            "/security/merge",
+            get(security::form)
+                .post(security::start::<EmailForm>::default())
+                .data(Change::Merge),
+        )
+        .at(
+            "/security/merge/verify",
+            post(security::verify).data(Change::Merge),
+        )
+        .at(
+            "/security/merge/resend",
+            post(security::resend).data(Change::Merge),
+        )
+        .at(
+            "/security/pin",
+            get(security::form)
+                .post(security::start::<PinChangeForm>::default())
+                .data(Change::Pin),
+        )
+        .at(
+            "/security/pin/verify",
+            post(security::verify).data(Change::Pin),
+        )
+        .at(
+            "/security/pin/resend",
+            post(security::resend).data(Change::Pin),
+        )
+        .at(
+            "/security/email",
+            get(security::form)
+                .post(security::start::<EmailChangeForm>::default())
+                .data(Change::Email),
+        )
+        .at(
+            "/security/email/verify",
+            post(security::verify).data(Change::Email),
+        )
+        .at(
+            "/security/email/resend",
+            post(security::resend).data(Change::Email),
+        )
+        .at(
+            "/security/devices/:id/revoke",
+            post(security::revoke_device),
+        )
+        .at(
+            "/security/sessions/end-others",
+            post(security::end_other_sessions),
+        )
+}
+
 /// The staff area, under `/staff` (handlers see the path without the prefix).
 fn staff() -> Route {
+    use crate::firm::routes::{self as firm, RequestAction};
     use documents::staff_routes as docs;
-    use firm::routes as firm;
     Route::new()
         // F1: staff sign-in with password and authenticator
         .at("/", get(firm::home))
@@ -124,8 +186,14 @@ fn staff() -> Route {
         .at("/clients", get(docs::clients).post(firm::invite_client))
         .at("/clients/resend", post(firm::resend_invitation))
         .at("/clients/:id", get(docs::client_page))
-        .at("/requests/:id/invite", post(firm::invite_request))
-        .at("/requests/:id/dismiss", post(firm::dismiss_request))
+        .at(
+            "/requests/:id/invite",
+            post(firm::handle_request).data(RequestAction::Invite),
+        )
+        .at(
+            "/requests/:id/dismiss",
+            post(firm::handle_request).data(RequestAction::Dismiss),
+        )
         // F3, D7: publishing, the uploads inbox, notifications
         .at("/clients/:id/publish", post(docs::publish_files))
         .at("/inbox", get(docs::inbox))

@@ -8,9 +8,10 @@ use std::time::Duration;
 use minijinja::context;
 
 use super::email::Email;
-use super::repo::{self, Flow, NewFlow};
+pub use super::repo::NewFlow;
+use super::repo::{self, Flow};
 use super::{AccountError, AccountResult};
-use crate::ids::{ClientId, StaffId};
+use crate::ids::ClientId;
 use crate::infra::audit::{self, Actor};
 use crate::infra::crypto::{constant_time_eq, random_code, random_token, token_hash};
 use crate::infra::db::now;
@@ -43,6 +44,19 @@ impl Purpose {
         }
     }
 
+    /// A flow of this purpose at `stage` for `email`, for nobody in particular yet.
+    pub fn flow(self, stage: &'static str, email: &str) -> NewFlow {
+        NewFlow {
+            purpose: self.as_str(),
+            stage,
+            email: email.to_string(),
+            name: None,
+            client_id: None,
+            staff_id: None,
+            next_path: None,
+        }
+    }
+
     /// What the code email says the code is for.
     fn action(self) -> &'static str {
         match self {
@@ -70,47 +84,13 @@ pub struct Started {
     pub flow: Flow,
 }
 
-pub struct FlowStart<'a> {
-    pub purpose: Purpose,
-    pub stage: &'a str,
-    pub email: &'a str,
-    pub name: Option<&'a str>,
-    pub client_id: Option<ClientId>,
-    pub staff_id: Option<StaffId>,
-    pub next_path: Option<&'a str>,
-}
-
-pub async fn start(state: &AppState, s: FlowStart<'_>) -> AccountResult<Started> {
+pub async fn start(state: &AppState, new: NewFlow) -> AccountResult<Started> {
     let token = random_token();
     let hash = token_hash(&token);
-    let new = (
-        hash.clone(),
-        s.purpose.as_str(),
-        s.stage.to_string(),
-        s.email.to_string(),
-        s.name.map(str::to_string),
-        s.client_id,
-        s.staff_id,
-        s.next_path.map(str::to_string),
-    );
     let flow = state
         .db
         .write(move |tx| {
-            let (hash, purpose, stage, email, name, client_id, staff_id, next_path) = new;
-            repo::insert_flow(
-                tx,
-                NewFlow {
-                    token_hash: &hash,
-                    purpose,
-                    stage: &stage,
-                    email: &email,
-                    name: name.as_deref(),
-                    client_id,
-                    staff_id,
-                    next_path: next_path.as_deref(),
-                    lifetime_secs: FLOW_LIFETIME_SECS,
-                },
-            )?;
+            repo::insert_flow(tx, &hash, &new, FLOW_LIFETIME_SECS)?;
             repo::flow(tx, &hash)?.ok_or(AccountError::FlowExpired)
         })
         .await?;

@@ -168,11 +168,20 @@ pub fn add_merged_email(
     client_id: ClientId,
     email: &Email,
 ) -> rusqlite::Result<()> {
-    let t = now();
+    insert_verified_email(conn, client_id, email, false)
+}
+
+/// Adds an address the client has just proven, as its sign-in address or merged.
+fn insert_verified_email(
+    conn: &Connection,
+    client_id: ClientId,
+    email: &Email,
+    primary: bool,
+) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO client_emails (email_key, email, client_id, is_primary, verified_at, added_at)
-         VALUES (?1, ?2, ?3, 0, ?4, ?4)",
-        params![email.key, email.address, client_id, t],
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![email.key, email.address, client_id, primary, now()],
     )?;
     Ok(())
 }
@@ -183,7 +192,6 @@ pub fn replace_primary_email(
     client_id: ClientId,
     email: &Email,
 ) -> rusqlite::Result<()> {
-    let t = now();
     conn.execute(
         "DELETE FROM client_emails WHERE client_id = ?1 AND is_primary = 1",
         [client_id],
@@ -193,12 +201,7 @@ pub fn replace_primary_email(
         "DELETE FROM client_emails WHERE client_id = ?1 AND email_key = ?2",
         params![client_id, email.key],
     )?;
-    conn.execute(
-        "INSERT INTO client_emails (email_key, email, client_id, is_primary, verified_at, added_at)
-         VALUES (?1, ?2, ?3, 1, ?4, ?4)",
-        params![email.key, email.address, client_id, t],
-    )?;
-    Ok(())
+    insert_verified_email(conn, client_id, email, true)
 }
 
 // ---- sign-in flows ----
@@ -221,25 +224,29 @@ pub struct Flow {
     pub next_path: Option<String>,
 }
 
-pub struct NewFlow<'a> {
-    pub token_hash: &'a [u8],
-    pub purpose: &'a str,
-    pub stage: &'a str,
-    pub email: &'a str,
-    pub name: Option<&'a str>,
+/// A flow about to begin; its token hash and lifetime are given apart.
+pub struct NewFlow {
+    pub purpose: &'static str,
+    pub stage: &'static str,
+    pub email: String,
+    pub name: Option<String>,
     pub client_id: Option<ClientId>,
     pub staff_id: Option<StaffId>,
-    pub next_path: Option<&'a str>,
-    pub lifetime_secs: i64,
+    pub next_path: Option<String>,
 }
 
-pub fn insert_flow(conn: &Connection, f: NewFlow) -> rusqlite::Result<()> {
+pub fn insert_flow(
+    conn: &Connection,
+    token_hash: &[u8],
+    f: &NewFlow,
+    lifetime_secs: i64,
+) -> rusqlite::Result<()> {
     let t = now();
     conn.execute("DELETE FROM auth_flows WHERE expires_at < ?1", [t])?;
     conn.execute(
         "INSERT INTO auth_flows (token_hash, purpose, stage, email, name, client_id, staff_id, next_path, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![f.token_hash, f.purpose, f.stage, f.email, f.name, f.client_id, f.staff_id, f.next_path, t, t + f.lifetime_secs],
+        params![token_hash, f.purpose, f.stage, f.email, f.name, f.client_id, f.staff_id, f.next_path, t, t + lifetime_secs],
     )?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use minijinja::context;
 
-use super::codes::{self, FlowStart, Purpose, Requester, Started};
+use super::codes::{self, NewFlow, Purpose, Requester, Started};
 use super::email::Email;
 use super::repo::{self, Client, ClientEmail, Device, SessionInfo};
 use super::session::{self, Subject};
@@ -57,6 +57,41 @@ async fn own_flow(
     Ok(flow)
 }
 
+/// Starts a flow of `purpose` for this client and sends its code to `address`.
+/// A `secret` (the new PIN's hash) waits in the flow until the code confirms it.
+async fn start_flow(
+    state: &AppState,
+    client: &Client,
+    purpose: Purpose,
+    address: &str,
+    secret: Option<String>,
+    visitor: &Visitor,
+) -> AccountResult<Started> {
+    let new = NewFlow {
+        client_id: Some(client.id),
+        ..purpose.flow("code", address)
+    };
+    let started = codes::start(state, new).await?;
+    if let Some(secret) = secret {
+        codes::set_pending_secret(state, &started.flow, secret).await?;
+    }
+    codes::send_code(state, &started.flow, visitor, Requester::Account(client.id)).await?;
+    Ok(started)
+}
+
+/// "Send a new code" on the code page of a change.
+pub async fn resend(
+    state: &AppState,
+    client: &Client,
+    token: Option<&str>,
+    purpose: Purpose,
+    visitor: &Visitor,
+) -> AccountResult<repo::Flow> {
+    let flow = own_flow(state, client, token, purpose).await?;
+    codes::send_code(state, &flow, visitor, Requester::Account(client.id)).await?;
+    Ok(flow)
+}
+
 // ---- Merge Emails ----
 
 /// "Add": a code goes to the other address. Whether that address is free is only
@@ -78,62 +113,7 @@ pub async fn merge_start(
             "That address is already part of your portal.".into(),
         ));
     }
-    let started = codes::start(
-        state,
-        FlowStart {
-            purpose: Purpose::Merge,
-            stage: "code",
-            email: &email.address,
-            name: None,
-            client_id: Some(client.id),
-            staff_id: None,
-            next_path: None,
-        },
-    )
-    .await?;
-    codes::send_code(state, &started.flow, visitor, Requester::Account(client.id)).await?;
-    Ok(started)
-}
-
-pub async fn merge_resend(
-    state: &AppState,
-    client: &Client,
-    token: Option<&str>,
-    visitor: &Visitor,
-) -> AccountResult<repo::Flow> {
-    let flow = own_flow(state, client, token, Purpose::Merge).await?;
-    codes::send_code(state, &flow, visitor, Requester::Account(client.id)).await?;
-    Ok(flow)
-}
-
-/// "Verify Code": the address joins this portal as a merged address.
-pub async fn merge_finish(
-    state: &AppState,
-    client: &Client,
-    token: Option<&str>,
-    code: &str,
-    visitor: &Visitor,
-) -> AccountResult<String> {
-    let flow = own_flow(state, client, token, Purpose::Merge).await?;
-    codes::verify_code(state, &flow, code, "done").await?;
-    let email = codes::flow_email(&flow)?;
-    let notice = state.email("email_added", context! { added => email.address.clone() })?;
-    let (c, v) = (client.clone(), visitor.clone());
-    let added = state
-        .db
-        .write(move |tx| {
-            repo::delete_flow(tx, &flow.token_hash)?;
-            if repo::email_owner(tx, &email.key)?.is_some() {
-                return Ok(Err(AccountError::EmailTaken));
-            }
-            repo::add_merged_email(tx, c.id, &email)?;
-            mail::queue(tx, &c.email, &notice)?;
-            audit::record(tx, c.actor(), "email_merged", &email.address, "", &v.ip)?;
-            Ok::<_, AccountError>(Ok(email.address.clone()))
-        })
-        .await??;
-    state.mailer.wake();
-    Ok(added)
+    start_flow(state, client, Purpose::Merge, &email.address, None, visitor).await
 }
 
 /// Re-authentication before a change of PIN or email: the current PIN, counted
@@ -196,39 +176,16 @@ pub async fn pin_change_start(
     confirm_current_pin(state, client, current, "pin_change_failed", visitor).await?;
     let pin = pin::check_new(new_pin, confirm)?;
     let pin_hash = state.hash_secret(pin).await?;
-    let started = codes::start(
+    let secret = Some(pin_hash);
+    start_flow(
         state,
-        FlowStart {
-            purpose: Purpose::PinChange,
-            stage: "code",
-            email: &email.address,
-            name: None,
-            client_id: Some(client.id),
-            staff_id: None,
-            next_path: None,
-        },
+        client,
+        Purpose::PinChange,
+        &email.address,
+        secret,
+        visitor,
     )
-    .await?;
-    let flow_hash = started.flow.token_hash.clone();
-    state
-        .db
-        .write(move |tx| {
-            repo::set_flow_secret(tx, &flow_hash, &pin_hash).map_err(AccountError::from)
-        })
-        .await?;
-    codes::send_code(state, &started.flow, visitor, Requester::Account(client.id)).await?;
-    Ok(started)
-}
-
-pub async fn pin_change_resend(
-    state: &AppState,
-    client: &Client,
-    token: Option<&str>,
-    visitor: &Visitor,
-) -> AccountResult<repo::Flow> {
-    let flow = own_flow(state, client, token, Purpose::PinChange).await?;
-    codes::send_code(state, &flow, visitor, Requester::Account(client.id)).await?;
-    Ok(flow)
+    .await
 }
 
 /// New tokens for this browser after a PIN change ended every other session.
@@ -307,68 +264,62 @@ pub async fn email_change_start(
         ));
     }
     confirm_current_pin(state, client, current_pin, "email_change_failed", visitor).await?;
-    let started = codes::start(
+    start_flow(
         state,
-        FlowStart {
-            purpose: Purpose::EmailChange,
-            stage: "code",
-            email: &email.address,
-            name: None,
-            client_id: Some(client.id),
-            staff_id: None,
-            next_path: None,
-        },
+        client,
+        Purpose::EmailChange,
+        &email.address,
+        None,
+        visitor,
     )
-    .await?;
-    codes::send_code(state, &started.flow, visitor, Requester::Account(client.id)).await?;
-    Ok(started)
+    .await
 }
 
-pub async fn email_change_resend(
+/// "Verify Code" of Merge Emails or Update Email ID (`purpose`): the address
+/// joins this portal as a merged address, or becomes its sign-in address and the
+/// old address is told where sign-in moved. Returns the address.
+pub async fn address_finish(
     state: &AppState,
     client: &Client,
     token: Option<&str>,
-    visitor: &Visitor,
-) -> AccountResult<repo::Flow> {
-    let flow = own_flow(state, client, token, Purpose::EmailChange).await?;
-    codes::send_code(state, &flow, visitor, Requester::Account(client.id)).await?;
-    Ok(flow)
-}
-
-/// The code sent to the new address confirmed: it becomes the sign-in address and
-/// the old address is told where sign-in moved.
-pub async fn email_change_finish(
-    state: &AppState,
-    client: &Client,
-    token: Option<&str>,
+    purpose: Purpose,
     code: &str,
     visitor: &Visitor,
 ) -> AccountResult<String> {
-    let flow = own_flow(state, client, token, Purpose::EmailChange).await?;
+    let flow = own_flow(state, client, token, purpose).await?;
     codes::verify_code(state, &flow, code, "done").await?;
     let email = codes::flow_email(&flow)?;
-    let notice = state.email(
-        "email_changed",
-        context! { old => client.email.clone(), new_masked => email.masked() },
-    )?;
+    let merge = purpose == Purpose::Merge;
+    let (notice, event, detail) = if merge {
+        let ctx = context! { added => email.address.clone() };
+        (
+            state.email("email_added", ctx)?,
+            "email_merged",
+            String::new(),
+        )
+    } else {
+        let ctx = context! { old => client.email.clone(), new_masked => email.masked() };
+        let detail = format!("previously {}", client.email);
+        (state.email("email_changed", ctx)?, "email_changed", detail)
+    };
     let (c, v) = (client.clone(), visitor.clone());
     let changed = state
         .db
         .write(move |tx| {
             repo::delete_flow(tx, &flow.token_hash)?;
-            if repo::email_owner(tx, &email.key)?.is_some_and(|(owner, _)| owner != c.id) {
+            // Merging takes no address that has an owner, even this client; a merged
+            // address of this portal may become its sign-in address.
+            let owner = repo::email_owner(tx, &email.key)?;
+            if owner.is_some_and(|(owner, _)| merge || owner != c.id) {
                 return Ok(Err(AccountError::EmailTaken));
             }
-            repo::replace_primary_email(tx, c.id, &email)?;
+            if merge {
+                repo::add_merged_email(tx, c.id, &email)?;
+            } else {
+                repo::replace_primary_email(tx, c.id, &email)?;
+            }
             mail::queue(tx, &c.email, &notice)?;
-            audit::record(
-                tx,
-                c.actor(),
-                "email_changed",
-                &email.address,
-                &format!("previously {}", c.email),
-                &v.ip,
-            )?;
+            audit::record(tx, c.actor(), event, &email.address, &detail, &v.ip)?;
             Ok::<_, AccountError>(Ok(email.address.clone()))
         })
         .await??;

@@ -2,7 +2,7 @@
 
 use minijinja::context;
 
-use super::codes::{self, FlowStart, Purpose, Requester, Started};
+use super::codes::{self, NewFlow, Purpose, Requester, Started};
 use super::email::Email;
 use super::repo::{self, Client, Flow};
 use super::session::{self, Subject};
@@ -42,11 +42,61 @@ fn eligibility(
     })
 }
 
-fn require_stage(flow: &Flow, stage: &str) -> AccountResult<()> {
-    if flow.stage == stage {
-        Ok(())
-    } else {
-        Err(AccountError::FlowExpired)
+/// The flow of `purpose` behind the browser's token, provided it is at `stage`.
+async fn load_at(
+    state: &AppState,
+    token: Option<&str>,
+    purpose: Purpose,
+    stage: &str,
+) -> AccountResult<Flow> {
+    let flow = codes::load(state, token, purpose).await?;
+    if flow.stage != stage {
+        return Err(AccountError::FlowExpired);
+    }
+    Ok(flow)
+}
+
+/// The code of a sign-up or Forgot PIN flow confirmed: the new PIN comes next.
+pub async fn verify_before_pin(
+    state: &AppState,
+    token: Option<&str>,
+    purpose: Purpose,
+    code: &str,
+) -> AccountResult<()> {
+    let flow = load_at(state, token, purpose, "code").await?;
+    codes::verify_code(state, &flow, code, "pin").await
+}
+
+/// The new PIN of a sign-up or Forgot PIN flow, checked against its confirmation.
+struct NewPin {
+    flow: Flow,
+    pin_hash: String,
+    email: Email,
+}
+
+/// "Create Account" or "Save PIN", the last step of a sign-up or Forgot PIN flow
+/// (`purpose`). Returns the address, to prefill sign-in.
+pub async fn pin_finish(
+    state: &AppState,
+    token: Option<&str>,
+    purpose: Purpose,
+    new_pin: &str,
+    confirm: &str,
+    visitor: &Visitor,
+) -> AccountResult<String> {
+    let flow = load_at(state, token, purpose, "pin").await?;
+    let pin = pin::check_new(new_pin, confirm)?;
+    let pin_hash = state.hash_secret(pin).await?;
+    let email = codes::flow_email(&flow)?;
+    let new = NewPin {
+        flow,
+        pin_hash,
+        email,
+    };
+    match purpose {
+        Purpose::Signup => create_account(state, new, visitor).await,
+        Purpose::Reset => reset_pin(state, new, visitor).await,
+        _ => Err(AccountError::FlowExpired),
     }
 }
 
@@ -73,19 +123,12 @@ pub async fn signup_start(
         Eligibility::Invited(id) => Some(id),
         _ => None,
     };
-    let started = codes::start(
-        state,
-        FlowStart {
-            purpose: Purpose::Signup,
-            stage: "code",
-            email: &email.address,
-            name: Some(&name),
-            client_id,
-            staff_id: None,
-            next_path: None,
-        },
-    )
-    .await?;
+    let new = NewFlow {
+        name: Some(name),
+        client_id,
+        ..Purpose::Signup.flow("code", &email.address)
+    };
+    let started = codes::start(state, new).await?;
     let deliver = matches!(found, Eligibility::Invited(_) | Eligibility::New);
     codes::send_code(
         state,
@@ -106,56 +149,21 @@ pub async fn signup_start(
     Ok(started)
 }
 
-pub async fn signup_resend(
-    state: &AppState,
-    token: Option<&str>,
-    visitor: &Visitor,
-) -> AccountResult<Flow> {
-    let flow = codes::load(state, token, Purpose::Signup).await?;
-    require_stage(&flow, "code")?;
-    let email = codes::flow_email(&flow)?;
-    let st = state.clone();
-    let found = state
-        .db
-        .read(move |conn| eligibility(conn, &st, &email).map_err(AccountError::from))
-        .await?;
-    let deliver = matches!(found, Eligibility::Invited(_) | Eligibility::New);
-    codes::send_code(state, &flow, visitor, Requester::Anonymous { deliver }).await?;
-    Ok(flow)
-}
-
-pub async fn signup_verify(state: &AppState, token: Option<&str>, code: &str) -> AccountResult<()> {
-    let flow = codes::load(state, token, Purpose::Signup).await?;
-    require_stage(&flow, "code")?;
-    codes::verify_code(state, &flow, code, "pin").await
-}
-
-/// "Create Account": sets the PIN. Returns the address, to prefill sign-in.
-pub async fn signup_finish(
-    state: &AppState,
-    token: Option<&str>,
-    new_pin: &str,
-    confirm: &str,
-    visitor: &Visitor,
-) -> AccountResult<String> {
-    let flow = codes::load(state, token, Purpose::Signup).await?;
-    require_stage(&flow, "pin")?;
-    let pin = pin::check_new(new_pin, confirm)?;
-    let pin_hash = state.hash_secret(pin).await?;
-    let email = codes::flow_email(&flow)?;
-    let name = flow.name.clone().unwrap_or_default();
+/// Sign-up's new PIN: the account is created (or the invited one completed).
+async fn create_account(state: &AppState, new: NewPin, visitor: &Visitor) -> AccountResult<String> {
+    let name = new.flow.name.clone().unwrap_or_default();
     let st = state.clone();
     let visitor = visitor.clone();
     state
         .db
         .write(move |tx| {
-            let client_id = match eligibility(tx, &st, &email)? {
+            let client_id = match eligibility(tx, &st, &new.email)? {
                 // An invitation of another portal than the one the flow began for.
-                Eligibility::Invited(id) if flow.client_id.is_some_and(|f| f != id) => {
+                Eligibility::Invited(id) if new.flow.client_id.is_some_and(|f| f != id) => {
                     return Err(AccountError::AddressMoved);
                 }
                 Eligibility::Invited(id) => id,
-                Eligibility::New => repo::insert_client(tx, &name, &email, false)?,
+                Eligibility::New => repo::insert_client(tx, &name, &new.email, false)?,
                 Eligibility::HasAccount => {
                     return Err(AccountError::Invalid(
                         "An account already exists for this email. Please sign in.".into(),
@@ -163,7 +171,7 @@ pub async fn signup_finish(
                 }
                 Eligibility::NotAllowed => return Err(AccountError::FlowExpired),
             };
-            if !repo::create_account(tx, client_id, &name, &pin_hash)? {
+            if !repo::create_account(tx, client_id, &name, &new.pin_hash)? {
                 return Err(AccountError::Invalid(
                     "An account already exists for this email. Please sign in.".into(),
                 ));
@@ -173,12 +181,12 @@ pub async fn signup_finish(
                 tx,
                 Actor::Client(client.public_id),
                 "signup",
-                &email.address,
+                &new.email.address,
                 "",
                 &visitor.ip,
             )?;
-            repo::delete_flow(tx, &flow.token_hash)?;
-            Ok(email.address.clone())
+            repo::delete_flow(tx, &new.flow.token_hash)?;
+            Ok(new.email.address.clone())
         })
         .await
 }
@@ -217,19 +225,12 @@ pub async fn signin_start(
         .await?;
     let stage = if trusted { "code" } else { "pin" };
     let client_id = client.map(|c| c.id);
-    let started = codes::start(
-        state,
-        FlowStart {
-            purpose: Purpose::Signin,
-            stage,
-            email: &email.address,
-            name: None,
-            client_id,
-            staff_id: None,
-            next_path: Some(next),
-        },
-    )
-    .await?;
+    let new = NewFlow {
+        client_id,
+        next_path: Some(next.to_string()),
+        ..Purpose::Signin.flow(stage, &email.address)
+    };
+    let started = codes::start(state, new).await?;
     if let (true, Some(id)) = (trusted, client_id) {
         codes::send_code(state, &started.flow, visitor, Requester::Account(id)).await?;
         Ok((started, NextStep::Code))
@@ -255,8 +256,7 @@ pub async fn signin_pin(
     typed_pin: &str,
     visitor: &Visitor,
 ) -> AccountResult<Flow> {
-    let flow = codes::load(state, token, Purpose::Signin).await?;
-    require_stage(&flow, "pin")?;
+    let flow = load_at(state, token, Purpose::Signin, "pin").await?;
     let typed_pin = typed_pin.trim();
     if typed_pin.len() != 6 || !typed_pin.bytes().all(|b| b.is_ascii_digit()) {
         // Said the same for every address, and not counted as a guess.
@@ -309,19 +309,6 @@ pub async fn signin_pin(
     Ok(flow)
 }
 
-pub async fn signin_resend(
-    state: &AppState,
-    token: Option<&str>,
-    visitor: &Visitor,
-) -> AccountResult<Flow> {
-    let flow = codes::load(state, token, Purpose::Signin).await?;
-    require_stage(&flow, "code")?;
-    // The code stage is reached only with the right PIN or a trusted device.
-    let id = flow.client_id.ok_or(AccountError::FlowExpired)?;
-    codes::send_code(state, &flow, visitor, Requester::Account(id)).await?;
-    Ok(flow)
-}
-
 /// What a finished sign-in hands the browser.
 pub struct SignedIn {
     pub session_token: String,
@@ -339,8 +326,7 @@ pub async fn signin_code(
     device: Option<&str>,
     visitor: &Visitor,
 ) -> AccountResult<SignedIn> {
-    let flow = codes::load(state, token, Purpose::Signin).await?;
-    require_stage(&flow, "code")?;
+    let flow = load_at(state, token, Purpose::Signin, "code").await?;
     if let Err(e) = codes::verify_code(state, &flow, code, "done").await {
         let (address, v) = (flow.email.clone(), visitor.clone());
         state
@@ -404,32 +390,41 @@ pub async fn reset_start(
         })
         .await?;
     let requester = reset_requester(state, client.as_ref().map(|c| c.id), device).await?;
-    let started = codes::start(
-        state,
-        FlowStart {
-            purpose: Purpose::Reset,
-            stage: "code",
-            email: &email.address,
-            name: None,
-            client_id: client.as_ref().map(|c| c.id),
-            staff_id: None,
-            next_path: None,
-        },
-    )
-    .await?;
+    let new = NewFlow {
+        client_id: client.as_ref().map(|c| c.id),
+        ..Purpose::Reset.flow("code", &email.address)
+    };
+    let started = codes::start(state, new).await?;
     codes::send_code(state, &started.flow, visitor, requester).await?;
     Ok(started)
 }
 
-pub async fn reset_resend(
+/// "Send a new code" on the code page of a sign-up, sign-in or Forgot PIN flow,
+/// charged to whoever the flow's stage shows the visitor to be.
+pub async fn resend_code(
     state: &AppState,
     token: Option<&str>,
+    purpose: Purpose,
     device: Option<&str>,
     visitor: &Visitor,
 ) -> AccountResult<Flow> {
-    let flow = codes::load(state, token, Purpose::Reset).await?;
-    require_stage(&flow, "code")?;
-    let requester = reset_requester(state, flow.client_id, device).await?;
+    let flow = load_at(state, token, purpose, "code").await?;
+    let requester = match purpose {
+        Purpose::Signup => {
+            let (email, st) = (codes::flow_email(&flow)?, state.clone());
+            let found = state
+                .db
+                .read(move |conn| eligibility(conn, &st, &email).map_err(AccountError::from))
+                .await?;
+            let deliver = matches!(found, Eligibility::Invited(_) | Eligibility::New);
+            Requester::Anonymous { deliver }
+        }
+        Purpose::Reset => reset_requester(state, flow.client_id, device).await?,
+        // The code stage is reached only with the right PIN or a trusted device.
+        Purpose::Signin => Requester::Account(flow.client_id.ok_or(AccountError::FlowExpired)?),
+        // The other flows belong to a signed-in client (`settings::resend`).
+        _ => return Err(AccountError::FlowExpired),
+    };
     codes::send_code(state, &flow, visitor, requester).await?;
     Ok(flow)
 }
@@ -469,26 +464,10 @@ fn flow_client(conn: &rusqlite::Connection, flow: &Flow, email: &Email) -> Accou
     }
 }
 
-pub async fn reset_verify(state: &AppState, token: Option<&str>, code: &str) -> AccountResult<()> {
-    let flow = codes::load(state, token, Purpose::Reset).await?;
-    require_stage(&flow, "code")?;
-    codes::verify_code(state, &flow, code, "pin").await
-}
-
-/// The new PIN is set; every session and trusted device of the account ends, the
-/// lockout is lifted and the address is told.
-pub async fn reset_finish(
-    state: &AppState,
-    token: Option<&str>,
-    new_pin: &str,
-    confirm: &str,
-    visitor: &Visitor,
-) -> AccountResult<String> {
-    let flow = codes::load(state, token, Purpose::Reset).await?;
-    require_stage(&flow, "pin")?;
-    let pin = pin::check_new(new_pin, confirm)?;
-    let pin_hash = state.hash_secret(pin).await?;
-    let email = codes::flow_email(&flow)?;
+/// Forgot PIN's new PIN is set; every session and trusted device of the account
+/// ends, the lockout is lifted and the address is told.
+async fn reset_pin(state: &AppState, new: NewPin, visitor: &Visitor) -> AccountResult<String> {
+    let (flow, email) = (new.flow, new.email);
     let notice = state.email(
         "pin_changed",
         context! { email => email.address.clone(), reset => true },
@@ -498,7 +477,7 @@ pub async fn reset_finish(
         .db
         .write(move |tx| {
             let client = flow_client(tx, &flow, &email)?;
-            repo::set_pin(tx, client.id, &pin_hash)?;
+            repo::set_pin(tx, client.id, &new.pin_hash)?;
             repo::delete_client_sessions(tx, client.id, None)?;
             repo::delete_client_devices(tx, client.id)?;
             throttle::clear(tx, &throttle::key("pin", &email.key))?;

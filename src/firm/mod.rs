@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use minijinja::context;
 
-use crate::accounts::codes::{self, FlowStart, Purpose, Started};
+use crate::accounts::codes::{self, NewFlow, Purpose, Started};
 use crate::accounts::email::Email;
 use crate::accounts::{AccountError, AccountResult, clean_name, throttle};
 use crate::ids::StaffId;
@@ -161,14 +161,9 @@ pub async fn signin_password(
     let stage = if enrol { "enrol" } else { "totp" };
     let started = codes::start(
         state,
-        FlowStart {
-            purpose: Purpose::Staff,
-            stage,
-            email: &staff.email,
-            name: None,
-            client_id: None,
+        NewFlow {
             staff_id: Some(staff.id),
-            next_path: None,
+            ..Purpose::Staff.flow(stage, &staff.email)
         },
     )
     .await?;

@@ -6,13 +6,13 @@ use poem::{Request, Response, handler};
 
 use crate::accounts::session;
 use crate::accounts::{AccountError, invite};
-use crate::error::AppResult;
+use crate::error::{AppResult, UserFacing};
 use crate::infra::web::csrf::{self, CsrfForm};
 use crate::infra::web::{Visitor, client_ip};
 use crate::state::AppState;
 use crate::web::{
     Empty, NoticeQuery, StaffSession, bad_request, clear_flow, flow_token, form_status, message,
-    notice, public_page, see_other, set_flow, staff_page, user_error,
+    notice, public_form, see_other, set_flow, staff_page, user_error,
 };
 
 #[derive(serde::Deserialize)]
@@ -30,19 +30,13 @@ fn signin_page(
     error: Option<String>,
     notice_key: Option<&str>,
 ) -> AppResult<Response> {
-    let status = form_status(&error);
     let notice = match notice_key {
         Some("expired") => Some("That step expired. Please sign in again."),
         Some("signed-out") => Some("You have signed out."),
         _ => None,
     };
-    public_page(
-        req,
-        state,
-        "staff/signin.html",
-        status,
-        context! { email, error, notice, staff_area => true },
-    )
+    let ctx = context! { email, notice, staff_area => true };
+    public_form(req, state, "staff/signin.html", error, ctx)
 }
 
 #[handler]
@@ -76,18 +70,12 @@ async fn totp_page(req: &Request, state: &AppState, error: Option<String>) -> Ap
         Err(AccountError::Internal(e)) => return Err(e),
         Err(_) => return Ok(see_other("/staff/signin?notice=expired")),
     };
-    let status = form_status(&error);
     let (secret, qr) = match factor.enrol {
         Some(e) => (Some(e.secret), Some(e.qr_svg)),
         None => (None, None),
     };
-    public_page(
-        req,
-        state,
-        "staff/totp.html",
-        status,
-        context! { email => factor.staff.email, secret, qr_svg => qr.map(minijinja::Value::from_safe_string), error, staff_area => true },
-    )
+    let ctx = context! { email => factor.staff.email, secret, qr_svg => qr.map(minijinja::Value::from_safe_string), staff_area => true };
+    public_form(req, state, "staff/totp.html", error, ctx)
 }
 
 #[handler]
@@ -241,22 +229,8 @@ pub async fn invite_client(
     CsrfForm(f): CsrfForm<InviteForm>,
 ) -> AppResult<Response> {
     let actor = who.staff.actor();
-    match user_error(invite::invite_client(state, &f.name, &f.email, actor, &client_ip(req)).await)?
-    {
-        Ok(_) => Ok(see_other("/staff?notice=invited")),
-        Err(error) => {
-            home_page(
-                req,
-                state,
-                &who,
-                HomeMessages {
-                    error: Some(error),
-                    ..Default::default()
-                },
-            )
-            .await
-        }
-    }
+    let invited = invite::invite_client(state, &f.name, &f.email, actor, &client_ip(req)).await;
+    after_action(req, state, &who, invited, "/staff?notice=invited").await
 }
 
 #[derive(serde::Deserialize)]
@@ -273,67 +247,52 @@ pub async fn resend_invitation(
     CsrfForm(f): CsrfForm<ResendForm>,
 ) -> AppResult<Response> {
     let actor = who.staff.actor();
-    match user_error(invite::resend_invitation(state, &f.email, actor, &client_ip(req)).await)? {
-        Ok(_) => Ok(see_other("/staff?notice=reinvited")),
-        Err(error) => {
-            home_page(
-                req,
-                state,
-                &who,
-                HomeMessages {
-                    error: Some(error),
-                    ..Default::default()
-                },
-            )
-            .await
-        }
-    }
+    let sent = invite::resend_invitation(state, &f.email, actor, &client_ip(req)).await;
+    after_action(req, state, &who, sent, "/staff?notice=reinvited").await
 }
 
-async fn handle(
+/// After a staff action on the home page: its notice, or the home page again with
+/// what went wrong.
+async fn after_action<T, E: UserFacing>(
     req: &Request,
     state: &AppState,
     who: &StaffSession,
-    id: &str,
-    invite: bool,
+    done: Result<T, E>,
+    notice: &str,
 ) -> AppResult<Response> {
-    match user_error(super::handle_request(state, &who.staff, id, invite, &client_ip(req)).await)? {
-        Ok(()) => Ok(see_other("/staff?notice=handled")),
+    match user_error(done)? {
+        Ok(_) => Ok(see_other(notice)),
         Err(error) => {
-            home_page(
-                req,
-                state,
-                who,
-                HomeMessages {
-                    error: Some(error),
-                    ..Default::default()
-                },
-            )
-            .await
+            let messages = HomeMessages {
+                error: Some(error),
+                ..Default::default()
+            };
+            home_page(req, state, who, messages).await
         }
     }
 }
 
-#[handler]
-pub async fn invite_request(
-    req: &Request,
-    Data(state): Data<&AppState>,
-    who: StaffSession,
-    Path(id): Path<String>,
-    CsrfForm(_): CsrfForm<Empty>,
-) -> AppResult<Response> {
-    handle(req, state, &who, &id, true).await
+/// What staff do with a portal request; the route data of [`handle_request`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestAction {
+    /// Invite the sender to a portal.
+    Invite,
+    Dismiss,
 }
 
+/// "Invite" or "Dismiss" on a portal request.
 #[handler]
-pub async fn dismiss_request(
+pub async fn handle_request(
     req: &Request,
     Data(state): Data<&AppState>,
+    Data(action): Data<&RequestAction>,
     who: StaffSession,
     Path(id): Path<String>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> AppResult<Response> {
-    handle(req, state, &who, &id, false).await
+    let (ip, invite) = (client_ip(req), *action == RequestAction::Invite);
+    let handled = super::handle_request(state, &who.staff, &id, invite, &ip).await;
+    after_action(req, state, &who, handled, "/staff?notice=handled").await
 }
 
 // ---- S3b: Request a portal ----
@@ -357,13 +316,12 @@ fn request_page(
     error: Option<String>,
     notice_key: Option<&str>,
 ) -> AppResult<Response> {
-    let status = form_status(&error);
     let ctx = context! {
         name => f.map(|f| f.name.clone()), email => f.map(|f| f.email.clone()),
         phone => f.map(|f| f.phone.clone()), message => f.map(|f| f.message.clone()),
-        error, notice => notice(notice_key),
+        notice => notice(notice_key),
     };
-    public_page(req, state, "request_portal.html", status, ctx)
+    public_form(req, state, "request_portal.html", error, ctx)
 }
 
 #[handler]

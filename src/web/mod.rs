@@ -14,7 +14,7 @@ pub mod session;
 
 pub use errors::{bad_request, message, user_error};
 pub use page::{
-    Empty, NoticeQuery, clear_flow, client_page, flow_token, form_status, notice, public_page,
-    see_other, set_device, set_flow, set_session, staff_page,
+    Empty, NoticeQuery, clear_flow, client_page, flow_token, form_status, notice, public_form,
+    public_page, see_other, set_device, set_flow, set_session, staff_page,
 };
 pub use session::{ClientSession, StaffSession};

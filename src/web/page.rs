@@ -103,6 +103,18 @@ pub fn public_page(
     Ok(page::render(req, &state.renderer, template, status, ctx)?)
 }
 
+/// A public page with a form, and the error to show in it if any (422 then).
+pub fn public_form(
+    req: &Request,
+    state: &AppState,
+    template: &str,
+    error: Option<String>,
+    ctx: Value,
+) -> AppResult<Response> {
+    let status = form_status(&error);
+    public_page(req, state, template, status, context! { error, ..ctx })
+}
+
 pub fn see_other(path: &str) -> Response {
     Redirect::see_other(path).into_response()
 }

@@ -226,3 +226,65 @@ async fn a_second_client_cannot_see_or_touch_the_first() {
     assert_eq!(bob.get("/staff").await.path(), "/staff/signin");
     portal.stop().await;
 }
+
+/// Every code page shares one set of handlers, told apart by the route: each
+/// page's "Send a new code" must act on its own flow and show its own page.
+#[tokio::test]
+async fn each_code_page_resends_for_its_own_flow() {
+    let portal = TestPortal::start().await;
+    let too_soon = "Please wait";
+
+    let visitor = portal.browser();
+    visitor
+        .post(
+            "/signup",
+            &[("name", "Ann Poe"), ("email", "ann@example.com")],
+        )
+        .await
+        .expect("Verify your email");
+    let page = visitor.post("/signup/resend", &[]).await;
+    assert_eq!(page.status, 422, "{}", page.body);
+    page.expect(too_soon).expect("Verify your email");
+
+    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let forgot = portal.browser();
+    forgot
+        .post("/signin", &[("email", "jane@example.com")])
+        .await;
+    forgot
+        .post("/signin/forgot", &[])
+        .await
+        .expect("Reset your PIN");
+    let page = forgot.post("/signin/reset/resend", &[]).await;
+    assert_eq!(page.status, 422, "{}", page.body);
+    page.expect(too_soon).expect("Reset your PIN");
+
+    let changes = [
+        (
+            "merge",
+            vec![("email", "jane.doe@work.example")],
+            "Verify the other address",
+        ),
+        (
+            "pin",
+            vec![("current", PIN), ("pin", "736251"), ("confirm", "736251")],
+            "Confirm your new PIN",
+        ),
+        (
+            "email",
+            vec![("current", PIN), ("email", "jane.new@example.com")],
+            "Verify your new email",
+        ),
+    ];
+    for (change, form, title) in changes {
+        b.post(&format!("/security/{change}"), &form)
+            .await
+            .expect(title);
+        let page = b.post(&format!("/security/{change}/resend"), &[]).await;
+        assert_eq!(page.status, 422, "{change}: {}", page.body);
+        page.expect(too_soon).expect(title);
+        let shown = b.get(&format!("/security/{change}")).await;
+        shown.expect(title);
+    }
+    portal.stop().await;
+}

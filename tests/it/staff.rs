@@ -141,27 +141,8 @@ async fn staff_invite_clients_and_answer_portal_requests() {
         .wait_nth("jane@example.com", "created a client portal", 1)
         .await;
 
-    portal
-        .browser()
-        .post(
-            "/request-portal",
-            &[("name", "Pat Lee"), ("email", "pat@example.com")],
-        )
-        .await;
-    portal
-        .smtp
-        .wait_nth("ann@smithlee.example", "Portal request from Pat Lee", 0)
-        .await;
-    let home = b.get("/staff").await;
-    home.expect("Pat Lee");
-    let id = regex::Regex::new(r"/staff/requests/([^/]+)/invite")
-        .unwrap()
-        .captures(&home.body)
-        .unwrap()[1]
-        .to_string();
-    b.post(&format!("/staff/requests/{id}/invite"), &[])
-        .await
-        .expect("The request was handled");
+    let invite = request_link(&portal, &b, "invite").await;
+    b.post(&invite, &[]).await.expect("The request was handled");
     portal
         .smtp
         .wait_nth("pat@example.com", "created a client portal", 0)
@@ -210,4 +191,45 @@ async fn staff_lockouts_are_per_address_and_network_and_can_be_lifted() {
         .await;
     ok.expect("Set up your authenticator");
     portal.stop().await;
+}
+
+#[tokio::test]
+async fn staff_can_dismiss_a_portal_request() {
+    let portal = TestPortal::start().await;
+    add_staff(&portal).await;
+    let (b, _, _) = staff_sign_in(&portal).await;
+    let dismiss = request_link(&portal, &b, "dismiss").await;
+    let page = b.post(&dismiss, &[]).await;
+    page.expect("The request was handled");
+    assert!(
+        !page.has("Pat Lee"),
+        "a dismissed request is no longer open"
+    );
+    assert_eq!(
+        portal
+            .smtp
+            .matching("pat@example.com", "created a client portal"),
+        0,
+        "dismissing invites nobody"
+    );
+    portal.stop().await;
+}
+
+/// Pat Lee asks for a portal; returns the staff home's link to `action` the request.
+async fn request_link(portal: &TestPortal, b: &Browser, action: &str) -> String {
+    portal
+        .browser()
+        .post(
+            "/request-portal",
+            &[("name", "Pat Lee"), ("email", "pat@example.com")],
+        )
+        .await;
+    portal
+        .smtp
+        .wait_nth("ann@smithlee.example", "Portal request from Pat Lee", 0)
+        .await;
+    let home = b.get("/staff").await;
+    home.expect("Pat Lee");
+    let link = regex::Regex::new(&format!("/staff/requests/[^/]+/{action}")).unwrap();
+    link.find(&home.body).unwrap().as_str().to_string()
 }

@@ -3,6 +3,7 @@
 pub mod security;
 pub mod signin;
 pub mod signup;
+pub mod steps;
 
 use minijinja::context;
 use poem::{Request, Response};
@@ -12,10 +13,11 @@ use crate::state::AppState;
 // The shared page glue, for the page modules below (`use super::...`).
 use crate::web::{
     ClientSession, Empty, NoticeQuery, clear_flow, client_page, flow_token, form_status, message,
-    notice, public_page, see_other, set_device, set_flow, set_session, user_error,
+    notice, public_form, public_page, see_other, set_device, set_flow, set_session, user_error,
 };
 
 /// How a code page looks and where its forms go.
+#[derive(Clone)]
 pub struct CodePage {
     pub title: &'static str,
     pub intro: &'static str,
