@@ -269,6 +269,16 @@ impl Server {
         let (code, _) = latest_code(&outbox, seen);
         let home = post("/signin/code", vec![("code", code)]).await.unwrap();
         assert_eq!(home.url().path(), "/", "signed in");
+        // Signing in gives the browser a new id, and forms a token bound to the session.
+        let page = http
+            .get(format!("{url}/documents/send"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = csrf_of(&page);
         Server {
             child,
             url,

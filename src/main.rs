@@ -227,8 +227,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     let state = AppState::open(config)?;
     match command {
         Command::Serve => {
-            let addr = state.config.server.listen.clone();
-            let listener = std::net::TcpListener::bind(&addr)
+            let addr = state.config.server.listen;
+            let listener = std::net::TcpListener::bind(addr)
                 .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
             println!(
                 "Portal is running at {} (listening on {addr})",

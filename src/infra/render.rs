@@ -100,7 +100,7 @@ impl Renderer {
         });
         env.add_global("firm", Value::from(Serde(&config.firm)));
         env.add_global("has_logo", !config.branding.logo.is_empty());
-        env.add_global("brand_color", config.branding.primary_color.clone());
+        env.add_global("brand_color", config.branding.primary_color.to_string());
         env.add_global("base_url", config.base_url().to_string());
         env.add_filter("datetime", format_datetime);
         env.add_filter("date", format_date);

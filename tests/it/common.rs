@@ -236,7 +236,7 @@ impl TestPortal {
         let addr =
             std::net::SocketAddr::from(([127, 0, 0, 1], listener.local_addr().unwrap().port()));
         let mut config = Config::default();
-        config.server.listen = addr.to_string();
+        config.server.listen = addr;
         config.server.public_url = format!("http://{addr}");
         config.storage.data_dir = dir.path().join("data");
         config.firm.name = "Smith & Lee CPAs".into();
@@ -300,7 +300,7 @@ impl TestPortal {
         drop(state);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        config.server.listen = addr.to_string();
+        config.server.listen = addr;
         config.server.public_url = format!("http://{addr}");
         let portal = Self::launch(config, listener, smtp, dir);
         portal.wait_until_ready().await;
@@ -480,7 +480,7 @@ impl Halted {
         // The stopped server lets go of its address a moment after it stops.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let listener = loop {
-            match std::net::TcpListener::bind(&self.config.server.listen) {
+            match std::net::TcpListener::bind(self.config.server.listen) {
                 Ok(listener) => break listener,
                 Err(e) if std::time::Instant::now() > deadline => panic!("{e}"),
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,

@@ -132,7 +132,7 @@ async fn a_theme_directory_rebrands_the_portal() {
     let dir = theme.path().to_string_lossy().into_owned();
     let portal = TestPortal::start_with(move |c| {
         c.theme.dir = dir;
-        c.branding.primary_color = "#aa3300".into();
+        c.branding.primary_color = "#aa3300".parse().unwrap();
     })
     .await;
     let page = portal.browser().get("/signin").await;

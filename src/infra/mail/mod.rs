@@ -163,8 +163,12 @@ impl Mailer {
         let transport = if m.smtp_host.is_empty() {
             Transport::Outbox(config.outbox_dir())
         } else {
-            let credentials = (!m.smtp_username.is_empty())
-                .then(|| Credentials::new(m.smtp_username.clone(), m.smtp_password.clone()));
+            let credentials = (!m.smtp_username.is_empty()).then(|| {
+                Credentials::new(
+                    m.smtp_username.clone(),
+                    m.smtp_password.expose().to_string(),
+                )
+            });
             Transport::Smtp(SmtpServer::new(
                 &m.smtp_host,
                 m.smtp_port,

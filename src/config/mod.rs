@@ -13,6 +13,9 @@ use figment::value::{Dict, Value};
 use figment::{Figment, Provider};
 use serde::{Deserialize, Serialize};
 
+mod values;
+pub use values::{Colour, Secret};
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -144,8 +147,8 @@ impl Default for Retention {
 #[serde(default, deny_unknown_fields)]
 pub struct Server {
     /// Address and port to listen on.
-    #[serde(deserialize_with = "text")]
-    pub listen: String,
+    #[serde(deserialize_with = "values::socket_addr")]
+    pub listen: SocketAddr,
     /// The URL clients use to reach the portal (may be a custom domain). Links in
     /// emails point here; an `https://` URL turns on Secure `__Host-` cookies and HSTS.
     #[serde(deserialize_with = "text")]
@@ -172,12 +175,6 @@ pub struct Server {
 
 impl Server {
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.listen.parse::<SocketAddr>().is_err() {
-            return invalid(
-                "server.listen",
-                "expected an address and port such as 127.0.0.1:8080",
-            );
-        }
         if let Err(entry) = self.proxy_networks() {
             return invalid(
                 "server.trusted_proxies",
@@ -224,7 +221,7 @@ impl Server {
 impl Default for Server {
     fn default() -> Self {
         Server {
-            listen: "127.0.0.1:8080".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: "http://localhost:8080".into(),
             trust_proxy_headers: false,
             trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
@@ -290,19 +287,17 @@ pub struct Branding {
     #[serde(deserialize_with = "text")]
     pub logo: String,
     /// Main colour of headers and buttons, as `#rrggbb`.
-    #[serde(deserialize_with = "text")]
-    pub primary_color: String,
+    pub primary_color: Colour,
     /// Colour of links and highlights, as `#rrggbb`.
-    #[serde(deserialize_with = "text")]
-    pub accent_color: String,
+    pub accent_color: Colour,
 }
 
 impl Default for Branding {
     fn default() -> Self {
         Branding {
             logo: String::new(),
-            primary_color: "#1d4f73".into(),
-            accent_color: "#0b6e4f".into(),
+            primary_color: Colour::builtin("#1d4f73"),
+            accent_color: Colour::builtin("#0b6e4f"),
         }
     }
 }
@@ -344,8 +339,7 @@ pub struct Mail {
     pub smtp_security: SmtpSecurity,
     #[serde(deserialize_with = "text")]
     pub smtp_username: String,
-    #[serde(deserialize_with = "text")]
-    pub smtp_password: String,
+    pub smtp_password: Secret,
     /// Where `.eml` files go when no SMTP server is set; empty means `<data_dir>/outbox`.
     #[serde(deserialize_with = "text")]
     pub outbox_dir: String,
@@ -378,7 +372,7 @@ impl Default for Mail {
             smtp_port: 587,
             smtp_security: SmtpSecurity::Starttls,
             smtp_username: String::new(),
-            smtp_password: String::new(),
+            smtp_password: Secret::default(),
             outbox_dir: String::new(),
             max_attempts: 30,
             staff_notify: Vec::new(),
@@ -713,14 +707,6 @@ impl Config {
     }
 
     fn validate_branding(&self) -> Result<(), ConfigError> {
-        for (key, colour) in [
-            ("branding.primary_color", &self.branding.primary_color),
-            ("branding.accent_color", &self.branding.accent_color),
-        ] {
-            if !is_hex_colour(colour) {
-                return invalid(key, "expected a colour such as #1d4f73");
-            }
-        }
         if !self.branding.logo.is_empty() && !Path::new(&self.branding.logo).is_file() {
             return invalid("branding.logo", "the file does not exist");
         }
@@ -799,11 +785,6 @@ fn within(key: &str, value: u64, low: u64, high: u64) -> Result<(), ConfigError>
     } else {
         invalid(key, &format!("must be between {low} and {high}"))
     }
-}
-
-fn is_hex_colour(s: &str) -> bool {
-    let hex = s.strip_prefix('#').unwrap_or("");
-    matches!(hex.len(), 3 | 6) && hex.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 fn known_keys() -> BTreeSet<String> {
@@ -1023,7 +1004,7 @@ mod tests {
     #[test]
     fn defaults_load_without_a_file() {
         let loaded = Config::load_from(None, Env::prefixed("PORTAL_TEST_NOTHING_")).unwrap();
-        assert_eq!(loaded.config.server.listen, "127.0.0.1:8080");
+        assert_eq!(loaded.config.server.listen.to_string(), "127.0.0.1:8080");
         assert!(loaded.warnings.is_empty());
     }
 
@@ -1037,7 +1018,7 @@ mod tests {
 
     #[test]
     fn the_sample_portal_toml_is_complete_and_matches_the_defaults() {
-        let loaded = load_toml(include_str!("../portal.toml")).unwrap();
+        let loaded = load_toml(include_str!("../../portal.toml")).unwrap();
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
         let sample = serde_json::to_value(&loaded.config).unwrap();
         let defaults = serde_json::to_value(Config::default()).unwrap();
@@ -1045,7 +1026,7 @@ mod tests {
             sample, defaults,
             "portal.toml must document every key at its default"
         );
-        let text = include_str!("../portal.toml");
+        let text = include_str!("../../portal.toml");
         for key in known_keys() {
             let leaf = key.rsplit('.').next().unwrap();
             assert!(
@@ -1156,6 +1137,16 @@ mod plain_error_tests {
                 "from 0 to 65535",
             ),
             (
+                "[branding]\nprimary_color = \"blue\"\n",
+                "`branding.primary_color`",
+                "expected a colour such as #1d4f73",
+            ),
+            (
+                "[server]\nlisten = \"localhost\"\n",
+                "`server.listen`",
+                "expected an address and port such as 127.0.0.1:8080",
+            ),
+            (
                 "[mail]\nsmtp_security = \"ssl\"\n",
                 "`mail.smtp_security`",
                 "\"starttls\", \"tls\", \"none\"",
@@ -1244,8 +1235,8 @@ mod env_tests {
         }
         let loaded = Config::load_from(None, Env::prefixed("PORTAL_ENVTEST_").split("__")).unwrap();
         assert_eq!(loaded.config.firm.phone, "5550100");
-        assert_eq!(loaded.config.mail.smtp_password, "12345678");
-        assert_eq!(loaded.config.server.listen, "0.0.0.0:9000");
+        assert_eq!(loaded.config.mail.smtp_password.expose(), "12345678");
+        assert_eq!(loaded.config.server.listen.to_string(), "0.0.0.0:9000");
         assert!(
             loaded.warnings.iter().any(|w| w.contains("not.a_key")),
             "{:?}",
