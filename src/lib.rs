@@ -40,7 +40,7 @@ pub async fn serve(
     tracing::info!("mail goes to the {}", state.mailer.describe());
     tracing::info!(
         "serving on http://{local} (public URL {})",
-        state.config.server.public_url
+        state.config.base_url()
     );
 
     // The background jobs hear the shutdown at once, while HTTP connections drain;

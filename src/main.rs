@@ -232,7 +232,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
             println!(
                 "Portal is running at {} (listening on {addr})",
-                state.config.server.public_url
+                state.config.base_url()
             );
             portal::serve(state, listener, portal::shutdown_signal()).await
         }

@@ -73,7 +73,7 @@ impl AppState {
             trust_proxy_headers: config.server.trust_proxy_headers,
             trusted_proxies: Arc::new(config.server.proxy_networks().unwrap_or_default()),
             cookies: CookieNames::new(config.is_https()),
-            public_origin: origin_of(&config.server.public_url).unwrap_or_default(),
+            public_origin: origin_of(config.server.public_url.as_str()).unwrap_or_default(),
         };
         Ok(AppState {
             config: Arc::new(config),

@@ -151,8 +151,8 @@ pub struct Server {
     pub listen: SocketAddr,
     /// The URL clients use to reach the portal (may be a custom domain). Links in
     /// emails point here; an `https://` URL turns on Secure `__Host-` cookies and HSTS.
-    #[serde(deserialize_with = "text")]
-    pub public_url: String,
+    #[serde(deserialize_with = "values::http_url")]
+    pub public_url: url::Url,
     /// Take the client address from `X-Forwarded-For` (only behind a reverse proxy).
     pub trust_proxy_headers: bool,
     /// Addresses or networks (CIDR) of the reverse proxies whose `X-Forwarded-For`
@@ -195,11 +195,7 @@ impl Server {
                 "server.send_timeout_seconds",
                 u64::from(self.send_timeout_seconds),
             ),
-        ])?;
-        match url::Url::parse(&self.public_url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
-            _ => invalid("server.public_url", "expected an http:// or https:// URL"),
-        }
+        ])
     }
 
     /// The parsed `trusted_proxies`, or the first entry that is not an address or
@@ -222,7 +218,7 @@ impl Default for Server {
     fn default() -> Self {
         Server {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            public_url: "http://localhost:8080".into(),
+            public_url: values::default_public_url(),
             trust_proxy_headers: false,
             trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
             max_connections: 512,
@@ -717,12 +713,12 @@ impl Config {
     }
 
     pub fn is_https(&self) -> bool {
-        self.server.public_url.starts_with("https://")
+        self.server.public_url.scheme() == "https"
     }
 
     /// The public URL without a trailing slash, for building links.
     pub fn base_url(&self) -> &str {
-        self.server.public_url.trim_end_matches('/')
+        self.server.public_url.as_str().trim_end_matches('/')
     }
 
     pub fn outbox_dir(&self) -> PathBuf {

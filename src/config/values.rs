@@ -84,6 +84,23 @@ pub fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Err
     })
 }
 
+/// An `http://` or `https://` URL with a host, read as text.
+pub fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<url::Url, D::Error> {
+    let text = super::text(d)?;
+    match url::Url::parse(text.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(u),
+        _ => Err(serde::de::Error::custom(
+            "expected an http:// or https:// URL such as https://portal.example.com",
+        )),
+    }
+}
+
+/// `http://localhost:8080`, where the portal answers out of the box.
+#[allow(clippy::expect_used)] // a constant that parses; checked by a test
+pub fn default_public_url() -> url::Url {
+    url::Url::parse("http://localhost:8080").expect("a valid constant URL")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +111,11 @@ mod tests {
         assert_eq!(format!("{s:?}"), "***");
         assert_eq!(s.expose(), "hunter2hunter2");
         assert_eq!(format!("{:?}", Secret::default()), "(empty)");
+    }
+
+    #[test]
+    fn the_default_public_url_is_localhost() {
+        assert_eq!(default_public_url().as_str(), "http://localhost:8080/");
     }
 
     #[test]

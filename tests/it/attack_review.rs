@@ -517,7 +517,8 @@ async fn wrong_passwords_from_one_ipv6_block_share_a_lockout() {
 #[tokio::test]
 async fn cross_site_variations_are_refused_on_every_method_and_body() {
     let portal =
-        TestPortal::start_with(|c| c.server.public_url = "http://portal.example".into()).await;
+        TestPortal::start_with(|c| c.server.public_url = "http://portal.example".parse().unwrap())
+            .await;
     let jane = portal.client("Jane Doe", JANE, PIN).await;
     let port = portal.url.rsplit(':').next().unwrap().to_string();
     let own = portal.url.clone();

@@ -357,7 +357,8 @@ async fn cross_site_requests_are_refused_even_with_a_valid_token() {
 #[tokio::test]
 async fn the_public_url_and_the_host_reached_are_both_own_origins() {
     let portal =
-        TestPortal::start_with(|c| c.server.public_url = "http://portal.example".into()).await;
+        TestPortal::start_with(|c| c.server.public_url = "http://portal.example".parse().unwrap())
+            .await;
     let b = portal.browser();
     b.get("/signin").await;
     let post = |origin: &str| {

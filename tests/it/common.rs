@@ -237,7 +237,7 @@ impl TestPortal {
             std::net::SocketAddr::from(([127, 0, 0, 1], listener.local_addr().unwrap().port()));
         let mut config = Config::default();
         config.server.listen = addr;
-        config.server.public_url = format!("http://{addr}");
+        config.server.public_url = format!("http://{addr}").parse().unwrap();
         config.storage.data_dir = dir.path().join("data");
         config.firm.name = "Smith & Lee CPAs".into();
         config.firm.phone = "555-0100".into();
@@ -301,7 +301,7 @@ impl TestPortal {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         config.server.listen = addr;
-        config.server.public_url = format!("http://{addr}");
+        config.server.public_url = format!("http://{addr}").parse().unwrap();
         let portal = Self::launch(config, listener, smtp, dir);
         portal.wait_until_ready().await;
         portal

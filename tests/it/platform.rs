@@ -149,8 +149,10 @@ async fn a_theme_directory_rebrands_the_portal() {
 
 #[tokio::test]
 async fn over_https_cookies_are_host_prefixed_and_hsts_is_sent() {
-    let portal =
-        TestPortal::start_with(|c| c.server.public_url = "https://portal.example.com".into()).await;
+    let portal = TestPortal::start_with(|c| {
+        c.server.public_url = "https://portal.example.com".parse().unwrap()
+    })
+    .await;
     let resp = reqwest::get(format!("{}/signin", portal.url))
         .await
         .unwrap();
