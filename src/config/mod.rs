@@ -14,7 +14,7 @@ use figment::{Figment, Provider};
 use serde::{Deserialize, Serialize};
 
 mod values;
-pub use values::{Colour, Secret};
+pub use values::{Colour, Mailbox, Secret};
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -326,8 +326,7 @@ pub enum SmtpSecurity {
 #[serde(default, deny_unknown_fields)]
 pub struct Mail {
     /// Sender address of every email.
-    #[serde(deserialize_with = "text")]
-    pub from: String,
+    pub from: Mailbox,
     /// SMTP server; empty writes mail to the outbox directory as `.eml` files.
     #[serde(deserialize_with = "text")]
     pub smtp_host: String,
@@ -363,7 +362,7 @@ pub struct Mail {
 impl Default for Mail {
     fn default() -> Self {
         Mail {
-            from: "Client Portal <portal@localhost>".into(),
+            from: Mailbox::builtin("Client Portal <portal@localhost>"),
             smtp_host: String::new(),
             smtp_port: 587,
             smtp_security: SmtpSecurity::Starttls,
@@ -384,12 +383,6 @@ impl Default for Mail {
 impl Mail {
     /// The delivery timings: timeouts and the retry schedule.
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.from.parse::<lettre::message::Mailbox>().is_err() {
-            return invalid(
-                "mail.from",
-                "expected an address such as \"Firm <portal@example.com>\"",
-            );
-        }
         if self
             .staff_notify
             .iter()

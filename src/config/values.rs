@@ -76,6 +76,43 @@ impl<'de> Deserialize<'de> for Colour {
     }
 }
 
+/// A sender such as `Firm <portal@example.com>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mailbox(lettre::message::Mailbox);
+
+impl Mailbox {
+    /// One of the program's own defaults.
+    #[allow(clippy::expect_used)] // constants that parse; checked by a test
+    pub(super) fn builtin(text: &'static str) -> Self {
+        Mailbox(text.parse().expect("a valid constant address"))
+    }
+
+    pub fn get(&self) -> &lettre::message::Mailbox {
+        &self.0
+    }
+}
+
+impl fmt::Display for Mailbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Serialize for Mailbox {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Mailbox {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = super::text(d)?;
+        text.trim().parse().map(Mailbox).map_err(|_| {
+            serde::de::Error::custom("expected an address such as \"Firm <portal@example.com>\"")
+        })
+    }
+}
+
 /// The address and port to listen on, read as text (`127.0.0.1:8080`).
 pub fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
     let text = super::text(d)?;
@@ -111,6 +148,12 @@ mod tests {
         assert_eq!(format!("{s:?}"), "***");
         assert_eq!(s.expose(), "hunter2hunter2");
         assert_eq!(format!("{:?}", Secret::default()), "(empty)");
+    }
+
+    #[test]
+    fn the_default_sender_parses() {
+        let sender = Mailbox::builtin("Client Portal <portal@localhost>");
+        assert_eq!(sender.get().email.to_string(), "portal@localhost");
     }
 
     #[test]

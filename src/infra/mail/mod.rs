@@ -158,7 +158,7 @@ pub enum TestOutcome {
 
 impl Mailer {
     pub fn new(config: &Config, db: Db) -> anyhow::Result<Self> {
-        let from: Mailbox = config.mail.from.parse()?;
+        let from: Mailbox = config.mail.from.get().clone();
         let m = &config.mail;
         let transport = if m.smtp_host.is_empty() {
             Transport::Outbox(config.outbox_dir())
