@@ -103,10 +103,7 @@ async fn signing_in_returns_to_the_page_asked_for() {
 #[tokio::test]
 async fn wrong_expired_replayed_and_foreign_codes_are_refused() {
     let portal = TestPortal::start().await;
-    portal.invite("Jane Doe", "jane@example.com").await;
-    let b = portal.browser();
-    b.sign_up(&portal, "Jane Doe", "jane@example.com", PIN)
-        .await;
+    let b = portal.signed_up("Jane Doe", "jane@example.com", PIN).await;
 
     // Wrong code.
     let mut seen = portal.smtp.matching("jane@example.com", "access code");
@@ -161,10 +158,7 @@ async fn wrong_expired_replayed_and_foreign_codes_are_refused() {
 #[tokio::test]
 async fn too_many_wrong_codes_end_the_attempt_even_after_a_new_code() {
     let portal = TestPortal::start().await;
-    portal.invite("Jane Doe", "jane@example.com").await;
-    let b = portal.browser();
-    b.sign_up(&portal, "Jane Doe", "jane@example.com", PIN)
-        .await;
+    let b = portal.signed_up("Jane Doe", "jane@example.com", PIN).await;
     let mut seen = portal.smtp.matching("jane@example.com", "access code");
     b.post("/signin", &[("email", "jane@example.com")]).await;
     b.post("/signin/pin", &[("pin", PIN)]).await;
@@ -511,10 +505,8 @@ async fn parallel_guesses_cannot_exceed_the_attempt_limits() {
 #[tokio::test]
 async fn a_right_pin_with_no_code_left_to_send_lands_on_the_code_page() {
     let portal = TestPortal::start_with(|c| c.accounts.codes_per_account_per_hour = 1).await;
-    portal.invite("Jane Doe", "jane@example.com").await;
-    let b = portal.browser();
-    b.sign_up(&portal, "Jane Doe", "jane@example.com", PIN)
-        .await; // a sign-up code: not the account's budget
+    // A sign-up code: not the account's budget.
+    let b = portal.signed_up("Jane Doe", "jane@example.com", PIN).await;
     b.sign_in(&portal, "jane@example.com", PIN).await; // the account's one code
     let other = portal.browser();
     other

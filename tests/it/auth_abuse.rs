@@ -220,9 +220,7 @@ async fn guessing_staff_authenticator_codes_locks_the_account_and_tells_its_owne
 #[tokio::test]
 async fn form_tokens_from_before_sign_in_or_another_session_are_refused() {
     let portal = TestPortal::start().await;
-    portal.invite("Jane Doe", JANE).await;
-    let b = portal.browser();
-    b.sign_up(&portal, "Jane Doe", JANE, PIN).await;
+    let b = portal.signed_up("Jane Doe", JANE, PIN).await;
     b.get("/signin").await;
     let before = b.csrf();
     b.sign_in(&portal, JANE, PIN).await;

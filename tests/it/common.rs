@@ -335,16 +335,25 @@ impl TestPortal {
         Browser::with_headers(&self.url, &[("x-forwarded-for", ip)])
     }
 
+    /// Invites a client as the system, from `ip`, without waiting for the mail.
+    pub async fn invite_from(&self, name: &str, email: &str, ip: &str) {
+        portal::accounts::invite::invite_client(&self.state, name, email, Actor::System, ip)
+            .await
+            .unwrap();
+    }
+
+    /// Makes the queued mail matching `filter` (a WHERE clause or nothing) due now,
+    /// wakes the mail worker and waits for `to`'s first invitation.
+    pub async fn deliver_invitation_now(&self, filter: &str, to: &str) -> Mail {
+        self.sql(&format!(
+            "UPDATE mail_queue SET next_attempt_at = 0{filter}"
+        ));
+        self.state.mailer.wake();
+        self.smtp.wait_nth(to, "created a client portal", 0).await
+    }
+
     pub async fn invite(&self, name: &str, email: &str) {
-        portal::accounts::invite::invite_client(
-            &self.state,
-            name,
-            email,
-            Actor::System,
-            "127.0.0.1",
-        )
-        .await
-        .unwrap();
+        self.invite_from(name, email, "127.0.0.1").await;
         self.smtp
             .wait_nth(
                 email,
@@ -358,10 +367,16 @@ impl TestPortal {
 
     /// Invites `email`, signs up with `pin` and signs in; returns the signed-in browser.
     pub async fn client(&self, name: &str, email: &str, pin: &str) -> Browser {
+        let b = self.signed_up(name, email, pin).await;
+        b.sign_in(self, email, pin).await;
+        b
+    }
+
+    /// Invites `email` and signs up with `pin`; returns the browser, not signed in.
+    pub async fn signed_up(&self, name: &str, email: &str, pin: &str) -> Browser {
         self.invite(name, email).await;
         let b = self.browser();
         b.sign_up(self, name, email, pin).await;
-        b.sign_in(self, email, pin).await;
         b
     }
 
@@ -895,6 +910,27 @@ pub fn portal_binary(dir: &std::path::Path) -> std::process::Command {
         // Undefined template variables fail the test instead of rendering empty.
         .env("PORTAL_THEME__STRICT_VARIABLES", "true");
     c
+}
+
+/// `portal client add` for Jane Doe.
+pub const ADD_JANE: [&str; 6] = [
+    "client",
+    "add",
+    "--name",
+    "Jane Doe",
+    "--email",
+    "jane@example.com",
+];
+
+/// Asserts that a command exited 0 (showing its stderr if not); returns its stdout.
+#[track_caller]
+pub fn succeeded(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Starts `portal serve` in `dir`; returns it and the first line it printed.

@@ -253,15 +253,9 @@ async fn the_data_directory_is_private_to_the_portal_user() {
         c.mail.smtp_host = String::new();
     })
     .await;
-    portal::accounts::invite::invite_client(
-        &portal.state,
-        "Jane Doe",
-        "jane@example.com",
-        portal::infra::audit::Actor::System,
-        "127.0.0.1",
-    )
-    .await
-    .unwrap();
+    portal
+        .invite_from("Jane Doe", "jane@example.com", "127.0.0.1")
+        .await;
     let data = portal.dir.path().join("data");
     let outbox = data.join("outbox");
     portal

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{Browser, Halted, TestPortal, pdf_of, pdf_with_text, portal_bin};
+use crate::common::{Browser, Halted, TestPortal, pdf_of, pdf_with_text, portal_bin, succeeded};
 
 const PIN: &str = "482913";
 
@@ -177,12 +177,7 @@ fn reindex(halted: &Halted, args: &[&str]) -> String {
         .env("PORTAL_DOCUMENTS__EXTRACT_MEMORY_MB", "128")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    succeeded(&out)
 }
 
 #[test]
