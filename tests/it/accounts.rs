@@ -80,8 +80,9 @@ async fn signing_in_returns_to_the_page_asked_for() {
         &[("email", "jane@example.com"), ("next", "/security")],
     )
     .await;
-    let code = portal.smtp.next_code("jane@example.com", &mut seen).await;
-    let page = b.post("/signin/code", &[("code", &code)]).await;
+    let page = b
+        .post_next_code(&portal, "jane@example.com", &mut seen, "/signin/code")
+        .await;
     assert_eq!(page.path(), "/security");
     // Only local paths are followed.
     b.post("/signout", &[]).await;
@@ -92,8 +93,9 @@ async fn signing_in_returns_to_the_page_asked_for() {
     ] {
         b.post("/signin", &[("email", "jane@example.com"), ("next", evil)])
             .await;
-        let code = portal.smtp.next_code("jane@example.com", &mut seen).await;
-        let landed = b.post("/signin/code", &[("code", &code)]).await;
+        let landed = b
+            .post_next_code(&portal, "jane@example.com", &mut seen, "/signin/code")
+            .await;
         assert_eq!(landed.path(), "/", "{evil:?}");
         b.post("/signout", &[]).await;
     }
@@ -107,8 +109,7 @@ async fn wrong_expired_replayed_and_foreign_codes_are_refused() {
 
     // Wrong code.
     let mut seen = portal.smtp.matching("jane@example.com", "access code");
-    b.post("/signin", &[("email", "jane@example.com")]).await;
-    b.post("/signin/pin", &[("pin", PIN)]).await;
+    b.enter_pin("jane@example.com", PIN).await;
     let code_a = portal.smtp.next_code("jane@example.com", &mut seen).await;
     let wrong = if code_a == "000000" {
         "111111"
@@ -116,8 +117,7 @@ async fn wrong_expired_replayed_and_foreign_codes_are_refused() {
         "000000"
     };
     let page = b.post("/signin/code", &[("code", wrong)]).await;
-    assert_eq!(page.status, 422);
-    page.expect("That code is not right");
+    page.refused("That code is not right");
 
     // A code from another sign-in attempt does not work here.
     let other = portal.browser();
@@ -141,8 +141,7 @@ async fn wrong_expired_replayed_and_foreign_codes_are_refused() {
 
     // Replay: a used code cannot sign in again.
     let c = portal.browser();
-    c.post("/signin", &[("email", "jane@example.com")]).await;
-    c.post("/signin/pin", &[("pin", PIN)]).await;
+    c.enter_pin("jane@example.com", PIN).await;
     let code_c = portal.smtp.next_code("jane@example.com", &mut seen).await;
     assert_eq!(
         c.post("/signin/code", &[("code", &code_c)]).await.path(),
@@ -160,8 +159,7 @@ async fn too_many_wrong_codes_end_the_attempt_even_after_a_new_code() {
     let portal = TestPortal::start().await;
     let b = portal.signed_up("Jane Doe", "jane@example.com", PIN).await;
     let mut seen = portal.smtp.matching("jane@example.com", "access code");
-    b.post("/signin", &[("email", "jane@example.com")]).await;
-    b.post("/signin/pin", &[("pin", PIN)]).await;
+    b.enter_pin("jane@example.com", PIN).await;
     let code = portal.smtp.next_code("jane@example.com", &mut seen).await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..4 {
@@ -195,8 +193,7 @@ async fn pin_rules_are_explained_on_the_page() {
         &[("name", "Jane Doe"), ("email", "jane@example.com")],
     )
     .await;
-    let code = portal.smtp.next_code("jane@example.com", &mut seen).await;
-    b.post("/signup/verify", &[("code", &code)])
+    b.post_next_code(&portal, "jane@example.com", &mut seen, "/signup/verify")
         .await
         .expect("Create PIN");
     for (pin, confirm, message) in [
@@ -208,8 +205,7 @@ async fn pin_rules_are_explained_on_the_page() {
         let page = b
             .post("/signup/pin", &[("pin", pin), ("confirm", confirm)])
             .await;
-        assert_eq!(page.status, 422);
-        page.expect(message);
+        page.refused(message);
     }
     b.post("/signup/pin", &[("pin", PIN), ("confirm", PIN)])
         .await
@@ -344,8 +340,7 @@ async fn forgot_pin_sets_a_new_one_and_signs_out_everywhere() {
     let mut seen = portal.smtp.matching("jane@example.com", "access code");
     b.post("/signin", &[("email", "jane@example.com")]).await;
     b.post("/signin/forgot", &[]).await.expect("Reset your PIN");
-    let code = portal.smtp.next_code("jane@example.com", &mut seen).await;
-    b.post("/signin/reset", &[("code", &code)])
+    b.post_next_code(&portal, "jane@example.com", &mut seen, "/signin/reset")
         .await
         .expect("Set a new PIN");
     let done = b
@@ -366,8 +361,7 @@ async fn forgot_pin_sets_a_new_one_and_signs_out_everywhere() {
     );
     // The old PIN no longer works; the new one does; the old browser is no longer trusted.
     let c = portal.browser();
-    c.post("/signin", &[("email", "jane@example.com")]).await;
-    c.post("/signin/pin", &[("pin", PIN)])
+    c.enter_pin("jane@example.com", PIN)
         .await
         .expect("The email or PIN is not right");
     assert_eq!(
@@ -429,8 +423,7 @@ async fn a_visitor_can_request_a_portal_and_staff_are_told() {
             &[("name", ""), ("email", "x@example.com")],
         )
         .await;
-    assert_eq!(bad.status, 422);
-    bad.expect("Enter your name");
+    bad.refused("Enter your name");
     let ok = b
         .post(
             "/request-portal",
@@ -481,8 +474,7 @@ async fn parallel_guesses_cannot_exceed_the_attempt_limits() {
     portal.sql("DELETE FROM auth_throttle");
     let c = portal.browser();
     let mut seen = portal.smtp.matching("jane@example.com", "access code");
-    c.post("/signin", &[("email", "jane@example.com")]).await;
-    c.post("/signin/pin", &[("pin", PIN)]).await;
+    c.enter_pin("jane@example.com", PIN).await;
     let code = portal.smtp.next_code("jane@example.com", &mut seen).await;
     let guesses = (0..20).map(|i| {
         let guess = format!("{:06}", (code.parse::<u32>().unwrap() + 1 + i) % 1_000_000);

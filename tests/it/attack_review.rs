@@ -58,8 +58,7 @@ async fn every_spelling_of_an_address_spends_one_budget() {
     let page = b
         .post("/signin", &[("email", "jos\u{e9}@example.com.")])
         .await;
-    assert_eq!(page.status, 422);
-    page.expect("Enter a valid email address");
+    page.refused("Enter a valid email address");
 
     // The owner still signs in, from one of those very networks.
     portal
@@ -170,8 +169,7 @@ async fn another_client_cannot_use_up_the_codes_for_an_address_someone_adds() {
     jane.post("/security/merge", &[("email", work)])
         .await
         .expect("Verify the other address");
-    let code = portal.smtp.next_code(work, &mut seen).await;
-    jane.post("/security/merge/verify", &[("code", &code)])
+    jane.post_next_code(&portal, work, &mut seen, "/security/merge/verify")
         .await
         .expect("The address was added to your portal");
     portal.stop().await;
@@ -249,8 +247,7 @@ async fn addresses_of_one_ipv6_block_share_the_per_address_budgets() {
         forgot_pin(&portal, &from(n + 1), "someone@example.com").await;
     }
     let refused = forgot_pin(&portal, &from(0xfff), "someone@example.com").await;
-    assert_eq!(refused.status, 422);
-    refused.expect("Too many attempts from your network");
+    refused.refused("Too many attempts from your network");
     // Written the IPv4-mapped way, an IPv4 client is still the same client.
     for _ in 0..per_ip {
         forgot_pin(&portal, "198.51.100.9", "someone@example.com").await;
@@ -281,8 +278,7 @@ async fn addresses_of_one_ipv6_block_share_the_per_address_budgets() {
             &[("name", "Pat Lee"), ("email", "pat@example.com")],
         )
         .await;
-    assert_eq!(refused.status, 422);
-    refused.expect("Too many attempts from your network");
+    refused.refused("Too many attempts from your network");
     assert_eq!(portal.query_i64("SELECT count(*) FROM portal_requests"), 5);
     portal.stop().await;
 }
@@ -830,8 +826,7 @@ async fn a_dual_stack_listener_still_recognises_the_trusted_proxy() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(healthy(&portal).await, "the proxy is not capped");
     let b = portal.browser_from("203.0.113.44");
-    b.post("/signin", &[("email", JANE)]).await;
-    b.post("/signin/pin", &[("pin", "000001")]).await;
+    b.enter_pin(JANE, "000001").await;
     assert_eq!(
         portal.query_text(
             "SELECT ip FROM audit_log WHERE event = 'signin_failed' ORDER BY seq DESC LIMIT 1"

@@ -51,8 +51,7 @@ async fn strangers_cannot_keep_the_owner_from_signing_in_or_getting_codes() {
         // That network's own budget is spent, and it is told so.
         stranger.post("/signin", &[("email", JANE)]).await;
         let refused = stranger.post("/signin/forgot", &[]).await;
-        assert_eq!(refused.status, 422);
-        refused.expect("Too many attempts from your network");
+        refused.refused("Too many attempts from your network");
     }
     // Her mailbox got at most a budget's worth of codes and of notices.
     let budget = i64::from(portal.state.config.accounts.codes_per_email_per_hour);
@@ -77,8 +76,7 @@ async fn strangers_cannot_keep_the_owner_from_signing_in_or_getting_codes() {
     )
     .await
     .expect("Confirm your new PIN");
-    let code = portal.smtp.next_code(JANE, &mut seen).await;
-    jane.post("/security/pin/verify", &[("code", &code)])
+    jane.post_next_code(&portal, JANE, &mut seen, "/security/pin/verify")
         .await
         .expect("Your PIN was changed");
 
@@ -93,8 +91,7 @@ async fn strangers_cannot_keep_the_owner_from_signing_in_or_getting_codes() {
     jane.post("/signin/forgot", &[])
         .await
         .expect("Reset your PIN");
-    let code = portal.smtp.next_code(JANE, &mut seen).await;
-    jane.post("/signin/reset", &[("code", &code)])
+    jane.post_next_code(&portal, JANE, &mut seen, "/signin/reset")
         .await
         .expect("Set a new PIN");
     portal.stop().await;
@@ -387,8 +384,7 @@ async fn sign_in_and_forgot_pin_cannot_finish_after_the_address_moved() {
     // Three attempts at Jane's address are left half-way: a sign-in waiting for its
     // code, a Forgot PIN waiting for the new PIN, another sign-in waiting for its code.
     let x = portal.browser();
-    x.post("/signin", &[("email", JANE)]).await;
-    x.post("/signin/pin", &[("pin", PIN)])
+    x.enter_pin(JANE, PIN)
         .await
         .expect("Enter your access code");
     let x_code = portal.smtp.next_code(JANE, &mut seen).await;
@@ -400,8 +396,7 @@ async fn sign_in_and_forgot_pin_cannot_finish_after_the_address_moved() {
         .await
         .expect("Set a new PIN");
     let w = portal.browser();
-    w.post("/signin", &[("email", JANE)]).await;
-    w.post("/signin/pin", &[("pin", PIN)])
+    w.enter_pin(JANE, PIN)
         .await
         .expect("Enter your access code");
     let w_code = portal.smtp.next_code(JANE, &mut seen).await;
@@ -413,30 +408,28 @@ async fn sign_in_and_forgot_pin_cannot_finish_after_the_address_moved() {
         &[("current", PIN), ("email", "jane@new.example")],
     )
     .await;
-    let code = portal
-        .smtp
-        .next_code("jane@new.example", &mut new_seen)
-        .await;
-    jane.post("/security/email/verify", &[("code", &code)])
-        .await
-        .expect("Your sign-in email was changed");
+    jane.post_next_code(
+        &portal,
+        "jane@new.example",
+        &mut new_seen,
+        "/security/email/verify",
+    )
+    .await
+    .expect("Your sign-in email was changed");
     bob.post("/security/merge", &[("email", JANE)]).await;
-    let code = portal.smtp.next_code(JANE, &mut seen).await;
-    bob.post("/security/merge/verify", &[("code", &code)])
+    bob.post_next_code(&portal, JANE, &mut seen, "/security/merge/verify")
         .await
         .expect("The address was added to your portal");
 
     // Merged away: the sign-in cannot finish.
     let page = x.post("/signin/code", &[("code", &x_code)]).await;
-    assert_eq!(page.status, 422);
-    page.expect("no longer the sign-in address");
+    page.refused("no longer the sign-in address");
     assert_eq!(x.get("/").await.path(), "/signin");
 
     // Bob makes it his sign-in address: still neither flow finishes on Bob.
     bob.post("/security/email", &[("current", BOB_PIN), ("email", JANE)])
         .await;
-    let code = portal.smtp.next_code(JANE, &mut seen).await;
-    bob.post("/security/email/verify", &[("code", &code)])
+    bob.post_next_code(&portal, JANE, &mut seen, "/security/email/verify")
         .await
         .expect("Your sign-in email was changed");
     let page = w.post("/signin/code", &[("code", &w_code)]).await;
@@ -448,8 +441,7 @@ async fn sign_in_and_forgot_pin_cannot_finish_after_the_address_moved() {
             &[("pin", "591846"), ("confirm", "591846")],
         )
         .await;
-    assert_eq!(page.status, 422);
-    page.expect("no longer the sign-in address");
+    page.refused("no longer the sign-in address");
 
     // Bob's PIN is untouched; Jane signs in at her new address.
     bob.post("/signout", &[]).await;

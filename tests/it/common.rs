@@ -539,6 +539,13 @@ impl Page {
         self.body.contains(text) || unescaped.contains(text)
     }
 
+    /// Asserts the form was refused (422) and shows `text`.
+    #[track_caller]
+    pub fn refused(&self, text: &str) -> &Self {
+        assert_eq!(self.status, 422, "{}", self.body);
+        self.expect(text)
+    }
+
     #[track_caller]
     pub fn expect(&self, text: &str) -> &Self {
         assert!(
@@ -653,14 +660,31 @@ impl Browser {
         self.post("/signup", &[("name", name), ("email", email)])
             .await
             .expect("Verify your email");
-        let code = portal.smtp.next_code(email, &mut seen).await;
-        self.post("/signup/verify", &[("code", &code)])
+        self.post_next_code(portal, email, &mut seen, "/signup/verify")
             .await
             .expect("Create PIN");
         let done = self
             .post("/signup/pin", &[("pin", pin), ("confirm", pin)])
             .await;
         done.expect("Your account is ready");
+    }
+
+    /// Enters `email` and then `pin` on the sign-in pages; returns the page after the PIN.
+    pub async fn enter_pin(&self, email: &str, pin: &str) -> Page {
+        self.post("/signin", &[("email", email)]).await;
+        self.post("/signin/pin", &[("pin", pin)]).await
+    }
+
+    /// Posts the next code mailed to `to` (after `seen` of them) to `path`.
+    pub async fn post_next_code(
+        &self,
+        portal: &TestPortal,
+        to: &str,
+        seen: &mut usize,
+        path: &str,
+    ) -> Page {
+        let code = portal.smtp.next_code(to, seen).await;
+        self.post(path, &[("code", &code)]).await
     }
 
     /// S3 from the sign-in page to the home page.
@@ -674,8 +698,9 @@ impl Browser {
         } else {
             assert_eq!(page.path(), "/signin/code", "{}", page.body);
         }
-        let code = portal.smtp.next_code(email, &mut seen).await;
-        let home = self.post("/signin/code", &[("code", &code)]).await;
+        let home = self
+            .post_next_code(portal, email, &mut seen, "/signin/code")
+            .await;
         assert_eq!(home.path(), "/", "{}", home.body);
         home
     }

@@ -207,8 +207,7 @@ pub(crate) async fn recorded_address(
     headers: Vec<(&'static str, &str)>,
 ) -> String {
     let b = Browser::with_headers(&portal.url, &headers);
-    b.post("/signin", &[("email", "jane@example.com")]).await;
-    b.post("/signin/pin", &[("pin", "000001")]).await;
+    b.enter_pin("jane@example.com", "000001").await;
     portal.query_text(
         "SELECT ip FROM audit_log WHERE event = 'signin_failed' ORDER BY seq DESC LIMIT 1",
     )

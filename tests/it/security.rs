@@ -17,11 +17,14 @@ async fn merged_email_joins_the_portal_but_cannot_sign_in() {
     b.post("/security/merge", &[("email", "jane.doe@work.example")])
         .await
         .expect("Verify the other address");
-    let code = portal
-        .smtp
-        .next_code("jane.doe@work.example", &mut seen)
+    let page = b
+        .post_next_code(
+            &portal,
+            "jane.doe@work.example",
+            &mut seen,
+            "/security/merge/verify",
+        )
         .await;
-    let page = b.post("/security/merge/verify", &[("code", &code)]).await;
     page.expect("The address was added to your portal")
         .expect("jane.doe@work.example");
     portal
@@ -60,13 +63,15 @@ async fn merged_email_joins_the_portal_but_cannot_sign_in() {
     let mut bob_seen = 0;
     b.post("/security/merge", &[("email", "bob@example.com")])
         .await;
-    let code = portal
-        .smtp
-        .next_code("bob@example.com", &mut bob_seen)
+    let refused = b
+        .post_next_code(
+            &portal,
+            "bob@example.com",
+            &mut bob_seen,
+            "/security/merge/verify",
+        )
         .await;
-    let refused = b.post("/security/merge/verify", &[("code", &code)]).await;
-    assert_eq!(refused.status, 422);
-    refused.expect("already belongs to another portal");
+    refused.refused("already belongs to another portal");
     portal.stop().await;
 }
 
@@ -87,8 +92,7 @@ async fn update_pin_needs_the_current_pin_and_a_code() {
             ],
         )
         .await;
-    assert_eq!(wrong.status, 422);
-    wrong.expect("That PIN is not right");
+    wrong.refused("That PIN is not right");
     b.post(
         "/security/pin",
         &[("current", PIN), ("pin", "730264"), ("confirm", "730265")],
@@ -103,8 +107,14 @@ async fn update_pin_needs_the_current_pin_and_a_code() {
     )
     .await
     .expect("Confirm your new PIN");
-    let code = portal.smtp.next_code("jane@example.com", &mut seen).await;
-    let done = b.post("/security/pin/verify", &[("code", &code)]).await;
+    let done = b
+        .post_next_code(
+            &portal,
+            "jane@example.com",
+            &mut seen,
+            "/security/pin/verify",
+        )
+        .await;
     done.expect("Your PIN was changed");
     assert_eq!(done.path(), "/security", "this browser stays signed in");
     assert_eq!(other.get("/").await.path(), "/signin", "other sessions end");
@@ -129,8 +139,7 @@ async fn update_email_takes_effect_after_the_new_address_is_verified() {
             &[("current", "000001"), ("email", "Jane@New.Example")],
         )
         .await;
-    assert_eq!(refused.status, 422);
-    refused.expect("That PIN is not right");
+    refused.refused("That PIN is not right");
     assert_eq!(portal.smtp.matching("jane@new.example", ""), 0);
     b.post(
         "/security/email",
@@ -143,10 +152,14 @@ async fn update_email_takes_effect_after_the_new_address_is_verified() {
         portal.query_i64("SELECT count(*) FROM client_emails WHERE email_key = 'jane@new.example'"),
         0
     );
-    let code = portal.smtp.next_code("Jane@new.example", &mut seen).await;
-    b.post("/security/email/verify", &[("code", &code)])
-        .await
-        .expect("Your sign-in email was changed");
+    b.post_next_code(
+        &portal,
+        "Jane@new.example",
+        &mut seen,
+        "/security/email/verify",
+    )
+    .await
+    .expect("Your sign-in email was changed");
     let told = portal
         .smtp
         .wait_nth("jane@example.com", "sign-in email was changed", 0)
@@ -158,8 +171,7 @@ async fn update_email_takes_effect_after_the_new_address_is_verified() {
         .await
         .expect("Welcome, Jane Doe");
     let old = portal.browser();
-    old.post("/signin", &[("email", "jane@example.com")]).await;
-    old.post("/signin/pin", &[("pin", PIN)])
+    old.enter_pin("jane@example.com", PIN)
         .await
         .expect("The email or PIN is not right");
     portal.stop().await;
@@ -243,8 +255,7 @@ async fn each_code_page_resends_for_its_own_flow() {
         .await
         .expect("Verify your email");
     let page = visitor.post("/signup/resend", &[]).await;
-    assert_eq!(page.status, 422, "{}", page.body);
-    page.expect(too_soon).expect("Verify your email");
+    page.refused(too_soon).expect("Verify your email");
 
     let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
     let forgot = portal.browser();
@@ -256,8 +267,7 @@ async fn each_code_page_resends_for_its_own_flow() {
         .await
         .expect("Reset your PIN");
     let page = forgot.post("/signin/reset/resend", &[]).await;
-    assert_eq!(page.status, 422, "{}", page.body);
-    page.expect(too_soon).expect("Reset your PIN");
+    page.refused(too_soon).expect("Reset your PIN");
 
     let changes = [
         (
