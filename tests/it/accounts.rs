@@ -1,8 +1,6 @@
 //! S1–S4: invitations, sign-up, sign-in, forgotten PINs, sign-out, abuse limits.
 
-use crate::common::TestPortal;
-
-const PIN: &str = "482913";
+use crate::common::{PIN, TestPortal};
 
 #[tokio::test]
 async fn invited_client_signs_up_signs_in_and_out() {
@@ -46,8 +44,7 @@ async fn invited_client_signs_up_signs_in_and_out() {
 
 #[tokio::test]
 async fn trusted_browser_skips_the_pin_but_not_the_code() {
-    let portal = TestPortal::start().await;
-    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, b) = TestPortal::with_jane().await;
     b.post("/signout", &[]).await;
     let page = b.post("/signin", &[("email", "jane@example.com")]).await;
     assert_eq!(
@@ -69,8 +66,7 @@ async fn trusted_browser_skips_the_pin_but_not_the_code() {
 
 #[tokio::test]
 async fn signing_in_returns_to_the_page_asked_for() {
-    let portal = TestPortal::start().await;
-    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, b) = TestPortal::with_jane().await;
     b.post("/signout", &[]).await;
     let asked = b.get("/security").await;
     assert_eq!(asked.path(), "/signin");
@@ -334,8 +330,7 @@ async fn open_signup_lets_anyone_create_a_portal() {
 
 #[tokio::test]
 async fn forgot_pin_sets_a_new_one_and_signs_out_everywhere() {
-    let portal = TestPortal::start().await;
-    let first = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, first) = TestPortal::with_jane().await;
     let b = portal.browser();
     let mut seen = portal.smtp.matching("jane@example.com", "access code");
     b.post("/signin", &[("email", "jane@example.com")]).await;
@@ -380,8 +375,7 @@ async fn forgot_pin_sets_a_new_one_and_signs_out_everywhere() {
 
 #[tokio::test]
 async fn forms_without_the_csrf_token_are_refused() {
-    let portal = TestPortal::start().await;
-    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, b) = TestPortal::with_jane().await;
     let page = b.post_without_csrf("/signout", &[]).await;
     assert_eq!(page.status, 403);
     page.expect("did not come from this portal");
@@ -398,8 +392,7 @@ async fn forms_without_the_csrf_token_are_refused() {
 
 #[tokio::test]
 async fn sessions_end_after_inactivity() {
-    let portal = TestPortal::start().await;
-    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, b) = TestPortal::with_jane().await;
     portal.sql("UPDATE sessions SET last_seen_at = last_seen_at - 31 * 60");
     assert_eq!(b.get("/").await.path(), "/signin");
     assert_eq!(

@@ -10,10 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::auth_abuse::{forgot_pin, mail_settled};
-use crate::common::{Browser, Page, STAFF_PASSWORD, TestPortal, staff_browser};
+use crate::common::{Browser, PIN, Page, STAFF_PASSWORD, TestPortal, staff_browser};
 use crate::network::{address, closed_within, healthy, recorded_address};
 
-const PIN: &str = "482913";
 const BOB_PIN: &str = "730264";
 const JANE: &str = "jane@example.com";
 const ANN: &str = "ann@smithlee.example";
@@ -150,8 +149,7 @@ async fn a_domain_written_with_look_alike_characters_is_not_another_mailbox() {
 
 #[tokio::test]
 async fn another_client_cannot_use_up_the_codes_for_an_address_someone_adds() {
-    let portal = TestPortal::start().await;
-    let jane = portal.client("Jane Doe", JANE, PIN).await;
+    let (portal, jane) = TestPortal::with_jane().await;
     let bob = portal.client("Bob Roe", "bob@example.com", BOB_PIN).await;
     let work = "jane@work.example";
     // Bob asks to merge, then to move to, Jane's work address until he is refused.

@@ -2,9 +2,8 @@
 //! budget, guessing staff authenticator codes, forged and cross-site form posts,
 //! flows finishing after their address moved, and look-alike addresses.
 
-use crate::common::{Browser, Page, STAFF_PASSWORD, TestPortal, staff_browser};
+use crate::common::{Browser, PIN, Page, STAFF_PASSWORD, TestPortal, staff_browser};
 
-const PIN: &str = "482913";
 const BOB_PIN: &str = "730264";
 const JANE: &str = "jane@example.com";
 const ANN: &str = "ann@smithlee.example";
@@ -290,8 +289,7 @@ async fn sign_out_with(b: &Browser, headers: &[(&str, &str)]) -> u16 {
 
 #[tokio::test]
 async fn cross_site_requests_are_refused_even_with_a_valid_token() {
-    let portal = TestPortal::start().await;
-    let b = portal.client("Jane Doe", JANE, PIN).await;
+    let (portal, b) = TestPortal::with_jane().await;
     let own = portal.url.clone();
     let foreign: [&[(&str, &str)]; 5] = [
         &[("origin", "https://evil.example")],
@@ -376,8 +374,7 @@ async fn the_public_url_and_the_host_reached_are_both_own_origins() {
 
 #[tokio::test]
 async fn sign_in_and_forgot_pin_cannot_finish_after_the_address_moved() {
-    let portal = TestPortal::start().await;
-    let jane = portal.client("Jane Doe", JANE, PIN).await;
+    let (portal, jane) = TestPortal::with_jane().await;
     let bob = portal.client("Bob Roe", "bob@example.com", BOB_PIN).await;
     let mut seen = portal.smtp.matching(JANE, "access code");
 

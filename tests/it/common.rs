@@ -365,6 +365,14 @@ impl TestPortal {
             .await;
     }
 
+    /// A portal where client Jane Doe (jane@example.com, [`PIN`]) is signed in; returns
+    /// it and her browser.
+    pub async fn with_jane() -> (TestPortal, Browser) {
+        let portal = TestPortal::start().await;
+        let jane = portal.client("Jane Doe", "jane@example.com", PIN).await;
+        (portal, jane)
+    }
+
     /// Invites `email`, signs up with `pin` and signs in; returns the signed-in browser.
     pub async fn client(&self, name: &str, email: &str, pin: &str) -> Browser {
         let b = self.signed_up(name, email, pin).await;
@@ -709,6 +717,9 @@ impl Browser {
 // ---------- documents helpers ----------
 
 pub const STAFF_PASSWORD: &str = "correct horse battery staple";
+
+/// The PIN the tests' clients choose.
+pub const PIN: &str = "482913";
 
 /// Adds staff member Ann and returns a browser signed in to the staff area.
 pub async fn staff_browser(portal: &TestPortal) -> Browser {

@@ -1,13 +1,10 @@
 //! S5 Security Settings, and that one client never sees another's.
 
-use crate::common::TestPortal;
-
-const PIN: &str = "482913";
+use crate::common::{PIN, TestPortal};
 
 #[tokio::test]
 async fn merged_email_joins_the_portal_but_cannot_sign_in() {
-    let portal = TestPortal::start().await;
-    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, b) = TestPortal::with_jane().await;
     b.get("/security")
         .await
         .expect("Merge Emails")
@@ -77,8 +74,7 @@ async fn merged_email_joins_the_portal_but_cannot_sign_in() {
 
 #[tokio::test]
 async fn update_pin_needs_the_current_pin_and_a_code() {
-    let portal = TestPortal::start().await;
-    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, b) = TestPortal::with_jane().await;
     let other = portal.browser();
     other.sign_in(&portal, "jane@example.com", PIN).await;
 
@@ -129,8 +125,7 @@ async fn update_pin_needs_the_current_pin_and_a_code() {
 
 #[tokio::test]
 async fn update_email_takes_effect_after_the_new_address_is_verified() {
-    let portal = TestPortal::start().await;
-    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, b) = TestPortal::with_jane().await;
     let mut seen = 0;
     // Re-authentication: the current PIN comes first.
     let refused = b
@@ -179,8 +174,7 @@ async fn update_email_takes_effect_after_the_new_address_is_verified() {
 
 #[tokio::test]
 async fn trusted_devices_can_be_revoked() {
-    let portal = TestPortal::start().await;
-    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, b) = TestPortal::with_jane().await;
     let page = b.get("/security").await;
     page.expect("Chrome on Linux").expect("this browser");
     let id = regex::Regex::new(r"/security/devices/([^/]+)/revoke")
@@ -204,8 +198,7 @@ async fn trusted_devices_can_be_revoked() {
 
 #[tokio::test]
 async fn a_second_client_cannot_see_or_touch_the_first() {
-    let portal = TestPortal::start().await;
-    let jane = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, jane) = TestPortal::with_jane().await;
     let bob = portal.client("Bob Roe", "bob@example.com", "730264").await;
     let jane_page = jane.get("/security").await;
     let jane_device = regex::Regex::new(r"/security/devices/([^/]+)/revoke")
