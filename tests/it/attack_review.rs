@@ -10,10 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::auth_abuse::{forgot_pin, mail_settled};
-use crate::common::{Browser, PIN, Page, STAFF_PASSWORD, TestPortal, staff_browser};
+use crate::common::{BOB_PIN, Browser, PIN, Page, STAFF_PASSWORD, TestPortal, staff_browser};
 use crate::network::{address, closed_within, healthy, recorded_address};
 
-const BOB_PIN: &str = "730264";
 const JANE: &str = "jane@example.com";
 const ANN: &str = "ann@smithlee.example";
 
@@ -104,12 +103,9 @@ async fn no_resend_button_lets_a_stranger_spend_the_owners_own_budget() {
     let jane = portal.browser_from("198.51.100.50");
     jane.sign_in(&portal, JANE, PIN).await;
     let mut seen = portal.smtp.matching(JANE, "access code");
-    jane.post(
-        "/security/pin",
-        &[("current", PIN), ("pin", BOB_PIN), ("confirm", BOB_PIN)],
-    )
-    .await
-    .expect("Confirm your new PIN");
+    jane.change_pin(PIN, BOB_PIN)
+        .await
+        .expect("Confirm your new PIN");
     portal.smtp.next_code(JANE, &mut seen).await;
     portal.stop().await;
 }

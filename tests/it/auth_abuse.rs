@@ -2,9 +2,8 @@
 //! budget, guessing staff authenticator codes, forged and cross-site form posts,
 //! flows finishing after their address moved, and look-alike addresses.
 
-use crate::common::{Browser, PIN, Page, STAFF_PASSWORD, TestPortal, staff_browser};
+use crate::common::{BOB_PIN, Browser, PIN, Page, STAFF_PASSWORD, TestPortal, staff_browser};
 
-const BOB_PIN: &str = "730264";
 const JANE: &str = "jane@example.com";
 const ANN: &str = "ann@smithlee.example";
 
@@ -69,12 +68,9 @@ async fn strangers_cannot_keep_the_owner_from_signing_in_or_getting_codes() {
         .await
         .expect("Welcome, Jane Doe");
     let mut seen = portal.smtp.matching(JANE, "access code");
-    jane.post(
-        "/security/pin",
-        &[("current", PIN), ("pin", BOB_PIN), ("confirm", BOB_PIN)],
-    )
-    .await
-    .expect("Confirm your new PIN");
+    jane.change_pin(PIN, BOB_PIN)
+        .await
+        .expect("Confirm your new PIN");
     jane.post_next_code(&portal, JANE, &mut seen, "/security/pin/verify")
         .await
         .expect("Your PIN was changed");

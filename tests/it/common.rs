@@ -683,6 +683,12 @@ impl Browser {
         self.post("/signin/pin", &[("pin", pin)]).await
     }
 
+    /// Update PIN: the current PIN and the new one, typed twice.
+    pub async fn change_pin(&self, current: &str, pin: &str) -> Page {
+        let fields = [("current", current), ("pin", pin), ("confirm", pin)];
+        self.post("/security/pin", &fields).await
+    }
+
     /// Posts the next code mailed to `to` (after `seen` of them) to `path`.
     pub async fn post_next_code(
         &self,
@@ -720,6 +726,9 @@ pub const STAFF_PASSWORD: &str = "correct horse battery staple";
 
 /// The PIN the tests' clients choose.
 pub const PIN: &str = "482913";
+
+/// Bob's PIN, and the new PIN where Jane changes hers.
+pub const BOB_PIN: &str = "730264";
 
 /// Adds staff member Ann and returns a browser signed in to the staff area.
 pub async fn staff_browser(portal: &TestPortal) -> Browser {

@@ -97,12 +97,9 @@ async fn update_pin_needs_the_current_pin_and_a_code() {
     .expect("do not match");
 
     let mut seen = portal.smtp.matching("jane@example.com", "access code");
-    b.post(
-        "/security/pin",
-        &[("current", PIN), ("pin", "730264"), ("confirm", "730264")],
-    )
-    .await
-    .expect("Confirm your new PIN");
+    b.change_pin(PIN, "730264")
+        .await
+        .expect("Confirm your new PIN");
     let done = b
         .post_next_code(
             &portal,
