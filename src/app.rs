@@ -10,9 +10,9 @@ use poem::{Endpoint, EndpointExt, Response, Route, get, head, post};
 
 use crate::config::Config;
 use crate::infra::web::body_rate::MinBodyRate;
-use crate::infra::web::csrf::CsrfMiddleware;
-use crate::infra::web::headers::SecurityHeaders;
-use crate::infra::web::request_log::RequestLog;
+use crate::infra::web::csrf::csrf_guard;
+use crate::infra::web::headers::security_headers;
+use crate::infra::web::request_log::request_log;
 use crate::state::AppState;
 use crate::{accounts, documents, firm, home};
 
@@ -275,7 +275,7 @@ pub fn jobs() -> Vec<Job> {
 pub fn build(state: AppState) -> impl Endpoint<Output = Response> {
     let error_state = state.clone();
     routes()
-        .with(CsrfMiddleware)
+        .around(csrf_guard)
         .catch_all_error(move |err| {
             let state = error_state.clone();
             async move { crate::error::error_page(&state, err) }
@@ -285,8 +285,8 @@ pub fn build(state: AppState) -> impl Endpoint<Output = Response> {
             min_bytes_per_second: state.config.server.body_min_bytes_per_second,
         })
         .with(CookieJarManager::new())
-        .with(SecurityHeaders)
-        .with(RequestLog)
+        .around(security_headers)
+        .around(request_log)
         .data(state.key.clone())
         .data(state.web.clone())
         .data(state)

@@ -377,6 +377,11 @@ pub async fn cancel(state: &AppState, client_id: ClientId, id: &str) -> DocResul
             "offset mismatch: this file is being sent right now; try again in a moment",
         ));
     };
+    remove(state, &upload).await
+}
+
+/// Deletes an upload's row and, unless it became a document, the file it sent.
+async fn remove(state: &AppState, upload: &Upload) -> DocResult<()> {
     let row = upload.id;
     state
         .db
@@ -397,14 +402,7 @@ pub async fn sweep(state: &AppState) -> DocResult<usize> {
         .read(move |conn| repo::stale_uploads(conn, before).map_err(DbError::from))
         .await?;
     for u in &stale {
-        let row = u.id;
-        state
-            .db
-            .write(move |tx| repo::delete_upload(tx, row).map_err(DbError::from))
-            .await?;
-        if u.document_id.is_none() {
-            state.store.discard(&u.blob);
-        }
+        remove(state, u).await?;
     }
     // Files of no upload and no document: abandoned temp files after an hour,
     // stored files after a day (left by a crash between storing and recording).

@@ -68,28 +68,32 @@ fn existing_staff(conn: &rusqlite::Connection, email: &Email) -> AccountResult<S
 
 /// Makes a staff member enrol a new authenticator at the next sign-in.
 pub async fn reset_staff_totp(state: &AppState, email: &str) -> AccountResult<Staff> {
-    let email = Email::parse(email)?;
-    state
-        .db
-        .write(move |tx| {
-            let staff = existing_staff(tx, &email)?;
-            repo::reset_totp(tx, staff.id)?;
-            clear_staff_throttles(tx, &email.key)?;
-            audit::record(tx, Actor::System, "staff_totp_reset", &staff.email, "", "")?;
-            Ok(staff)
-        })
-        .await
+    lift_staff_lockout(state, email, true, "staff_totp_reset").await
 }
 
 /// Lifts a staff member's sign-in lockout after too many wrong passwords or codes.
 pub async fn unlock_staff(state: &AppState, email: &str) -> AccountResult<Staff> {
+    lift_staff_lockout(state, email, false, "staff_unlocked").await
+}
+
+/// Clears the staff member's throttles (after forgetting the authenticator if
+/// `reset_totp`) and records `event`.
+async fn lift_staff_lockout(
+    state: &AppState,
+    email: &str,
+    reset_totp: bool,
+    event: &'static str,
+) -> AccountResult<Staff> {
     let email = Email::parse(email)?;
     state
         .db
         .write(move |tx| {
             let staff = existing_staff(tx, &email)?;
+            if reset_totp {
+                repo::reset_totp(tx, staff.id)?;
+            }
             clear_staff_throttles(tx, &email.key)?;
-            audit::record(tx, Actor::System, "staff_unlocked", &staff.email, "", "")?;
+            audit::record(tx, Actor::System, event, &staff.email, "", "")?;
             Ok(staff)
         })
         .await

@@ -1,8 +1,6 @@
 //! S1–S4: invitations, sign-up, sign-in, forgotten PINs, sign-out, abuse limits.
 
-use crate::common::TestPortal;
-
-const PIN: &str = "482913";
+use crate::common::{PIN, TestPortal};
 
 #[tokio::test]
 async fn invited_client_signs_up_signs_in_and_out() {
@@ -46,8 +44,7 @@ async fn invited_client_signs_up_signs_in_and_out() {
 
 #[tokio::test]
 async fn trusted_browser_skips_the_pin_but_not_the_code() {
-    let portal = TestPortal::start().await;
-    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, b) = TestPortal::with_jane().await;
     b.post("/signout", &[]).await;
     let page = b.post("/signin", &[("email", "jane@example.com")]).await;
     assert_eq!(
@@ -69,8 +66,7 @@ async fn trusted_browser_skips_the_pin_but_not_the_code() {
 
 #[tokio::test]
 async fn signing_in_returns_to_the_page_asked_for() {
-    let portal = TestPortal::start().await;
-    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, b) = TestPortal::with_jane().await;
     b.post("/signout", &[]).await;
     let asked = b.get("/security").await;
     assert_eq!(asked.path(), "/signin");
@@ -80,8 +76,9 @@ async fn signing_in_returns_to_the_page_asked_for() {
         &[("email", "jane@example.com"), ("next", "/security")],
     )
     .await;
-    let code = portal.smtp.next_code("jane@example.com", &mut seen).await;
-    let page = b.post("/signin/code", &[("code", &code)]).await;
+    let page = b
+        .post_next_code(&portal, "jane@example.com", &mut seen, "/signin/code")
+        .await;
     assert_eq!(page.path(), "/security");
     // Only local paths are followed.
     b.post("/signout", &[]).await;
@@ -92,8 +89,9 @@ async fn signing_in_returns_to_the_page_asked_for() {
     ] {
         b.post("/signin", &[("email", "jane@example.com"), ("next", evil)])
             .await;
-        let code = portal.smtp.next_code("jane@example.com", &mut seen).await;
-        let landed = b.post("/signin/code", &[("code", &code)]).await;
+        let landed = b
+            .post_next_code(&portal, "jane@example.com", &mut seen, "/signin/code")
+            .await;
         assert_eq!(landed.path(), "/", "{evil:?}");
         b.post("/signout", &[]).await;
     }
@@ -103,15 +101,11 @@ async fn signing_in_returns_to_the_page_asked_for() {
 #[tokio::test]
 async fn wrong_expired_replayed_and_foreign_codes_are_refused() {
     let portal = TestPortal::start().await;
-    portal.invite("Jane Doe", "jane@example.com").await;
-    let b = portal.browser();
-    b.sign_up(&portal, "Jane Doe", "jane@example.com", PIN)
-        .await;
+    let b = portal.signed_up("Jane Doe", "jane@example.com", PIN).await;
 
     // Wrong code.
     let mut seen = portal.smtp.matching("jane@example.com", "access code");
-    b.post("/signin", &[("email", "jane@example.com")]).await;
-    b.post("/signin/pin", &[("pin", PIN)]).await;
+    b.enter_pin("jane@example.com", PIN).await;
     let code_a = portal.smtp.next_code("jane@example.com", &mut seen).await;
     let wrong = if code_a == "000000" {
         "111111"
@@ -119,8 +113,7 @@ async fn wrong_expired_replayed_and_foreign_codes_are_refused() {
         "000000"
     };
     let page = b.post("/signin/code", &[("code", wrong)]).await;
-    assert_eq!(page.status, 422);
-    page.expect("That code is not right");
+    page.refused("That code is not right");
 
     // A code from another sign-in attempt does not work here.
     let other = portal.browser();
@@ -144,8 +137,7 @@ async fn wrong_expired_replayed_and_foreign_codes_are_refused() {
 
     // Replay: a used code cannot sign in again.
     let c = portal.browser();
-    c.post("/signin", &[("email", "jane@example.com")]).await;
-    c.post("/signin/pin", &[("pin", PIN)]).await;
+    c.enter_pin("jane@example.com", PIN).await;
     let code_c = portal.smtp.next_code("jane@example.com", &mut seen).await;
     assert_eq!(
         c.post("/signin/code", &[("code", &code_c)]).await.path(),
@@ -161,13 +153,9 @@ async fn wrong_expired_replayed_and_foreign_codes_are_refused() {
 #[tokio::test]
 async fn too_many_wrong_codes_end_the_attempt_even_after_a_new_code() {
     let portal = TestPortal::start().await;
-    portal.invite("Jane Doe", "jane@example.com").await;
-    let b = portal.browser();
-    b.sign_up(&portal, "Jane Doe", "jane@example.com", PIN)
-        .await;
+    let b = portal.signed_up("Jane Doe", "jane@example.com", PIN).await;
     let mut seen = portal.smtp.matching("jane@example.com", "access code");
-    b.post("/signin", &[("email", "jane@example.com")]).await;
-    b.post("/signin/pin", &[("pin", PIN)]).await;
+    b.enter_pin("jane@example.com", PIN).await;
     let code = portal.smtp.next_code("jane@example.com", &mut seen).await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..4 {
@@ -201,8 +189,7 @@ async fn pin_rules_are_explained_on_the_page() {
         &[("name", "Jane Doe"), ("email", "jane@example.com")],
     )
     .await;
-    let code = portal.smtp.next_code("jane@example.com", &mut seen).await;
-    b.post("/signup/verify", &[("code", &code)])
+    b.post_next_code(&portal, "jane@example.com", &mut seen, "/signup/verify")
         .await
         .expect("Create PIN");
     for (pin, confirm, message) in [
@@ -214,8 +201,7 @@ async fn pin_rules_are_explained_on_the_page() {
         let page = b
             .post("/signup/pin", &[("pin", pin), ("confirm", confirm)])
             .await;
-        assert_eq!(page.status, 422);
-        page.expect(message);
+        page.refused(message);
     }
     b.post("/signup/pin", &[("pin", PIN), ("confirm", PIN)])
         .await
@@ -344,14 +330,12 @@ async fn open_signup_lets_anyone_create_a_portal() {
 
 #[tokio::test]
 async fn forgot_pin_sets_a_new_one_and_signs_out_everywhere() {
-    let portal = TestPortal::start().await;
-    let first = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, first) = TestPortal::with_jane().await;
     let b = portal.browser();
     let mut seen = portal.smtp.matching("jane@example.com", "access code");
     b.post("/signin", &[("email", "jane@example.com")]).await;
     b.post("/signin/forgot", &[]).await.expect("Reset your PIN");
-    let code = portal.smtp.next_code("jane@example.com", &mut seen).await;
-    b.post("/signin/reset", &[("code", &code)])
+    b.post_next_code(&portal, "jane@example.com", &mut seen, "/signin/reset")
         .await
         .expect("Set a new PIN");
     let done = b
@@ -372,8 +356,7 @@ async fn forgot_pin_sets_a_new_one_and_signs_out_everywhere() {
     );
     // The old PIN no longer works; the new one does; the old browser is no longer trusted.
     let c = portal.browser();
-    c.post("/signin", &[("email", "jane@example.com")]).await;
-    c.post("/signin/pin", &[("pin", PIN)])
+    c.enter_pin("jane@example.com", PIN)
         .await
         .expect("The email or PIN is not right");
     assert_eq!(
@@ -392,8 +375,7 @@ async fn forgot_pin_sets_a_new_one_and_signs_out_everywhere() {
 
 #[tokio::test]
 async fn forms_without_the_csrf_token_are_refused() {
-    let portal = TestPortal::start().await;
-    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, b) = TestPortal::with_jane().await;
     let page = b.post_without_csrf("/signout", &[]).await;
     assert_eq!(page.status, 403);
     page.expect("did not come from this portal");
@@ -410,8 +392,7 @@ async fn forms_without_the_csrf_token_are_refused() {
 
 #[tokio::test]
 async fn sessions_end_after_inactivity() {
-    let portal = TestPortal::start().await;
-    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, b) = TestPortal::with_jane().await;
     portal.sql("UPDATE sessions SET last_seen_at = last_seen_at - 31 * 60");
     assert_eq!(b.get("/").await.path(), "/signin");
     assert_eq!(
@@ -435,8 +416,7 @@ async fn a_visitor_can_request_a_portal_and_staff_are_told() {
             &[("name", ""), ("email", "x@example.com")],
         )
         .await;
-    assert_eq!(bad.status, 422);
-    bad.expect("Enter your name");
+    bad.refused("Enter your name");
     let ok = b
         .post(
             "/request-portal",
@@ -487,8 +467,7 @@ async fn parallel_guesses_cannot_exceed_the_attempt_limits() {
     portal.sql("DELETE FROM auth_throttle");
     let c = portal.browser();
     let mut seen = portal.smtp.matching("jane@example.com", "access code");
-    c.post("/signin", &[("email", "jane@example.com")]).await;
-    c.post("/signin/pin", &[("pin", PIN)]).await;
+    c.enter_pin("jane@example.com", PIN).await;
     let code = portal.smtp.next_code("jane@example.com", &mut seen).await;
     let guesses = (0..20).map(|i| {
         let guess = format!("{:06}", (code.parse::<u32>().unwrap() + 1 + i) % 1_000_000);
@@ -511,10 +490,8 @@ async fn parallel_guesses_cannot_exceed_the_attempt_limits() {
 #[tokio::test]
 async fn a_right_pin_with_no_code_left_to_send_lands_on_the_code_page() {
     let portal = TestPortal::start_with(|c| c.accounts.codes_per_account_per_hour = 1).await;
-    portal.invite("Jane Doe", "jane@example.com").await;
-    let b = portal.browser();
-    b.sign_up(&portal, "Jane Doe", "jane@example.com", PIN)
-        .await; // a sign-up code: not the account's budget
+    // A sign-up code: not the account's budget.
+    let b = portal.signed_up("Jane Doe", "jane@example.com", PIN).await;
     b.sign_in(&portal, "jane@example.com", PIN).await; // the account's one code
     let other = portal.browser();
     other

@@ -10,11 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::auth_abuse::{forgot_pin, mail_settled};
-use crate::common::{Browser, Page, STAFF_PASSWORD, TestPortal, staff_browser};
+use crate::common::{BOB_PIN, Browser, PIN, Page, STAFF_PASSWORD, TestPortal, staff_browser};
 use crate::network::{address, closed_within, healthy, recorded_address};
 
-const PIN: &str = "482913";
-const BOB_PIN: &str = "730264";
 const JANE: &str = "jane@example.com";
 const ANN: &str = "ann@smithlee.example";
 
@@ -58,8 +56,7 @@ async fn every_spelling_of_an_address_spends_one_budget() {
     let page = b
         .post("/signin", &[("email", "jos\u{e9}@example.com.")])
         .await;
-    assert_eq!(page.status, 422);
-    page.expect("Enter a valid email address");
+    page.refused("Enter a valid email address");
 
     // The owner still signs in, from one of those very networks.
     portal
@@ -106,12 +103,9 @@ async fn no_resend_button_lets_a_stranger_spend_the_owners_own_budget() {
     let jane = portal.browser_from("198.51.100.50");
     jane.sign_in(&portal, JANE, PIN).await;
     let mut seen = portal.smtp.matching(JANE, "access code");
-    jane.post(
-        "/security/pin",
-        &[("current", PIN), ("pin", BOB_PIN), ("confirm", BOB_PIN)],
-    )
-    .await
-    .expect("Confirm your new PIN");
+    jane.change_pin(PIN, BOB_PIN)
+        .await
+        .expect("Confirm your new PIN");
     portal.smtp.next_code(JANE, &mut seen).await;
     portal.stop().await;
 }
@@ -151,8 +145,7 @@ async fn a_domain_written_with_look_alike_characters_is_not_another_mailbox() {
 
 #[tokio::test]
 async fn another_client_cannot_use_up_the_codes_for_an_address_someone_adds() {
-    let portal = TestPortal::start().await;
-    let jane = portal.client("Jane Doe", JANE, PIN).await;
+    let (portal, jane) = TestPortal::with_jane().await;
     let bob = portal.client("Bob Roe", "bob@example.com", BOB_PIN).await;
     let work = "jane@work.example";
     // Bob asks to merge, then to move to, Jane's work address until he is refused.
@@ -170,8 +163,7 @@ async fn another_client_cannot_use_up_the_codes_for_an_address_someone_adds() {
     jane.post("/security/merge", &[("email", work)])
         .await
         .expect("Verify the other address");
-    let code = portal.smtp.next_code(work, &mut seen).await;
-    jane.post("/security/merge/verify", &[("code", &code)])
+    jane.post_next_code(&portal, work, &mut seen, "/security/merge/verify")
         .await
         .expect("The address was added to your portal");
     portal.stop().await;
@@ -249,8 +241,7 @@ async fn addresses_of_one_ipv6_block_share_the_per_address_budgets() {
         forgot_pin(&portal, &from(n + 1), "someone@example.com").await;
     }
     let refused = forgot_pin(&portal, &from(0xfff), "someone@example.com").await;
-    assert_eq!(refused.status, 422);
-    refused.expect("Too many attempts from your network");
+    refused.refused("Too many attempts from your network");
     // Written the IPv4-mapped way, an IPv4 client is still the same client.
     for _ in 0..per_ip {
         forgot_pin(&portal, "198.51.100.9", "someone@example.com").await;
@@ -281,8 +272,7 @@ async fn addresses_of_one_ipv6_block_share_the_per_address_budgets() {
             &[("name", "Pat Lee"), ("email", "pat@example.com")],
         )
         .await;
-    assert_eq!(refused.status, 422);
-    refused.expect("Too many attempts from your network");
+    refused.refused("Too many attempts from your network");
     assert_eq!(portal.query_i64("SELECT count(*) FROM portal_requests"), 5);
     portal.stop().await;
 }
@@ -831,8 +821,7 @@ async fn a_dual_stack_listener_still_recognises_the_trusted_proxy() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(healthy(&portal).await, "the proxy is not capped");
     let b = portal.browser_from("203.0.113.44");
-    b.post("/signin", &[("email", JANE)]).await;
-    b.post("/signin/pin", &[("pin", "000001")]).await;
+    b.enter_pin(JANE, "000001").await;
     assert_eq!(
         portal.query_text(
             "SELECT ip FROM audit_log WHERE event = 'signin_failed' ORDER BY seq DESC LIMIT 1"

@@ -2,10 +2,8 @@
 //! budget, guessing staff authenticator codes, forged and cross-site form posts,
 //! flows finishing after their address moved, and look-alike addresses.
 
-use crate::common::{Browser, Page, STAFF_PASSWORD, TestPortal, staff_browser};
+use crate::common::{BOB_PIN, Browser, PIN, Page, STAFF_PASSWORD, TestPortal, staff_browser};
 
-const PIN: &str = "482913";
-const BOB_PIN: &str = "730264";
 const JANE: &str = "jane@example.com";
 const ANN: &str = "ann@smithlee.example";
 
@@ -51,8 +49,7 @@ async fn strangers_cannot_keep_the_owner_from_signing_in_or_getting_codes() {
         // That network's own budget is spent, and it is told so.
         stranger.post("/signin", &[("email", JANE)]).await;
         let refused = stranger.post("/signin/forgot", &[]).await;
-        assert_eq!(refused.status, 422);
-        refused.expect("Too many attempts from your network");
+        refused.refused("Too many attempts from your network");
     }
     // Her mailbox got at most a budget's worth of codes and of notices.
     let budget = i64::from(portal.state.config.accounts.codes_per_email_per_hour);
@@ -71,14 +68,10 @@ async fn strangers_cannot_keep_the_owner_from_signing_in_or_getting_codes() {
         .await
         .expect("Welcome, Jane Doe");
     let mut seen = portal.smtp.matching(JANE, "access code");
-    jane.post(
-        "/security/pin",
-        &[("current", PIN), ("pin", BOB_PIN), ("confirm", BOB_PIN)],
-    )
-    .await
-    .expect("Confirm your new PIN");
-    let code = portal.smtp.next_code(JANE, &mut seen).await;
-    jane.post("/security/pin/verify", &[("code", &code)])
+    jane.change_pin(PIN, BOB_PIN)
+        .await
+        .expect("Confirm your new PIN");
+    jane.post_next_code(&portal, JANE, &mut seen, "/security/pin/verify")
         .await
         .expect("Your PIN was changed");
 
@@ -93,8 +86,7 @@ async fn strangers_cannot_keep_the_owner_from_signing_in_or_getting_codes() {
     jane.post("/signin/forgot", &[])
         .await
         .expect("Reset your PIN");
-    let code = portal.smtp.next_code(JANE, &mut seen).await;
-    jane.post("/signin/reset", &[("code", &code)])
+    jane.post_next_code(&portal, JANE, &mut seen, "/signin/reset")
         .await
         .expect("Set a new PIN");
     portal.stop().await;
@@ -220,9 +212,7 @@ async fn guessing_staff_authenticator_codes_locks_the_account_and_tells_its_owne
 #[tokio::test]
 async fn form_tokens_from_before_sign_in_or_another_session_are_refused() {
     let portal = TestPortal::start().await;
-    portal.invite("Jane Doe", JANE).await;
-    let b = portal.browser();
-    b.sign_up(&portal, "Jane Doe", JANE, PIN).await;
+    let b = portal.signed_up("Jane Doe", JANE, PIN).await;
     b.get("/signin").await;
     let before = b.csrf();
     b.sign_in(&portal, JANE, PIN).await;
@@ -295,8 +285,7 @@ async fn sign_out_with(b: &Browser, headers: &[(&str, &str)]) -> u16 {
 
 #[tokio::test]
 async fn cross_site_requests_are_refused_even_with_a_valid_token() {
-    let portal = TestPortal::start().await;
-    let b = portal.client("Jane Doe", JANE, PIN).await;
+    let (portal, b) = TestPortal::with_jane().await;
     let own = portal.url.clone();
     let foreign: [&[(&str, &str)]; 5] = [
         &[("origin", "https://evil.example")],
@@ -382,16 +371,14 @@ async fn the_public_url_and_the_host_reached_are_both_own_origins() {
 
 #[tokio::test]
 async fn sign_in_and_forgot_pin_cannot_finish_after_the_address_moved() {
-    let portal = TestPortal::start().await;
-    let jane = portal.client("Jane Doe", JANE, PIN).await;
+    let (portal, jane) = TestPortal::with_jane().await;
     let bob = portal.client("Bob Roe", "bob@example.com", BOB_PIN).await;
     let mut seen = portal.smtp.matching(JANE, "access code");
 
     // Three attempts at Jane's address are left half-way: a sign-in waiting for its
     // code, a Forgot PIN waiting for the new PIN, another sign-in waiting for its code.
     let x = portal.browser();
-    x.post("/signin", &[("email", JANE)]).await;
-    x.post("/signin/pin", &[("pin", PIN)])
+    x.enter_pin(JANE, PIN)
         .await
         .expect("Enter your access code");
     let x_code = portal.smtp.next_code(JANE, &mut seen).await;
@@ -403,8 +390,7 @@ async fn sign_in_and_forgot_pin_cannot_finish_after_the_address_moved() {
         .await
         .expect("Set a new PIN");
     let w = portal.browser();
-    w.post("/signin", &[("email", JANE)]).await;
-    w.post("/signin/pin", &[("pin", PIN)])
+    w.enter_pin(JANE, PIN)
         .await
         .expect("Enter your access code");
     let w_code = portal.smtp.next_code(JANE, &mut seen).await;
@@ -416,30 +402,28 @@ async fn sign_in_and_forgot_pin_cannot_finish_after_the_address_moved() {
         &[("current", PIN), ("email", "jane@new.example")],
     )
     .await;
-    let code = portal
-        .smtp
-        .next_code("jane@new.example", &mut new_seen)
-        .await;
-    jane.post("/security/email/verify", &[("code", &code)])
-        .await
-        .expect("Your sign-in email was changed");
+    jane.post_next_code(
+        &portal,
+        "jane@new.example",
+        &mut new_seen,
+        "/security/email/verify",
+    )
+    .await
+    .expect("Your sign-in email was changed");
     bob.post("/security/merge", &[("email", JANE)]).await;
-    let code = portal.smtp.next_code(JANE, &mut seen).await;
-    bob.post("/security/merge/verify", &[("code", &code)])
+    bob.post_next_code(&portal, JANE, &mut seen, "/security/merge/verify")
         .await
         .expect("The address was added to your portal");
 
     // Merged away: the sign-in cannot finish.
     let page = x.post("/signin/code", &[("code", &x_code)]).await;
-    assert_eq!(page.status, 422);
-    page.expect("no longer the sign-in address");
+    page.refused("no longer the sign-in address");
     assert_eq!(x.get("/").await.path(), "/signin");
 
     // Bob makes it his sign-in address: still neither flow finishes on Bob.
     bob.post("/security/email", &[("current", BOB_PIN), ("email", JANE)])
         .await;
-    let code = portal.smtp.next_code(JANE, &mut seen).await;
-    bob.post("/security/email/verify", &[("code", &code)])
+    bob.post_next_code(&portal, JANE, &mut seen, "/security/email/verify")
         .await
         .expect("Your sign-in email was changed");
     let page = w.post("/signin/code", &[("code", &w_code)]).await;
@@ -451,8 +435,7 @@ async fn sign_in_and_forgot_pin_cannot_finish_after_the_address_moved() {
             &[("pin", "591846"), ("confirm", "591846")],
         )
         .await;
-    assert_eq!(page.status, 422);
-    page.expect("no longer the sign-in address");
+    page.refused("no longer the sign-in address");
 
     // Bob's PIN is untouched; Jane signs in at her new address.
     bob.post("/signout", &[]).await;

@@ -1,9 +1,30 @@
 //! The `portal` command as an admin runs it (O1, B1).
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
-use crate::common::{portal_binary as portal, spawn_serve};
+use crate::common::{ADD_JANE, portal_binary as portal, spawn_serve, succeeded};
+
+/// `portal staff add` with `password` on standard input.
+fn add_staff(dir: &std::path::Path, email: &str, name: &str, password: &[u8]) -> Output {
+    let mut add = portal(dir)
+        .args([
+            "staff",
+            "add",
+            "--email",
+            email,
+            "--name",
+            name,
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin.take().unwrap().write_all(password).unwrap();
+    add.wait_with_output().unwrap()
+}
 
 #[test]
 fn admin_commands_and_serve_work_from_the_binary() {
@@ -23,22 +44,7 @@ fn admin_commands_and_serve_work_from_the_binary() {
     .unwrap();
 
     // An invitation with no SMTP server lands in the outbox.
-    let out = portal(dir.path())
-        .args([
-            "client",
-            "add",
-            "--name",
-            "Jane Doe",
-            "--email",
-            "jane@example.com",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&portal(dir.path()).args(ADD_JANE).output().unwrap());
     let outbox: Vec<_> = std::fs::read_dir(dir.path().join("data/outbox"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -51,43 +57,17 @@ fn admin_commands_and_serve_work_from_the_binary() {
     );
 
     // A staff member with a password from standard input; a weak one is refused.
-    let mut add = portal(dir.path())
-        .args([
-            "staff",
-            "add",
-            "--email",
+    assert!(
+        add_staff(
+            dir.path(),
             "ann@firm.example",
-            "--name",
             "Ann",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(b"correct horse battery staple\n")
-        .unwrap();
-    assert!(add.wait_with_output().unwrap().status.success());
-    let mut weak = portal(dir.path())
-        .args([
-            "staff",
-            "add",
-            "--email",
-            "bob@firm.example",
-            "--name",
-            "Bob",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    weak.stdin.take().unwrap().write_all(b"short\n").unwrap();
-    let weak = weak.wait_with_output().unwrap();
+            b"correct horse battery staple\n"
+        )
+        .status
+        .success()
+    );
+    let weak = add_staff(dir.path(), "bob@firm.example", "Bob", b"short\n");
     assert!(!weak.status.success());
     assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 12 characters"));
 

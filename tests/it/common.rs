@@ -335,16 +335,25 @@ impl TestPortal {
         Browser::with_headers(&self.url, &[("x-forwarded-for", ip)])
     }
 
+    /// Invites a client as the system, from `ip`, without waiting for the mail.
+    pub async fn invite_from(&self, name: &str, email: &str, ip: &str) {
+        portal::accounts::invite::invite_client(&self.state, name, email, Actor::System, ip)
+            .await
+            .unwrap();
+    }
+
+    /// Makes the queued mail matching `filter` (a WHERE clause or nothing) due now,
+    /// wakes the mail worker and waits for `to`'s first invitation.
+    pub async fn deliver_invitation_now(&self, filter: &str, to: &str) -> Mail {
+        self.sql(&format!(
+            "UPDATE mail_queue SET next_attempt_at = 0{filter}"
+        ));
+        self.state.mailer.wake();
+        self.smtp.wait_nth(to, "created a client portal", 0).await
+    }
+
     pub async fn invite(&self, name: &str, email: &str) {
-        portal::accounts::invite::invite_client(
-            &self.state,
-            name,
-            email,
-            Actor::System,
-            "127.0.0.1",
-        )
-        .await
-        .unwrap();
+        self.invite_from(name, email, "127.0.0.1").await;
         self.smtp
             .wait_nth(
                 email,
@@ -356,12 +365,26 @@ impl TestPortal {
             .await;
     }
 
+    /// A portal where client Jane Doe (jane@example.com, [`PIN`]) is signed in; returns
+    /// it and her browser.
+    pub async fn with_jane() -> (TestPortal, Browser) {
+        let portal = TestPortal::start().await;
+        let jane = portal.client("Jane Doe", "jane@example.com", PIN).await;
+        (portal, jane)
+    }
+
     /// Invites `email`, signs up with `pin` and signs in; returns the signed-in browser.
     pub async fn client(&self, name: &str, email: &str, pin: &str) -> Browser {
+        let b = self.signed_up(name, email, pin).await;
+        b.sign_in(self, email, pin).await;
+        b
+    }
+
+    /// Invites `email` and signs up with `pin`; returns the browser, not signed in.
+    pub async fn signed_up(&self, name: &str, email: &str, pin: &str) -> Browser {
         self.invite(name, email).await;
         let b = self.browser();
         b.sign_up(self, name, email, pin).await;
-        b.sign_in(self, email, pin).await;
         b
     }
 
@@ -524,6 +547,13 @@ impl Page {
         self.body.contains(text) || unescaped.contains(text)
     }
 
+    /// Asserts the form was refused (422) and shows `text`.
+    #[track_caller]
+    pub fn refused(&self, text: &str) -> &Self {
+        assert_eq!(self.status, 422, "{}", self.body);
+        self.expect(text)
+    }
+
     #[track_caller]
     pub fn expect(&self, text: &str) -> &Self {
         assert!(
@@ -638,14 +668,37 @@ impl Browser {
         self.post("/signup", &[("name", name), ("email", email)])
             .await
             .expect("Verify your email");
-        let code = portal.smtp.next_code(email, &mut seen).await;
-        self.post("/signup/verify", &[("code", &code)])
+        self.post_next_code(portal, email, &mut seen, "/signup/verify")
             .await
             .expect("Create PIN");
         let done = self
             .post("/signup/pin", &[("pin", pin), ("confirm", pin)])
             .await;
         done.expect("Your account is ready");
+    }
+
+    /// Enters `email` and then `pin` on the sign-in pages; returns the page after the PIN.
+    pub async fn enter_pin(&self, email: &str, pin: &str) -> Page {
+        self.post("/signin", &[("email", email)]).await;
+        self.post("/signin/pin", &[("pin", pin)]).await
+    }
+
+    /// Update PIN: the current PIN and the new one, typed twice.
+    pub async fn change_pin(&self, current: &str, pin: &str) -> Page {
+        let fields = [("current", current), ("pin", pin), ("confirm", pin)];
+        self.post("/security/pin", &fields).await
+    }
+
+    /// Posts the next code mailed to `to` (after `seen` of them) to `path`.
+    pub async fn post_next_code(
+        &self,
+        portal: &TestPortal,
+        to: &str,
+        seen: &mut usize,
+        path: &str,
+    ) -> Page {
+        let code = portal.smtp.next_code(to, seen).await;
+        self.post(path, &[("code", &code)]).await
     }
 
     /// S3 from the sign-in page to the home page.
@@ -659,8 +712,9 @@ impl Browser {
         } else {
             assert_eq!(page.path(), "/signin/code", "{}", page.body);
         }
-        let code = portal.smtp.next_code(email, &mut seen).await;
-        let home = self.post("/signin/code", &[("code", &code)]).await;
+        let home = self
+            .post_next_code(portal, email, &mut seen, "/signin/code")
+            .await;
         assert_eq!(home.path(), "/", "{}", home.body);
         home
     }
@@ -669,6 +723,12 @@ impl Browser {
 // ---------- documents helpers ----------
 
 pub const STAFF_PASSWORD: &str = "correct horse battery staple";
+
+/// The PIN the tests' clients choose.
+pub const PIN: &str = "482913";
+
+/// Bob's PIN, and the new PIN where Jane changes hers.
+pub const BOB_PIN: &str = "730264";
 
 /// Adds staff member Ann and returns a browser signed in to the staff area.
 pub async fn staff_browser(portal: &TestPortal) -> Browser {
@@ -895,6 +955,27 @@ pub fn portal_binary(dir: &std::path::Path) -> std::process::Command {
         // Undefined template variables fail the test instead of rendering empty.
         .env("PORTAL_THEME__STRICT_VARIABLES", "true");
     c
+}
+
+/// `portal client add` for Jane Doe.
+pub const ADD_JANE: [&str; 6] = [
+    "client",
+    "add",
+    "--name",
+    "Jane Doe",
+    "--email",
+    "jane@example.com",
+];
+
+/// Asserts that a command exited 0 (showing its stderr if not); returns its stdout.
+#[track_caller]
+pub fn succeeded(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Starts `portal serve` in `dir`; returns it and the first line it printed.

@@ -3,10 +3,8 @@
 //! names that display as something else, state changes on GET, and oversized or
 //! malformed forms.
 
-use crate::common::{Browser, STAFF_PASSWORD, TestPortal, pdf_with_text, staff_browser};
+use crate::common::{Browser, PIN, STAFF_PASSWORD, TestPortal, pdf_with_text, staff_browser};
 use portal::infra::text::is_invisible;
-
-const PIN: &str = "482913";
 
 /// Audit entries of `event` about document `id` by actors starting with `actor`.
 fn audited(portal: &TestPortal, event: &str, id: &str, actor: &str) -> i64 {
@@ -53,8 +51,7 @@ async fn publish_pdf(portal: &TestPortal, staff: &Browser, email: &str) -> (Stri
 
 #[tokio::test]
 async fn every_read_of_document_bytes_is_audited_and_ranges_once_per_session() {
-    let portal = TestPortal::start().await;
-    let jane = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, jane) = TestPortal::with_jane().await;
     let staff = staff_browser(&portal).await;
     let (id, pdf) = publish_pdf(&portal, &staff, "jane@example.com").await;
     let download = format!("/documents/{id}/download");
@@ -122,8 +119,7 @@ async fn every_read_of_document_bytes_is_audited_and_ranges_once_per_session() {
 
 #[tokio::test]
 async fn empty_uploads_are_refused_and_notify_nobody() {
-    let portal = TestPortal::start().await;
-    let jane = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, jane) = TestPortal::with_jane().await;
     let staff = staff_browser(&portal).await;
     let names: Vec<String> = (0..25).map(|i| format!("empty{i}.pdf")).collect();
     let attempts = names.iter().map(|n| jane.create_upload(n, "Uploaded", 0));
@@ -150,8 +146,7 @@ async fn empty_uploads_are_refused_and_notify_nobody() {
             &[("blank.pdf", Vec::new())],
         )
         .await;
-    assert_eq!(page.status, 422);
-    page.expect("blank.pdf is empty");
+    page.refused("blank.pdf is empty");
     assert_eq!(portal.query_i64("SELECT count(*) FROM documents"), 0);
     portal.stop().await;
 }
@@ -357,8 +352,7 @@ fn unread(portal: &TestPortal) -> i64 {
 
 #[tokio::test]
 async fn opening_the_inbox_changes_nothing_and_marking_read_is_a_post() {
-    let portal = TestPortal::start().await;
-    let jane = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, jane) = TestPortal::with_jane().await;
     let staff = staff_browser(&portal).await;
     jane.upload("W-2.pdf", b"wages").await;
     portal.flush_upload_notices().await;
@@ -421,8 +415,7 @@ async fn oversized_or_malformed_forms_are_refused_plainly() {
     let page = staff
         .publish(&client_id, "2025 / Letters", &huge, &[])
         .await;
-    assert_eq!(page.status, 422);
-    page.expect("The form's text is too long");
+    page.refused("The form's text is too long");
     let form = reqwest::multipart::Form::new()
         .text("csrf", staff.csrf())
         .text("folder", "2025 / Letters")

@@ -7,11 +7,10 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use portal::config::{Config, SmtpSecurity};
-use portal::infra::audit::Actor;
 use portal::infra::smtp::{SmtpServer, Step};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-use crate::common::{Smtp, TestPortal, portal_binary, spawn_serve, staff_browser};
+use crate::common::{ADD_JANE, Smtp, TestPortal, portal_binary, spawn_serve, staff_browser};
 
 /// Short limits so that a hung server costs the tests a second, not half a minute.
 fn quick_mail(c: &mut Config) {
@@ -77,9 +76,7 @@ fn write_config(dir: &Path, data_dir: &Path, smtp_port: Option<u16>, extra: &str
 
 /// Invites a client without waiting for the invitation to be delivered.
 async fn invite_only(portal: &TestPortal, name: &str, email: &str) {
-    portal::accounts::invite::invite_client(&portal.state, name, email, Actor::System, "")
-        .await
-        .unwrap();
+    portal.invite_from(name, email, "").await;
 }
 
 async fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
@@ -167,11 +164,8 @@ async fn access_codes_are_retried_promptly_and_dropped_once_expired() {
         "UPDATE mail_queue SET expires_at = unixepoch() - 1 WHERE to_addr = 'jane@example.com'",
     );
     portal.smtp.set_hung(false);
-    portal.sql("UPDATE mail_queue SET next_attempt_at = 0 WHERE to_addr = 'bob@example.com'");
-    portal.state.mailer.wake();
     portal
-        .smtp
-        .wait_nth("bob@example.com", "created a client portal", 0)
+        .deliver_invitation_now(" WHERE to_addr = 'bob@example.com'", "bob@example.com")
         .await;
     portal
         .eventually_i64(
@@ -216,18 +210,7 @@ async fn commands_do_not_wait_on_a_hung_server_and_sigterm_leaves_mail_queued() 
     );
 
     let started = Instant::now();
-    let out = run_portal(
-        dir.path(),
-        &[
-            "client",
-            "add",
-            "--name",
-            "Jane Doe",
-            "--email",
-            "jane@example.com",
-        ],
-    )
-    .await;
+    let out = run_portal(dir.path(), &ADD_JANE).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         started.elapsed() < Duration::from_secs(10),

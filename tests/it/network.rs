@@ -207,8 +207,7 @@ pub(crate) async fn recorded_address(
     headers: Vec<(&'static str, &str)>,
 ) -> String {
     let b = Browser::with_headers(&portal.url, &headers);
-    b.post("/signin", &[("email", "jane@example.com")]).await;
-    b.post("/signin/pin", &[("pin", "000001")]).await;
+    b.enter_pin("jane@example.com", "000001").await;
     portal.query_text(
         "SELECT ip FROM audit_log WHERE event = 'signin_failed' ORDER BY seq DESC LIMIT 1",
     )
@@ -253,15 +252,9 @@ async fn the_data_directory_is_private_to_the_portal_user() {
         c.mail.smtp_host = String::new();
     })
     .await;
-    portal::accounts::invite::invite_client(
-        &portal.state,
-        "Jane Doe",
-        "jane@example.com",
-        portal::infra::audit::Actor::System,
-        "127.0.0.1",
-    )
-    .await
-    .unwrap();
+    portal
+        .invite_from("Jane Doe", "jane@example.com", "127.0.0.1")
+        .await;
     let data = portal.dir.path().join("data");
     let outbox = data.join("outbox");
     portal

@@ -6,9 +6,9 @@ use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{Browser, Halted, TestPortal, pdf_of, pdf_with_text, portal_bin};
-
-const PIN: &str = "482913";
+use crate::common::{
+    Browser, Halted, PIN, TestPortal, pdf_of, pdf_with_text, portal_bin, succeeded,
+};
 
 fn stream(dict: &str, data: &[u8]) -> Vec<u8> {
     let mut out = format!("<< {dict} /Length {} >>\nstream\n", data.len()).into_bytes();
@@ -177,12 +177,7 @@ fn reindex(halted: &Halted, args: &[&str]) -> String {
         .env("PORTAL_DOCUMENTS__EXTRACT_MEMORY_MB", "128")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    succeeded(&out)
 }
 
 #[test]
@@ -346,8 +341,7 @@ async fn a_pdf_that_never_finishes_is_stopped_and_indexing_goes_on() {
 
 #[tokio::test]
 async fn a_damaged_pdf_does_not_stop_the_index_rebuild() {
-    let portal = TestPortal::start().await;
-    let jane = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, jane) = TestPortal::with_jane().await;
     jane.upload("good.pdf", &pdf_with_text("qualified dividends"))
         .await;
     let damaged = jane
@@ -371,8 +365,7 @@ async fn a_damaged_pdf_does_not_stop_the_index_rebuild() {
 
 #[tokio::test]
 async fn a_pdf_being_read_when_the_process_died_is_not_read_again_at_restart() {
-    let portal = TestPortal::start().await;
-    let jane = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, jane) = TestPortal::with_jane().await;
     let id = jane
         .upload("Employer statement.pdf", &pdf_with_text("wages and tips"))
         .await;

@@ -1,13 +1,10 @@
 //! S5 Security Settings, and that one client never sees another's.
 
-use crate::common::TestPortal;
-
-const PIN: &str = "482913";
+use crate::common::{PIN, TestPortal};
 
 #[tokio::test]
 async fn merged_email_joins_the_portal_but_cannot_sign_in() {
-    let portal = TestPortal::start().await;
-    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, b) = TestPortal::with_jane().await;
     b.get("/security")
         .await
         .expect("Merge Emails")
@@ -17,11 +14,14 @@ async fn merged_email_joins_the_portal_but_cannot_sign_in() {
     b.post("/security/merge", &[("email", "jane.doe@work.example")])
         .await
         .expect("Verify the other address");
-    let code = portal
-        .smtp
-        .next_code("jane.doe@work.example", &mut seen)
+    let page = b
+        .post_next_code(
+            &portal,
+            "jane.doe@work.example",
+            &mut seen,
+            "/security/merge/verify",
+        )
         .await;
-    let page = b.post("/security/merge/verify", &[("code", &code)]).await;
     page.expect("The address was added to your portal")
         .expect("jane.doe@work.example");
     portal
@@ -60,20 +60,21 @@ async fn merged_email_joins_the_portal_but_cannot_sign_in() {
     let mut bob_seen = 0;
     b.post("/security/merge", &[("email", "bob@example.com")])
         .await;
-    let code = portal
-        .smtp
-        .next_code("bob@example.com", &mut bob_seen)
+    let refused = b
+        .post_next_code(
+            &portal,
+            "bob@example.com",
+            &mut bob_seen,
+            "/security/merge/verify",
+        )
         .await;
-    let refused = b.post("/security/merge/verify", &[("code", &code)]).await;
-    assert_eq!(refused.status, 422);
-    refused.expect("already belongs to another portal");
+    refused.refused("already belongs to another portal");
     portal.stop().await;
 }
 
 #[tokio::test]
 async fn update_pin_needs_the_current_pin_and_a_code() {
-    let portal = TestPortal::start().await;
-    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, b) = TestPortal::with_jane().await;
     let other = portal.browser();
     other.sign_in(&portal, "jane@example.com", PIN).await;
 
@@ -87,8 +88,7 @@ async fn update_pin_needs_the_current_pin_and_a_code() {
             ],
         )
         .await;
-    assert_eq!(wrong.status, 422);
-    wrong.expect("That PIN is not right");
+    wrong.refused("That PIN is not right");
     b.post(
         "/security/pin",
         &[("current", PIN), ("pin", "730264"), ("confirm", "730265")],
@@ -97,14 +97,17 @@ async fn update_pin_needs_the_current_pin_and_a_code() {
     .expect("do not match");
 
     let mut seen = portal.smtp.matching("jane@example.com", "access code");
-    b.post(
-        "/security/pin",
-        &[("current", PIN), ("pin", "730264"), ("confirm", "730264")],
-    )
-    .await
-    .expect("Confirm your new PIN");
-    let code = portal.smtp.next_code("jane@example.com", &mut seen).await;
-    let done = b.post("/security/pin/verify", &[("code", &code)]).await;
+    b.change_pin(PIN, "730264")
+        .await
+        .expect("Confirm your new PIN");
+    let done = b
+        .post_next_code(
+            &portal,
+            "jane@example.com",
+            &mut seen,
+            "/security/pin/verify",
+        )
+        .await;
     done.expect("Your PIN was changed");
     assert_eq!(done.path(), "/security", "this browser stays signed in");
     assert_eq!(other.get("/").await.path(), "/signin", "other sessions end");
@@ -119,8 +122,7 @@ async fn update_pin_needs_the_current_pin_and_a_code() {
 
 #[tokio::test]
 async fn update_email_takes_effect_after_the_new_address_is_verified() {
-    let portal = TestPortal::start().await;
-    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, b) = TestPortal::with_jane().await;
     let mut seen = 0;
     // Re-authentication: the current PIN comes first.
     let refused = b
@@ -129,8 +131,7 @@ async fn update_email_takes_effect_after_the_new_address_is_verified() {
             &[("current", "000001"), ("email", "Jane@New.Example")],
         )
         .await;
-    assert_eq!(refused.status, 422);
-    refused.expect("That PIN is not right");
+    refused.refused("That PIN is not right");
     assert_eq!(portal.smtp.matching("jane@new.example", ""), 0);
     b.post(
         "/security/email",
@@ -143,10 +144,14 @@ async fn update_email_takes_effect_after_the_new_address_is_verified() {
         portal.query_i64("SELECT count(*) FROM client_emails WHERE email_key = 'jane@new.example'"),
         0
     );
-    let code = portal.smtp.next_code("Jane@new.example", &mut seen).await;
-    b.post("/security/email/verify", &[("code", &code)])
-        .await
-        .expect("Your sign-in email was changed");
+    b.post_next_code(
+        &portal,
+        "Jane@new.example",
+        &mut seen,
+        "/security/email/verify",
+    )
+    .await
+    .expect("Your sign-in email was changed");
     let told = portal
         .smtp
         .wait_nth("jane@example.com", "sign-in email was changed", 0)
@@ -158,8 +163,7 @@ async fn update_email_takes_effect_after_the_new_address_is_verified() {
         .await
         .expect("Welcome, Jane Doe");
     let old = portal.browser();
-    old.post("/signin", &[("email", "jane@example.com")]).await;
-    old.post("/signin/pin", &[("pin", PIN)])
+    old.enter_pin("jane@example.com", PIN)
         .await
         .expect("The email or PIN is not right");
     portal.stop().await;
@@ -167,8 +171,7 @@ async fn update_email_takes_effect_after_the_new_address_is_verified() {
 
 #[tokio::test]
 async fn trusted_devices_can_be_revoked() {
-    let portal = TestPortal::start().await;
-    let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, b) = TestPortal::with_jane().await;
     let page = b.get("/security").await;
     page.expect("Chrome on Linux").expect("this browser");
     let id = regex::Regex::new(r"/security/devices/([^/]+)/revoke")
@@ -192,8 +195,7 @@ async fn trusted_devices_can_be_revoked() {
 
 #[tokio::test]
 async fn a_second_client_cannot_see_or_touch_the_first() {
-    let portal = TestPortal::start().await;
-    let jane = portal.client("Jane Doe", "jane@example.com", PIN).await;
+    let (portal, jane) = TestPortal::with_jane().await;
     let bob = portal.client("Bob Roe", "bob@example.com", "730264").await;
     let jane_page = jane.get("/security").await;
     let jane_device = regex::Regex::new(r"/security/devices/([^/]+)/revoke")
@@ -243,8 +245,7 @@ async fn each_code_page_resends_for_its_own_flow() {
         .await
         .expect("Verify your email");
     let page = visitor.post("/signup/resend", &[]).await;
-    assert_eq!(page.status, 422, "{}", page.body);
-    page.expect(too_soon).expect("Verify your email");
+    page.refused(too_soon).expect("Verify your email");
 
     let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
     let forgot = portal.browser();
@@ -256,8 +257,7 @@ async fn each_code_page_resends_for_its_own_flow() {
         .await
         .expect("Reset your PIN");
     let page = forgot.post("/signin/reset/resend", &[]).await;
-    assert_eq!(page.status, 422, "{}", page.body);
-    page.expect(too_soon).expect("Reset your PIN");
+    page.refused(too_soon).expect("Reset your PIN");
 
     let changes = [
         (

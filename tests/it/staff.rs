@@ -91,8 +91,7 @@ async fn wrong_password_is_refused_without_saying_why() {
             ],
         )
         .await;
-    assert_eq!(wrong.status, 422);
-    wrong.expect("The email or password is not right");
+    wrong.refused("The email or password is not right");
     unknown.expect("The email or password is not right");
     portal.stop().await;
 }

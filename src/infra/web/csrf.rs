@@ -1,6 +1,6 @@
 //! CSRF protection, in layers:
 //!
-//! - [`CsrfMiddleware`] refuses any unsafe request (POST, PUT, PATCH, DELETE...)
+//! - [`csrf_guard`] refuses any unsafe request (POST, PUT, PATCH, DELETE...)
 //!   that a browser says comes from another site: an `Origin` that is not the
 //!   portal's own, or `Sec-Fetch-Site: cross-site` or `same-site` (a sibling
 //!   subdomain). It also gives every browser a random HttpOnly `portal_browser`
@@ -11,10 +11,10 @@
 //!   before sign-in, or in another session, is worthless once signed in; and the
 //!   browser id itself is replaced at sign-in and sign-out ([`rotate_browser_id`]).
 
+use std::sync::Arc;
+
 use poem::http::{Method, StatusCode};
-use poem::{
-    Endpoint, FromRequest, IntoResponse, Middleware, Request, RequestBody, Response, Result,
-};
+use poem::{Endpoint, FromRequest, IntoResponse, Request, RequestBody, Response, Result};
 use serde::de::DeserializeOwned;
 
 use super::WebSettings;
@@ -63,36 +63,22 @@ fn set_browser_id(req: &Request, settings: &WebSettings) {
 }
 
 /// Refuses cross-site unsafe requests and ensures every browser has an id.
-pub struct CsrfMiddleware;
-
-impl<E: Endpoint> Middleware<E> for CsrfMiddleware {
-    type Output = CsrfEndpoint<E>;
-    fn transform(&self, ep: E) -> Self::Output {
-        CsrfEndpoint(ep)
+pub async fn csrf_guard<E: Endpoint>(next: Arc<E>, req: Request) -> Result<Response> {
+    let Some(settings) = req.data::<WebSettings>().cloned() else {
+        return Ok(next.call(req).await?.into_response());
+    };
+    if let Some(reason) = cross_site(&req, &settings) {
+        tracing::warn!(path = %req.uri().path().escape_debug(), reason, "request refused");
+        return Err(CsrfRejected.into());
     }
-}
-
-pub struct CsrfEndpoint<E>(E);
-
-impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
-    type Output = Response;
-    async fn call(&self, req: Request) -> Result<Self::Output> {
-        let Some(settings) = req.data::<WebSettings>().cloned() else {
-            return Ok(self.0.call(req).await?.into_response());
-        };
-        if let Some(reason) = cross_site(&req, &settings) {
-            tracing::warn!(path = %req.uri().path().escape_debug(), reason, "request refused");
-            return Err(CsrfRejected.into());
-        }
-        let has_id = req
-            .cookie()
-            .get(&settings.cookies.browser)
-            .is_some_and(|c| c.value_str().len() >= 32);
-        if !has_id {
-            set_browser_id(&req, &settings);
-        }
-        Ok(self.0.call(req).await?.into_response())
+    let has_id = req
+        .cookie()
+        .get(&settings.cookies.browser)
+        .is_some_and(|c| c.value_str().len() >= 32);
+    if !has_id {
+        set_browser_id(&req, &settings);
     }
+    Ok(next.call(req).await?.into_response())
 }
 
 /// Why an unsafe request is refused as coming from another site, if it is. A

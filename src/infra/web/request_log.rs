@@ -5,7 +5,9 @@
 use std::time::Instant;
 
 use poem::http::HeaderValue;
-use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
+use std::sync::Arc;
+
+use poem::{Endpoint, IntoResponse, Request, Response, Result};
 use tracing::Instrument;
 
 tokio::task_local! {
@@ -17,46 +19,33 @@ pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
-pub struct RequestLog;
-
-impl<E: Endpoint> Middleware<E> for RequestLog {
-    type Output = RequestLogEndpoint<E>;
-    fn transform(&self, ep: E) -> Self::Output {
-        RequestLogEndpoint(ep)
-    }
-}
-
-pub struct RequestLogEndpoint<E>(E);
-
-impl<E: Endpoint> Endpoint for RequestLogEndpoint<E> {
-    type Output = Response;
-    async fn call(&self, req: Request) -> Result<Self::Output> {
-        let id = new_request_id();
-        let started = Instant::now();
-        // Paths only: query strings may hold emails or tokens.
-        let span = tracing::info_span!(
-            "request",
-            id = %id,
-            method = %req.method(),
-            path = %req.uri().path().escape_debug(),
-        );
-        let inner = async {
-            let mut resp = match self.0.call(req).await {
-                Ok(r) => r.into_response(),
-                Err(e) => e.into_response(),
-            };
-            tracing::info!(
-                status = resp.status().as_u16(),
-                ms = started.elapsed().as_millis() as u64,
-                "request"
-            );
-            if let Ok(value) = HeaderValue::from_str(&id) {
-                resp.headers_mut().insert("x-request-id", value);
-            }
-            resp
+/// Logs the request in a span with its id and sends the id back (an `around` layer).
+pub async fn request_log<E: Endpoint>(next: Arc<E>, req: Request) -> Result<Response> {
+    let id = new_request_id();
+    let started = Instant::now();
+    // Paths only: query strings may hold emails or tokens.
+    let span = tracing::info_span!(
+        "request",
+        id = %id,
+        method = %req.method(),
+        path = %req.uri().path().escape_debug(),
+    );
+    let inner = async {
+        let mut resp = match next.call(req).await {
+            Ok(r) => r.into_response(),
+            Err(e) => e.into_response(),
         };
-        Ok(REQUEST_ID.scope(id.clone(), inner.instrument(span)).await)
-    }
+        tracing::info!(
+            status = resp.status().as_u16(),
+            ms = started.elapsed().as_millis() as u64,
+            "request"
+        );
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            resp.headers_mut().insert("x-request-id", value);
+        }
+        resp
+    };
+    Ok(REQUEST_ID.scope(id.clone(), inner.instrument(span)).await)
 }
 
 /// 12 random characters a person can read out over the phone.
