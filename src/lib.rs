@@ -118,20 +118,30 @@ fn repeat(
 /// reindex`) refuses before changing anything, and a second server on the same
 /// data directory does not start.
 async fn hold_search_index(state: &AppState) -> anyhow::Result<()> {
-    let search = state.search.clone();
-    tokio::task::spawn_blocking(move || search.claim_writer())
-        .await?
-        .map_err(|e| {
-            if e.is::<infra::search::IndexInUse>() {
-                anyhow::anyhow!(
-                    "another portal process (`portal serve`, `reindex` or `maintain`) is using the data directory {}; stop it or let it finish first",
-                    state.config.storage.data_dir.display()
-                )
-            } else {
-                e.context("cannot open the search index")
+    // A process that is just exiting (a restart) may hold the index a moment
+    // longer: wait a few seconds for it before refusing.
+    let deadline = tokio::time::Instant::now() + INDEX_WAIT;
+    loop {
+        let search = state.search.clone();
+        let claimed = tokio::task::spawn_blocking(move || search.claim_writer()).await?;
+        match claimed {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is::<infra::search::IndexInUse>() => {
+                if tokio::time::Instant::now() >= deadline {
+                    anyhow::bail!(
+                        "another portal process (`portal serve`, `reindex` or `maintain`) is using the data directory {}; stop it or let it finish first",
+                        state.config.storage.data_dir.display()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-        })
+            Err(e) => return Err(e.context("cannot open the search index")),
+        }
+    }
 }
+
+/// How long `serve` waits for another process to let go of the search index.
+const INDEX_WAIT: Duration = Duration::from_secs(5);
 
 fn connection_limits(config: &Config) -> infra::web::server::Limits {
     let server = &config.server;
