@@ -171,6 +171,23 @@ fn latest_code(outbox: &Path, after: usize) -> (String, usize) {
     panic!("no access code arrived in {}", outbox.display());
 }
 
+/// The CSRF token in the page at `page_url`.
+async fn csrf_on(http: &reqwest::Client, page_url: &str) -> String {
+    let body = http
+        .get(page_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    regex::Regex::new(r#"name="csrf" value="([^"]+)""#)
+        .unwrap()
+        .captures(&body)
+        .unwrap()[1]
+        .to_string()
+}
+
 impl Server {
     /// Starts `portal serve` on a free port and signs a client in through the real pages.
     async fn start(dir: &Path) -> Server {
@@ -220,22 +237,7 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let csrf_of = |body: &str| {
-            regex::Regex::new(r#"name="csrf" value="([^"]+)""#)
-                .unwrap()
-                .captures(body)
-                .unwrap()[1]
-                .to_string()
-        };
-        let body = http
-            .get(format!("{url}/signup"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let csrf = csrf_of(&body);
+        let csrf = csrf_on(&http, &format!("{url}/signup")).await;
         let outbox = data.join("outbox");
         let seen = std::fs::read_dir(&outbox).map(|d| d.count()).unwrap_or(0);
         let post = |path: &str, fields: Vec<(&str, String)>| {
@@ -270,15 +272,7 @@ impl Server {
         let home = post("/signin/code", vec![("code", code)]).await.unwrap();
         assert_eq!(home.url().path(), "/", "signed in");
         // Signing in gives the browser a new id, and forms a token bound to the session.
-        let page = http
-            .get(format!("{url}/documents/send"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let csrf = csrf_of(&page);
+        let csrf = csrf_on(&http, &format!("{url}/documents/send")).await;
         Server {
             child,
             url,
