@@ -251,6 +251,13 @@ pub fn jobs() -> Vec<Job> {
             ),
         ),
         job(
+            "old mail history",
+            Schedule::Every(
+                |_| HOUSEKEEPING,
+                |state| Box::pin(async move { state.mailer.forget_old_history().await }),
+            ),
+        ),
+        job(
             "abandoned uploads",
             Schedule::Every(
                 |_| HOUSEKEEPING,

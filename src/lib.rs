@@ -51,7 +51,7 @@ pub async fn serve(
         shutdown.await;
         let _ = stopping.send(true);
     };
-    let limits = connection_limits(&state.config);
+    let limits = connection_limits(&state);
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let search = state.search.clone();
     let result = infra::web::server::run(listener, app::build(state), limits, shutdown).await;
@@ -143,15 +143,15 @@ async fn hold_search_index(state: &AppState) -> anyhow::Result<()> {
 /// How long `serve` waits for another process to let go of the search index.
 const INDEX_WAIT: Duration = Duration::from_secs(5);
 
-fn connection_limits(config: &Config) -> infra::web::server::Limits {
-    let server = &config.server;
+fn connection_limits(state: &AppState) -> infra::web::server::Limits {
+    let server = &state.config.server;
     infra::web::server::Limits {
         max_connections: server.max_connections as usize,
         max_per_ip: server.max_connections_per_ip as usize,
         header_timeout: Duration::from_secs(u64::from(server.header_timeout_seconds)),
         send_timeout: Duration::from_secs(u64::from(server.send_timeout_seconds)),
-        exempt: if server.trust_proxy_headers {
-            server.proxy_networks().unwrap_or_default()
+        exempt: if state.web.trust_proxy_headers {
+            state.web.trusted_proxies.to_vec()
         } else {
             Vec::new()
         },

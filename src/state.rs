@@ -60,7 +60,9 @@ impl AppState {
                     outbox.display()
                 )
             })?;
-            fsutil::close_modes(&outbox, |name| name.ends_with(".eml"));
+            if !outbox.starts_with(data) {
+                fsutil::close_modes(&outbox, |name| name.ends_with(".eml"));
+            }
         }
         let db = Db::open(&data.join("portal.db"))?;
         let key = SecretKey::load_or_create(&data.join("keys").join("secret.key"))?;

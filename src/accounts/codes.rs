@@ -221,7 +221,7 @@ fn charge_budgets(
     requester: Requester,
 ) -> AccountResult<bool> {
     let cfg = &state.config.accounts;
-    let email_key = flow.email.to_lowercase();
+    let email_key = super::email::Email::key_of(&flow.email);
     match requester {
         Requester::Anonymous { deliver } => {
             let ip_key = format!("code-anon-ip:{}", visitor.network());

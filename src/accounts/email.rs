@@ -1,5 +1,6 @@
 //! Email addresses as the portal compares them: trimmed, Unicode NFC, domain in
-//! lower case; the comparison key is the whole address in lower case.
+//! lower case; the comparison key is the address in lower case with the domain in
+//! its Unicode form.
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -31,9 +32,7 @@ impl Email {
         if local.is_empty() || local.len() > 64 || local.contains('@') || !labels_ok {
             return Err(InvalidEmail);
         }
-        if !canonical_domain(&domain) {
-            return Err(InvalidEmail);
-        }
+        let domain_key = domain_key(&domain).ok_or(InvalidEmail)?;
         if local.contains(['<', '>', '"', ',', ';', '(', ')', '[', ']', '\\']) {
             return Err(InvalidEmail);
         }
@@ -42,9 +41,15 @@ impl Email {
             return Err(InvalidEmail);
         }
         Ok(Email {
-            key: address.to_lowercase(),
+            key: format!("{}@{domain_key}", local.to_lowercase()),
             address,
         })
+    }
+
+    /// The comparison key of an address the portal stored (so already valid); one
+    /// that no longer parses is keyed by its lower case.
+    pub fn key_of(address: &str) -> String {
+        Email::parse(address).map_or_else(|_| address.to_lowercase(), |e| e.key)
     }
 
     /// `j***@example.com`, for telling an old address where its mail now goes.
@@ -55,19 +60,20 @@ impl Email {
     }
 }
 
-/// Whether `domain` (lower case, NFC) is written as mail systems resolve it. They
-/// map a domain through IDNA, which turns fullwidth `ｅ`, `ℯ` or an ideographic
-/// full stop into `e` and `.`: such spellings would reach the same mailbox under
-/// another key (another code budget, another portal), so they are refused.
-fn canonical_domain(domain: &str) -> bool {
-    if domain.is_ascii() {
-        return true;
+/// The domain as it is compared: its Unicode form, so that `bücher.example` and
+/// `xn--bcher-kva.example` (one mailbox) share a key, a code budget and a portal.
+/// `None` for a domain not written as mail systems resolve it: they map a domain
+/// through IDNA, which turns fullwidth `ｅ`, `ℯ` or an ideographic full stop into
+/// `e` and `.`, and such spellings would reach the same mailbox under another key.
+fn domain_key(domain: &str) -> Option<String> {
+    let idna = !domain.is_ascii() || domain.split('.').any(|l| l.starts_with("xn--"));
+    if !idna {
+        return Some(domain.to_string());
     }
-    let Ok(ascii) = idna::domain_to_ascii(domain) else {
-        return false;
-    };
+    let ascii = idna::domain_to_ascii(domain).ok()?;
     let (unicode, result) = idna::domain_to_unicode(&ascii);
-    result.is_ok() && unicode == domain
+    result.ok()?;
+    (domain.is_ascii() || unicode == domain).then_some(unicode)
 }
 
 #[cfg(test)]
@@ -107,7 +113,10 @@ mod tests {
     fn internationalised_domains_as_typed_are_kept() {
         let e = Email::parse("J@B\u{dc}CHER.example").unwrap();
         assert_eq!(e.key, "j@b\u{fc}cher.example");
-        assert!(Email::parse("j@xn--bcher-kva.example").is_ok());
+        // The ASCII (punycode) spelling is the same mailbox, so the same key.
+        let ascii = Email::parse("j@xn--bcher-kva.example").unwrap();
+        assert_eq!(ascii.key, e.key);
+        assert_eq!(ascii.address, "j@xn--bcher-kva.example");
         assert!(Email::parse("j@stra\u{df}e.example").is_ok());
     }
 

@@ -241,8 +241,8 @@ pub fn insert_flow(
     f: &NewFlow,
     lifetime_secs: i64,
 ) -> rusqlite::Result<()> {
+    // Expired flows are removed by the housekeeping job; `flow` ignores them.
     let t = now();
-    conn.execute("DELETE FROM auth_flows WHERE expires_at < ?1", [t])?;
     conn.execute(
         "INSERT INTO auth_flows (token_hash, purpose, stage, email, name, client_id, staff_id, next_path, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",

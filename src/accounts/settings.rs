@@ -125,7 +125,7 @@ async fn confirm_current_pin(
     failure_event: &'static str,
     visitor: &Visitor,
 ) -> AccountResult<()> {
-    let key = throttle::key("pin", &client.email.to_lowercase());
+    let key = throttle::key("pin", &Email::key_of(&client.email));
     let (attempt_key, after) = (key.clone(), state.config.accounts.lockout_after);
     state
         .db
@@ -206,7 +206,7 @@ pub async fn pin_change_finish(
     let flow = own_flow(state, client, token, Purpose::PinChange).await?;
     // The code went to the sign-in address of the time; if that has changed
     // since, it proves nothing about the address the account has now.
-    if flow.email.to_lowercase() != client.email.to_lowercase() {
+    if Email::key_of(&flow.email) != Email::key_of(&client.email) {
         return Err(AccountError::AddressMoved);
     }
     let pin_hash = flow
@@ -258,7 +258,7 @@ pub async fn email_change_start(
     visitor: &Visitor,
 ) -> AccountResult<Started> {
     let email = Email::parse(new_email)?;
-    if email.key == client.email.to_lowercase() {
+    if email.key == Email::key_of(&client.email) {
         return Err(AccountError::Invalid(
             "That is already your sign-in address.".into(),
         ));

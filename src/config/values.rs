@@ -23,10 +23,6 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl fmt::Debug for Secret {
@@ -44,10 +40,6 @@ impl Colour {
     /// One of the program's own defaults (known to be well formed).
     pub(super) fn builtin(hex: &'static str) -> Self {
         Colour(hex.to_string())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 

@@ -9,11 +9,9 @@
 
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Body, Request, Response};
-use rusqlite::{Connection, OptionalExtension, params};
 
 use super::repo::Document;
 use crate::error::AppResult;
-use crate::ids::DocumentId;
 use crate::infra::audit::{self, Actor};
 use crate::infra::crypto::sha256_hex;
 use crate::infra::db::{DbError, now};
@@ -203,45 +201,30 @@ async fn record(
         Some((start, end)) => format!("bytes {start}-{} of {size}", end - 1),
         None => format!("whole file, {size} bytes"),
     };
+    // Most range requests continue an access already audited: a read tells,
+    // without taking the one writer.
+    if range.is_some() {
+        let key = session.clone();
+        let seen = state
+            .db
+            .read(move |conn| {
+                super::repo::recently_audited(conn, &key, id, event, now() - RANGE_AUDIT_WINDOW)
+                    .map_err(DbError::from)
+            })
+            .await?;
+        if seen {
+            return Ok(());
+        }
+    }
     Ok(state
         .db
         .write(move |tx| {
-            let seen = recently_audited(tx, &session, id, event)?;
-            if range.is_some() && seen {
-                return Ok(());
-            }
             super::publish::note_access(tx, id, &actor)?;
             audit::record(tx, actor, event, &public, &detail, &ip)?;
-            tx.execute(
-                "INSERT OR REPLACE INTO document_access (session_ref, document_id, event, audited_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![session, id, event, now()],
-            )?;
+            super::repo::mark_audited(tx, &session, id, event)?;
             Ok::<_, DbError>(())
         })
         .await?)
-}
-
-/// Whether this session's access was audited within the window (older marks are
-/// dropped on the way).
-fn recently_audited(
-    conn: &Connection,
-    session: &str,
-    document: DocumentId,
-    event: &str,
-) -> rusqlite::Result<bool> {
-    conn.execute(
-        "DELETE FROM document_access WHERE audited_at <= ?1",
-        [now() - RANGE_AUDIT_WINDOW],
-    )?;
-    Ok(conn
-        .query_row(
-            "SELECT 1 FROM document_access WHERE session_ref = ?1 AND document_id = ?2 AND event = ?3",
-            params![session, document, event],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
 }
 
 #[cfg(test)]

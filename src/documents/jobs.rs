@@ -9,6 +9,16 @@ pub async fn sweep_uploads(state: AppState) {
     if let Err(e) = upload::sweep(&state).await {
         tracing::warn!(error = ?e, "removing abandoned uploads failed");
     }
+    let before = crate::infra::db::now() - super::delivery::RANGE_AUDIT_WINDOW;
+    let forgotten = state
+        .db
+        .write(move |tx| {
+            super::repo::forget_audited_before(tx, before).map_err(crate::infra::db::DbError::from)
+        })
+        .await;
+    if let Err(e) = forgotten {
+        tracing::warn!(error = %e, "forgetting old document access marks failed");
+    }
 }
 
 /// Document retention (D9).

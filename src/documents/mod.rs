@@ -28,6 +28,9 @@ use repo::Document;
 pub enum DocumentError {
     #[error("{0}")]
     Refused(String),
+    /// A limit on how often something may be done was reached (429).
+    #[error("{0}")]
+    TooMany(String),
     #[error(transparent)]
     Internal(#[from] AppError),
 }
@@ -46,10 +49,15 @@ impl From<rusqlite::Error> for DocumentError {
 
 pub type DocResult<T> = Result<T, DocumentError>;
 
+/// Why an empty file is refused, wherever it is sent from.
+pub fn empty_file_message(shown_name: &str) -> String {
+    format!("{shown_name} is empty. Choose a file that has something in it.")
+}
+
 impl UserFacing for DocumentError {
     fn into_message(self) -> AppResult<String> {
         match self {
-            DocumentError::Refused(m) => Ok(m),
+            DocumentError::Refused(m) | DocumentError::TooMany(m) => Ok(m),
             DocumentError::Internal(e) => Err(e),
         }
     }

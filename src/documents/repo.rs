@@ -521,3 +521,46 @@ pub fn forget_extraction(
         [document_id],
     )
 }
+
+// ---------- range requests already audited ----------
+
+/// Whether this session's `event` on the document was audited after `since`.
+pub fn recently_audited(
+    conn: &Connection,
+    session: &str,
+    document: DocumentId,
+    event: &str,
+    since: i64,
+) -> rusqlite::Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM document_access
+             WHERE session_ref = ?1 AND document_id = ?2 AND event = ?3 AND audited_at > ?4",
+            params![session, document, event, since],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+pub fn mark_audited(
+    conn: &Connection,
+    session: &str,
+    document: DocumentId,
+    event: &str,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO document_access (session_ref, document_id, event, audited_at)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![session, document, event, now()],
+    )?;
+    Ok(())
+}
+
+/// Drops marks of accesses audited at or before `before` (housekeeping).
+pub fn forget_audited_before(conn: &Connection, before: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM document_access WHERE audited_at <= ?1",
+        [before],
+    )
+}

@@ -226,9 +226,7 @@ fn doc_error(e: DocumentError) -> AppResult<Response> {
             Ok(json_error(StatusCode::CONFLICT, &m))
         }
         DocumentError::Refused(m) => Ok(json_error(StatusCode::UNPROCESSABLE_ENTITY, &m)),
-        DocumentError::Internal(AppError::TooMany(m)) => {
-            Ok(json_error(StatusCode::TOO_MANY_REQUESTS, &m))
-        }
+        DocumentError::TooMany(m) => Ok(json_error(StatusCode::TOO_MANY_REQUESTS, &m)),
         DocumentError::Internal(e) => Err(e),
     }
 }

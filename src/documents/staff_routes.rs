@@ -216,7 +216,7 @@ async fn read_and_publish(
             return stopped;
         }
     };
-    if !csrf_matches(expected_csrf, &fields.csrf) {
+    if !csrf::matches(expected_csrf, &fields.csrf) {
         discard(state, &files);
         return Ok(Outcome::Forbidden);
     }
@@ -240,16 +240,11 @@ async fn read_and_publish(
                 let _ = state.store.remove(&blob);
             }
             match e {
-                DocumentError::Refused(m) => Ok(Outcome::Refused(m)),
+                DocumentError::Refused(m) | DocumentError::TooMany(m) => Ok(Outcome::Refused(m)),
                 DocumentError::Internal(e) => Err(e),
             }
         }
     }
-}
-
-fn csrf_matches(expected: &str, sent: &str) -> bool {
-    !expected.is_empty()
-        && crate::infra::crypto::constant_time_eq(sent.as_bytes(), expected.as_bytes())
 }
 
 /// Reads every field: text with a cap, each file sealed into the store as it
@@ -277,7 +272,7 @@ async fn read_form(
         let name = field.name().unwrap_or("").to_string();
         if name == "files" {
             // The form must prove itself before any file is stored.
-            if !csrf_matches(expected_csrf, &fields.csrf) {
+            if !csrf::matches(expected_csrf, &fields.csrf) {
                 return Err(Ok(Outcome::Forbidden));
             }
             receive_file(state, field, files).await?;
@@ -312,13 +307,13 @@ async fn receive_file(
                 sealed,
             });
             if empty {
-                return Err(refused(format!(
-                    "{shown} is empty. Choose a file that has something in it."
-                )));
+                return Err(refused(super::empty_file_message(&shown)));
             }
             Ok(())
         }
-        Err(DocumentError::Refused(m)) => Err(refused(format!("{shown}: {m}"))),
+        Err(DocumentError::Refused(m) | DocumentError::TooMany(m)) => {
+            Err(refused(format!("{shown}: {m}")))
+        }
         Err(DocumentError::Internal(e)) => Err(Err(e)),
     }
 }

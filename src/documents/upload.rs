@@ -40,10 +40,9 @@ pub async fn create(state: &AppState, client: &Client, file: NewFile<'_>) -> Doc
     let limits = &state.config.documents;
     let max = limits.max_file_mb * 1024 * 1024;
     if file.length == 0 {
-        return Err(refused(format!(
-            "{} is empty. Choose a file that has something in it.",
-            folder::file_name(file.name)
-        )));
+        return Err(refused(super::empty_file_message(&folder::file_name(
+            file.name,
+        ))));
     }
     if file.length > max {
         return Err(refused(format!(
@@ -120,11 +119,11 @@ pub async fn create(state: &AppState, client: &Client, file: NewFile<'_>) -> Doc
 /// The hourly limit was reached; `wait` is how many seconds until a start frees up.
 fn too_many_uploads(per_hour: u32, wait: i64) -> DocumentError {
     let minutes = (wait + 59) / 60;
-    DocumentError::Internal(AppError::TooMany(format!(
+    DocumentError::TooMany(format!(
         "You have started sending {per_hour} files in the last hour, the most the portal accepts. \
          Please wait {} and try again.",
         crate::accounts::minutes(minutes.max(1))
-    )))
+    ))
 }
 
 pub async fn find(state: &AppState, client_id: ClientId, id: &str) -> DocResult<Upload> {

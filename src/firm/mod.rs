@@ -249,7 +249,7 @@ pub async fn signin_totp(
     let flow = codes::load(state, token, Purpose::Staff).await?;
     let factor = second_factor(state, token).await?;
     let staff = factor.staff;
-    let key = totp_key(&staff.email.to_lowercase());
+    let key = totp_key(&crate::accounts::email::Email::key_of(&staff.email));
     let secret = match &factor.enrol {
         Some(e) => e.secret.clone(),
         None => staff.totp_secret.clone().ok_or(AccountError::FlowExpired)?,

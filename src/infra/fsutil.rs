@@ -8,7 +8,7 @@ use std::path::Path;
 /// Writes `data` to `path` (owner-only) so that readers see either the old file
 /// or the whole new one.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    write_with_mode(path, data, 0o600)
+    write_owner_only(path, data)
 }
 
 /// Makes every file and directory this process creates from now on owner-only
@@ -69,22 +69,37 @@ fn close_tree(path: &Path) {
     if meta.file_type().is_symlink() {
         return;
     }
+    let was_open = open_to_others(&meta);
     #[cfg(unix)]
-    {
+    if was_open {
         use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode();
-        if mode & 0o077 != 0
-            && let Err(e) = fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7700))
-        {
+        let mode = meta.permissions().mode() & !0o077;
+        if let Err(e) = fs::set_permissions(path, fs::Permissions::from_mode(mode)) {
             tracing::warn!(path = %path.display(), error = %e, "cannot make this private to the portal's user");
         }
     }
-    if meta.is_dir() {
+    // A directory the portal made (owner-only) holds what it made: only an open
+    // one (restored or loosened by hand) is walked, so a start does not visit
+    // every stored document.
+    if meta.is_dir() && was_open {
         close_modes(path, |_| true);
     }
 }
 
-fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+fn open_to_others(meta: &fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        meta.permissions().mode() & 0o077 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        false
+    }
+}
+
+fn write_owner_only(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
@@ -95,7 +110,7 @@ fn write_with_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
-            options.mode(mode);
+            options.mode(0o600);
         }
         let mut file = options.open(&tmp)?;
         file.write_all(data)?;
@@ -115,7 +130,7 @@ pub fn write_new_private(path: &Path, data: &[u8]) -> std::io::Result<bool> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".new.{}.tmp", crate::infra::crypto::random_id()));
-    write_with_mode(&tmp, data, 0o600)?;
+    write_owner_only(&tmp, data)?;
     let linked = fs::hard_link(&tmp, path);
     let _ = fs::remove_file(&tmp);
     match linked {

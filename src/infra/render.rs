@@ -121,7 +121,7 @@ impl Renderer {
         let (subject, rest) = split_subject(&text).ok_or_else(|| {
             minijinja::Error::new(
                 ErrorKind::InvalidOperation,
-                format!("email/{name}.txt must start with `Subject:`"),
+                format!("email/{name}.txt must start with `Subject:` and a subject"),
             )
         })?;
         Ok(RenderedEmail {
@@ -199,11 +199,11 @@ impl Renderer {
 }
 
 /// The subject and body of a rendered text email, or `None` when its first line is
-/// not `Subject: ...`.
+/// not `Subject: ...` with a subject.
 pub fn split_subject(text: &str) -> Option<(&str, &str)> {
     let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
     let subject = first.strip_prefix("Subject:")?.trim();
-    Some((subject, rest.trim_start()))
+    (!subject.is_empty()).then_some((subject, rest.trim_start()))
 }
 
 /// Adds the templates under `dir` (names relative to the templates root,

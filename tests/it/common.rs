@@ -352,16 +352,12 @@ impl TestPortal {
         self.smtp.wait_nth(to, "created a client portal", 0).await
     }
 
+    /// Invites `email` and waits for this invitation (not an earlier one) to arrive.
     pub async fn invite(&self, name: &str, email: &str) {
+        let earlier = self.smtp.matching(email, "created a client portal");
         self.invite_from(name, email, "127.0.0.1").await;
         self.smtp
-            .wait_nth(
-                email,
-                "created a client portal",
-                self.smtp
-                    .matching(email, "created a client portal")
-                    .saturating_sub(1),
-            )
+            .wait_nth(email, "created a client portal", earlier)
             .await;
     }
 
@@ -946,7 +942,7 @@ impl Browser {
 // ---------- the portal binary ----------
 
 /// The `portal` binary, run in `dir` without a configuration from the environment.
-/// `PORTAL_TEST_BIN` names a copy of it, for when other builds share the target dir.
+/// `TEST_PORTAL_BIN` names a copy of it, for when other builds share the target dir.
 pub fn portal_binary(dir: &std::path::Path) -> std::process::Command {
     let mut c = std::process::Command::new(portal_bin());
     c.current_dir(dir)

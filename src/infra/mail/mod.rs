@@ -41,6 +41,9 @@ const PASS_LIMIT: usize = 50;
 /// The longest the worker sleeps between looks at the queue.
 const IDLE_POLL: Duration = Duration::from_secs(15);
 
+/// Days that sent, failed and dropped mail stays listed in `portal mail status`.
+pub const HISTORY_DAYS: i64 = 30;
+
 #[derive(Clone)]
 pub struct Mailer {
     db: Db,
@@ -211,6 +214,21 @@ impl Mailer {
                 "outbox directory {} (no SMTP server configured)",
                 dir.display()
             ),
+        }
+    }
+
+    /// Forgets mail finished (sent, failed or dropped) more than
+    /// [`HISTORY_DAYS`] ago. Run by the housekeeping job.
+    pub async fn forget_old_history(&self) {
+        let before = now() - HISTORY_DAYS * 86_400;
+        let result = self
+            .db
+            .write(move |tx| queue::forget_finished_before(tx, before).map_err(DbError::from))
+            .await;
+        match result {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(messages = n, "old mail history removed"),
+            Err(e) => tracing::warn!(error = %e, "removing old mail history failed"),
         }
     }
 

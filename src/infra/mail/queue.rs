@@ -21,6 +21,16 @@ pub fn queue_expiring(
     insert(conn, to, email, Some(expires_at))
 }
 
+/// Deletes messages that were sent, failed or dropped before `before` (their
+/// bodies are already erased): `portal mail status` reports on recent mail only,
+/// and the table stays small.
+pub fn forget_finished_before(conn: &Connection, before: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM mail_queue WHERE coalesce(sent_at, failed_at) < ?1",
+        [before],
+    )
+}
+
 fn insert(
     conn: &Connection,
     to: &str,
@@ -140,4 +150,41 @@ pub(super) fn mark_failed(
          WHERE id = ?1",
         params![id, attempts, error, delay, give_up, now()],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_mail_finished_before_the_cut_is_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::infra::db::Db::open(&dir.path().join("portal.db")).unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join("portal.db")).unwrap();
+        drop(db);
+        let email = RenderedEmail {
+            subject: "s".into(),
+            text: "t".into(),
+            html: "h".into(),
+        };
+        for _ in 0..4 {
+            queue(&conn, "a@example.com", &email).unwrap();
+        }
+        // 1: sent long ago, 2: failed long ago, 3: sent recently, 4: pending.
+        conn.execute_batch(
+            "UPDATE mail_queue SET sent_at = 100 WHERE id = 1;
+             UPDATE mail_queue SET failed_at = 100 WHERE id = 2;
+             UPDATE mail_queue SET sent_at = 5000 WHERE id = 3;",
+        )
+        .unwrap();
+        assert_eq!(forget_finished_before(&conn, 1000).unwrap(), 2);
+        let left: Vec<i64> = conn
+            .prepare("SELECT id FROM mail_queue ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(left, vec![3, 4]);
+    }
 }

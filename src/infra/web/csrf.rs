@@ -18,6 +18,7 @@ use poem::{Endpoint, FromRequest, IntoResponse, Request, RequestBody, Response, 
 use serde::de::DeserializeOwned;
 
 use super::WebSettings;
+use super::page::cookie;
 use crate::infra::crypto::{SecretKey, constant_time_eq, random_token};
 
 /// The CSRF token for this request's browser and session(s), for templates. It
@@ -27,24 +28,17 @@ pub fn token(req: &Request) -> String {
         return String::new();
     };
     let names = &settings.cookies;
-    let Some(browser) = jar_value(req, &names.browser) else {
+    let Some(browser) = cookie(req, &names.browser) else {
         return String::new();
     };
-    let session = jar_value(req, &names.session).unwrap_or_default();
-    let staff = jar_value(req, &names.staff_session).unwrap_or_default();
+    let session = cookie(req, &names.session).unwrap_or_default();
+    let staff = cookie(req, &names.staff_session).unwrap_or_default();
     key.mac_b64(&[
         b"csrf",
         browser.as_bytes(),
         session.as_bytes(),
         staff.as_bytes(),
     ])
-}
-
-fn jar_value(req: &Request, name: &str) -> Option<String> {
-    req.cookie()
-        .get(name)
-        .map(|c| c.value_str().to_string())
-        .filter(|v| !v.is_empty())
 }
 
 /// Gives this browser a new id, so that every CSRF token it held stops working.
@@ -64,19 +58,18 @@ fn set_browser_id(req: &Request, settings: &WebSettings) {
 
 /// Refuses cross-site unsafe requests and ensures every browser has an id.
 pub async fn csrf_guard<E: Endpoint>(next: Arc<E>, req: Request) -> Result<Response> {
-    let Some(settings) = req.data::<WebSettings>().cloned() else {
-        return Ok(next.call(req).await?.into_response());
-    };
-    if let Some(reason) = cross_site(&req, &settings) {
-        tracing::warn!(path = %req.uri().path().escape_debug(), reason, "request refused");
-        return Err(CsrfRejected.into());
-    }
-    let has_id = req
-        .cookie()
-        .get(&settings.cookies.browser)
-        .is_some_and(|c| c.value_str().len() >= 32);
-    if !has_id {
-        set_browser_id(&req, &settings);
+    if let Some(settings) = req.data::<WebSettings>() {
+        if let Some(reason) = cross_site(&req, settings) {
+            tracing::warn!(path = %req.uri().path().escape_debug(), reason, "request refused");
+            return Err(CsrfRejected.into());
+        }
+        let has_id = req
+            .cookie()
+            .get(&settings.cookies.browser)
+            .is_some_and(|c| c.value_str().len() >= 32);
+        if !has_id {
+            set_browser_id(&req, settings);
+        }
     }
     Ok(next.call(req).await?.into_response())
 }
@@ -170,8 +163,7 @@ impl<'a, T: DeserializeOwned> FromRequest<'a> for CsrfForm<T> {
             .find(|(k, _)| k == "csrf")
             .map(|(_, v)| v.as_str())
             .unwrap_or("");
-        let expected = token(req);
-        if expected.is_empty() || !constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
+        if !matches(&token(req), sent) {
             tracing::warn!(path = %req.uri().path(), "request refused: missing or wrong CSRF token");
             return Err(CsrfRejected.into());
         }
@@ -187,16 +179,15 @@ pub fn check_header(req: &Request) -> Result<(), CsrfRejected> {
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let expected = token(req);
-    if expected.is_empty() || !constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
+    if !matches(&token(req), sent) {
         tracing::warn!(path = %req.uri().path(), "request refused: missing or wrong CSRF header");
         return Err(CsrfRejected);
     }
     Ok(())
 }
 
-/// Whether `sent` is this browser's CSRF token (for multipart forms read by hand).
-pub fn token_matches(req: &Request, sent: &str) -> bool {
-    let expected = token(req);
+/// Whether `sent` is the `expected` token (from [`token`]), compared in constant
+/// time; an empty expected token (no browser id) matches nothing.
+pub fn matches(expected: &str, sent: &str) -> bool {
     !expected.is_empty() && constant_time_eq(sent.as_bytes(), expected.as_bytes())
 }
