@@ -33,10 +33,8 @@ typedef struct {
 // ---------------------------------------------------------------- describe
 
 void exports_portal_task_task_type_describe(exports_portal_task_task_type_info_t *ret) {
-  ret->id = pp_dup("extension");
-  ret->name = pp_dup("Extension review");
-  ret->version = pp_dup("1.0.0");
-  ret->summary = pp_dup("The client checks the extension the firm prepared and approves it or asks for changes.");
+  pp_describe(ret, "extension", "Extension review", "1.0.0",
+              "The client checks the extension the firm prepared and approves it or asks for changes.");
 }
 
 void exports_portal_task_task_type_settings_form(exports_portal_task_task_type_list_section_t *ret) {

@@ -94,10 +94,8 @@ static const entry *kind_of(const item *it) { return it->kind ? it->kind : &CUST
 // ---------------------------------------------------------------- describe
 
 void exports_portal_task_task_type_describe(exports_portal_task_task_type_info_t *ret) {
-  ret->id = pp_dup("gather");
-  ret->name = pp_dup("Document request");
-  ret->version = pp_dup("1.0.0");
-  ret->summary = pp_dup("A list of documents the client uploads (or marks not applicable) and the firm accepts or returns.");
+  pp_describe(ret, "gather", "Document request", "1.0.0",
+              "A list of documents the client uploads (or marks not applicable) and the firm accepts or returns.");
 }
 
 void exports_portal_task_task_type_settings_form(exports_portal_task_task_type_list_section_t *ret) {
@@ -120,8 +118,9 @@ void exports_portal_task_task_type_settings_form(exports_portal_task_task_type_l
 // ---------------------------------------------------------------- settings
 
 // Field ids for custom lines come from their text, so reordering the lines
-// keeps each answer with its item: "custom.1099-int-from-bank-x".
-static void custom_id(char *id, pp_str label, size_t line) {
+// keeps each answer with its item: "custom.1099-int-from-bank-x". A line with
+// no ASCII letters or digits gets a hash of its text: "custom.item-1a2b3c4d".
+static void custom_id(char *id, pp_str label) {
   pp_buf b = {0};
   pp_add(&b, "custom.");
   bool dash = true;
@@ -135,8 +134,10 @@ static void custom_id(char *id, pp_str label, size_t line) {
   }
   while (b.len > 7 && b.p[b.len - 1] == '-') b.p[--b.len] = 0;
   if (b.len == 7) {
-    pp_add(&b, "line-");
-    pp_add_int(&b, (int64_t)line);
+    uint32_t h = 2166136261u;  // FNV-1a
+    for (size_t i = 0; i < label.len; i++) h = (h ^ label.ptr[i]) * 16777619u;
+    pp_add(&b, "item-");
+    for (int shift = 28; shift >= 0; shift -= 4) pp_addn(&b, &"0123456789abcdef"[(h >> shift) & 15], 1);
   }
   memcpy(id, b.p, b.len + 1);
   free(b.p);
@@ -171,7 +172,7 @@ static void add_custom_line(request *r, pp_str line, size_t n, pp_issues *proble
   if (r->count == MAX_ITEMS) return;
   item *it = &r->items[r->count];
   memset(it, 0, sizeof *it);
-  custom_id(it->id, label, n);
+  custom_id(it->id, label);
   if (id_taken(r, it->id)) {
     pp_add(&m, "Other documents, line ");
     pp_add_int(&m, (int64_t)n);

@@ -74,6 +74,7 @@ const married = (a) =>
   ["Married filing jointly", "Married filing separately"].includes(
     a.one("about.filing-status"),
   );
+const yes = (id) => (a) => a.flag(id) === true;
 const earns = (source) => (a) =>
   (!(source in TOPICS) || a.topic(source)) && a.has("income.sources", INCOME[source]);
 const upload = (id, label, o = {}) =>
@@ -131,12 +132,12 @@ export const SECTIONS = [
       }),
       q("about.marital-change-date", "date", "Date of the change", {
         req: true,
-        when: (a) => a.flag("about.marital-change") === true,
+        when: yes("about.marital-change"),
       }),
       q("about.address-changed", "yes-no", "Did your home address change?", { req: true }),
       q("about.new-address", "long-text", "Your new address and the date you moved", {
         req: true,
-        when: (a) => a.flag("about.address-changed") === true,
+        when: yes("about.address-changed"),
       }),
       q("about.claimed-by-other", "yes-no", "Can someone else claim you as a dependent?", {
         full: true,
@@ -169,7 +170,7 @@ export const SECTIONS = [
       q("dependents.have", "yes-no", "Do you have dependents?", { req: true }),
       q("dependents.count", "number", "How many?", {
         req: true,
-        when: (a) => a.flag("dependents.have") === true,
+        when: yes("dependents.have"),
       }),
       ...dependents,
       q("dependents.more", "long-text", "Dependents beyond the sixth: name, relationship, birth date, SSN", {
@@ -239,7 +240,7 @@ export const SECTIONS = [
       }),
       upload("income.crypto-report", "Form 1099-DA, Form 8949 or your exchange's gain/loss report", {
         na: true,
-        when: (a) => a.flag("income.crypto-sold") === true,
+        when: yes("income.crypto-sold"),
       }),
       q("income.crypto-received", "yes-no", "Did you receive digital assets as pay, mining or staking rewards?", {
         req: true,
@@ -257,37 +258,37 @@ export const SECTIONS = [
       q("ded.ira-type", "choice", "Which kind?", {
         req: true,
         choices: ["Traditional", "Roth", "Both"],
-        when: (a) => a.flag("ded.ira") === true,
+        when: yes("ded.ira"),
       }),
-      q("ded.ira-amount", "money", "Total IRA contributions", { req: true, when: (a) => a.flag("ded.ira") === true }),
+      q("ded.ira-amount", "money", "Total IRA contributions", { req: true, when: yes("ded.ira") }),
       q("ded.hsa", "yes-no", "Did you have a health savings account (HSA)?", { req: true }),
       q("ded.hsa-amount", "money", "Your own HSA contributions (not through payroll)", {
-        when: (a) => a.flag("ded.hsa") === true,
+        when: yes("ded.hsa"),
       }),
-      upload("ded.hsa-forms", "Forms 5498-SA and 1099-SA", { na: true, when: (a) => a.flag("ded.hsa") === true }),
+      upload("ded.hsa-forms", "Forms 5498-SA and 1099-SA", { na: true, when: yes("ded.hsa") }),
       q("ded.student-loan", "yes-no", "Did you pay student loan interest?", { req: true }),
-      upload("ded.1098-e", "Form 1098-E", { na: true, when: (a) => a.flag("ded.student-loan") === true }),
+      upload("ded.1098-e", "Form 1098-E", { na: true, when: yes("ded.student-loan") }),
       q("ded.mortgage", "yes-no", "Do you have a mortgage on your home?", { req: true }),
       upload("ded.1098", "Form 1098 mortgage interest statement", {
         req: true,
-        when: (a) => a.flag("ded.mortgage") === true,
+        when: yes("ded.mortgage"),
       }),
-      q("ded.property-tax", "money", "Real estate taxes paid", { when: (a) => a.flag("ded.mortgage") === true }),
+      q("ded.property-tax", "money", "Real estate taxes paid", { when: yes("ded.mortgage") }),
       q("ded.charity", "yes-no", "Did you give to charity?", { req: true }),
-      q("ded.charity-cash", "money", "Cash and check gifts", { when: (a) => a.flag("ded.charity") === true }),
+      q("ded.charity-cash", "money", "Cash and check gifts", { when: yes("ded.charity") }),
       q("ded.charity-goods", "money", "Value of goods given (clothing, furniture, cars)", {
-        when: (a) => a.flag("ded.charity") === true,
+        when: yes("ded.charity"),
       }),
       upload("ded.charity-receipts", "Receipts and acknowledgement letters", {
         na: true,
-        when: (a) => a.flag("ded.charity") === true,
+        when: yes("ded.charity"),
       }),
       q("ded.medical", "yes-no", "Did you pay large medical or dental bills not covered by insurance?", {
         req: true,
       }),
       q("ded.medical-amount", "money", "Unreimbursed medical and dental costs", {
         req: true,
-        when: (a) => a.flag("ded.medical") === true,
+        when: yes("ded.medical"),
       }),
       q("ded.state-estimates", "money", "State estimated tax paid during the year", { na: true }),
     ],
@@ -304,29 +305,29 @@ export const SECTIONS = [
       q("credits.student", "text", "Student's name and school", {
         req: true,
         topic: "education",
-        when: (a) => a.flag("credits.education") === true,
+        when: yes("credits.education"),
       }),
       upload("credits.1098-t", "Form 1098-T", {
         req: true,
         topic: "education",
-        when: (a) => a.flag("credits.education") === true,
+        when: yes("credits.education"),
       }),
       q("credits.childcare", "yes-no", "Did you pay for child care so you could work?", {
         req: true,
-        when: (a) => a.flag("dependents.have") === true,
+        when: yes("dependents.have"),
       }),
       q("credits.childcare-provider", "text", "Provider's name and address", {
         req: true,
-        when: (a) => a.flag("credits.childcare") === true,
+        when: yes("credits.childcare"),
       }),
       q("credits.childcare-ein", "ein", "Provider's EIN", {
         na: true,
         help: "Mark not applicable if the provider is a person with an SSN, and add it in a note.",
-        when: (a) => a.flag("credits.childcare") === true,
+        when: yes("credits.childcare"),
       }),
       q("credits.childcare-amount", "money", "Amount paid for care", {
         req: true,
-        when: (a) => a.flag("credits.childcare") === true,
+        when: yes("credits.childcare"),
       }),
       q("credits.energy", "yes-no", "Did you install solar, a heat pump, insulation, windows or an EV charger?", {
         req: true,
@@ -335,17 +336,17 @@ export const SECTIONS = [
       q("credits.energy-what", "long-text", "What you installed and when", {
         req: true,
         topic: "energy",
-        when: (a) => a.flag("credits.energy") === true,
+        when: yes("credits.energy"),
       }),
       q("credits.energy-cost", "money", "Total cost", {
         req: true,
         topic: "energy",
-        when: (a) => a.flag("credits.energy") === true,
+        when: yes("credits.energy"),
       }),
       upload("credits.energy-receipts", "Invoices or receipts", {
         na: true,
         topic: "energy",
-        when: (a) => a.flag("credits.energy") === true,
+        when: yes("credits.energy"),
       }),
     ],
   },
@@ -358,11 +359,11 @@ export const SECTIONS = [
       ...[1, 2, 3, 4].map((n) =>
         q(`est.q${n}`, "money", `Payment ${n} (quarter ${n})`, {
           na: true,
-          when: (a) => a.flag("est.made") === true,
+          when: yes("est.made"),
         }),
       ),
       q("est.applied", "money", "Overpayment applied from last year's return", {
-        when: (a) => a.flag("est.made") === true,
+        when: yes("est.made"),
       }),
     ],
   },
@@ -374,13 +375,13 @@ export const SECTIONS = [
       q("bank.direct", "yes-no", "Should a refund go straight to your bank account?", { req: true }),
       q("bank.routing", "text", "Routing number (9 digits)", {
         req: true,
-        when: (a) => a.flag("bank.direct") === true,
+        when: yes("bank.direct"),
       }),
-      q("bank.account", "text", "Account number", { req: true, when: (a) => a.flag("bank.direct") === true }),
+      q("bank.account", "text", "Account number", { req: true, when: yes("bank.direct") }),
       q("bank.type", "choice", "Account type", {
         req: true,
         choices: ["Checking", "Savings"],
-        when: (a) => a.flag("bank.direct") === true,
+        when: yes("bank.direct"),
       }),
     ],
   },
@@ -395,12 +396,12 @@ export const SECTIONS = [
       q("other.foreign-max", "money", "Highest combined balance during the year", {
         req: true,
         topic: "foreign",
-        when: (a) => a.flag("other.foreign") === true,
+        when: yes("other.foreign"),
       }),
       q("other.foreign-countries", "text", "Countries and institutions", {
         req: true,
         topic: "foreign",
-        when: (a) => a.flag("other.foreign") === true,
+        when: yes("other.foreign"),
       }),
       q("other.life-events", "multi-choice", "Did any of these happen during the year?", {
         na: true,
@@ -417,7 +418,7 @@ export const SECTIONS = [
       q("other.tax-letters", "yes-no", "Did you get letters from the IRS or a state tax agency?", { req: true }),
       upload("other.tax-letters-copies", "Copies of those letters", {
         req: true,
-        when: (a) => a.flag("other.tax-letters") === true,
+        when: yes("other.tax-letters"),
       }),
       q("other.notes", "long-text", "Anything else your preparer should know?"),
     ],

@@ -215,6 +215,14 @@ bool pp_date(pp_str s, int *year, int *month, int *day) {
 
 // ---- building results
 
+void pp_describe(portal_task_types_info_t *ret, const char *id, const char *name, const char *version,
+                 const char *summary) {
+  ret->id = pp_dup(id);
+  ret->name = pp_dup(name);
+  ret->version = pp_dup(version);
+  ret->summary = pp_dup(summary);
+}
+
 pp_field *pp_add_field(pp_section *s, const char *id, const char *label, portal_task_types_kind_t kind) {
   s->fields.ptr = grow_list(s->fields.ptr, s->fields.len, sizeof(pp_field));
   pp_field *f = &s->fields.ptr[s->fields.len++];

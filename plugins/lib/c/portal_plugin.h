@@ -85,6 +85,10 @@ bool pp_date(pp_str s, int *year, int *month, int *day);
 
 // ---- building results
 
+// Fills `describe`'s answer.
+void pp_describe(portal_task_types_info_t *ret, const char *id, const char *name, const char *version,
+                 const char *summary);
+
 // Appends a field with the given id, label and kind (visible, not required,
 // everything else empty) and returns it for the caller to adjust.
 pp_field *pp_add_field(pp_section *s, const char *id, const char *label,
