@@ -128,8 +128,9 @@ function topicInShort(key) {
 
 // ---------------------------------------------------------------- answers
 
-// Answers by field id. Entries that are not answer records are skipped and
-// reported; a later answer to the same field wins.
+// Answer values by field id (the organizer has no reviewed fields). Entries
+// that are not answer records are skipped and reported; a later answer to the
+// same field wins.
 function answerMap(list, problems, what) {
   const map = new Map();
   let bad = 0;
@@ -138,7 +139,7 @@ function answerMap(list, problems, what) {
       bad++;
       continue;
     }
-    map.set(a.field, { ...a.value, review: a.review });
+    map.set(a.field, a.value);
   }
   if (bad) problems.push(issue(null, `${bad} ${what} entries could not be read and were ignored.`, false));
   return map;
@@ -210,7 +211,8 @@ function resolve(settings, answers, taxYear) {
       const value = answers.get(f.id);
       if (value) known++;
       if (visible && value) shown.set(f.id, value);
-      fields.push({ q: f, visible, value, ...judge(f, value) });
+      const { answered, na, wrong } = judge(f, value);
+      fields.push({ q: f, visible, value, answered, na, wrong });
     }
     sections.push({ s, fields });
   }
