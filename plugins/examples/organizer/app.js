@@ -385,7 +385,9 @@ function submit(c, settingsList, answerList) {
 function summary({ a, settings }) {
   const status = FILING_STATUSES.includes(a.one("about.filing-status")) ? a.one("about.filing-status") : "filing status not given";
   const count = a.flag("dependents.have") ? a.number("dependents.count") : 0;
-  const deps = count === 1 ? "1 dependent" : `${Number.isFinite(count) ? count : 0} dependents`;
+  const deps = settings.short
+    ? "dependents not asked"
+    : count === 1 ? "1 dependent" : `${Number.isFinite(count) ? count : 0} dependents`;
   const sources = Object.entries(INCOME)
     .filter(([, label]) => a.has("income.sources", label))
     .map(([key]) => key);

@@ -165,6 +165,7 @@ export const SECTIONS = [
   {
     id: "dependents",
     title: "Dependents",
+    full: true,
     intro: "Children and relatives you supported during the year.",
     fields: [
       q("dependents.have", "yes-no", "Do you have dependents?", { req: true }),
