@@ -35,6 +35,9 @@ test("check-settings: something to request, known documents, sane lines", () => 
   assert.ok(twice.some((i) => !i.blocking && /repeats/.test(i.message)));
   const many = Array.from({ length: 130 }, (_, i) => `Item ${i}`).join("\n");
   assert.ok(plugin.checkSettings([custom(many)]).some((i) => i.blocking && /At most 120/.test(i.message)));
+  const full = Array.from({ length: 110 }, (_, i) => `Item ${i}`).join("\n");
+  assert.deepEqual(plugin.checkSettings([docs("W-2 (wages)", "1098-T (tuition)"), custom(full)]), []);
+  assert.equal(fields(render([], [], [docs("W-2 (wages)"), custom(full)])).size, 111);
   assert.ok(plugin.checkSettings([num("custom", 3)]).some((i) => i.blocking));
 });
 
@@ -100,6 +103,8 @@ test("per-item rules", () => {
   assert.equal(issuesFor(idOk.issues, "doc.id").length, 0);
   const idBad = render([files("doc.id", "license.zip")]);
   assert.ok(issuesFor(idBad.issues, "doc.id")[0].blocking);
+  const accepted = render([reviewed(files("doc.id", "license.zip"), "accepted")]);
+  assert.equal(issuesFor(accepted.issues, "doc.id").length, 0, "staff accepted it");
 });
 
 test("last year's files: shown in help, fewer this year is a warning", () => {

@@ -169,7 +169,6 @@ static void add_custom_line(request *r, pp_str line, size_t n, pp_issues *proble
     pp_add_issue(problems, "custom", true, pp_take(&m));
     return;
   }
-  if (r->count == MAX_ITEMS) return;
   item *it = &r->items[r->count];
   memset(it, 0, sizeof *it);
   custom_id(it->id, label);
@@ -195,14 +194,14 @@ static void add_custom_line(request *r, pp_str line, size_t n, pp_issues *proble
 }
 
 static void read_custom(request *r, pp_str text, pp_issues *problems) {
-  size_t line = 0, lines = 0;
+  size_t line = 0;
   for (size_t start = 0, i = 0; i <= text.len; i++) {
     if (i < text.len && text.ptr[i] != '\n') continue;
     pp_str l = pp_trim((pp_str){text.ptr + start, i - start});
     start = i + 1;
     line++;
     if (!l.len) continue;
-    if (++lines + r->count > MAX_ITEMS) {
+    if (r->count == MAX_ITEMS) {
       pp_report(problems, "custom", true, "At most 120 documents in one request; send a second request for the rest.");
       return;
     }
@@ -380,10 +379,16 @@ static bool check_item(const item *it, const pp_answer *a, tally *t, pp_issues *
                NONE);
     return false;
   }
+  // Staff have the last word: what they accepted is not second-guessed.
+  if (a->review == PORTAL_TASK_TYPES_REVIEW_ACCEPTED) {
+    if (v->tag == PORTAL_TASK_TYPES_VALUE_NA) t->na++;
+    else t->accepted++;
+    return true;
+  }
   if (v->tag == PORTAL_TASK_TYPES_VALUE_NA) {
     check_na(it, v->val.na, out);
     t->na++;
-    return it->allow_na;
+    return it->allow_na && pp_trim(v->val.na).len > 0;
   }
   if (v->tag != PORTAL_TASK_TYPES_VALUE_FILES || v->val.files.len == 0) {
     t->missing++;
@@ -391,10 +396,6 @@ static bool check_item(const item *it, const pp_answer *a, tally *t, pp_issues *
     return false;
   }
   check_files(it, v, out);
-  if (a->review == PORTAL_TASK_TYPES_REVIEW_ACCEPTED) {
-    t->accepted++;
-    return true;
-  }
   t->waiting++;
   return false;
 }
