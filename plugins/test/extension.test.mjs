@@ -102,7 +102,9 @@ test("odd input never traps", () => {
   const view = plugin.render(ctx({ taxYear: 0 }), settings(), odd, odd);
   assert.ok(issuesFor(view.issues, "decision")[0].blocking);
   assert.ok(refusal(() => plugin.submit(ctx(), settings(), odd)).length > 0);
-  assert.ok(refusal(() => plugin.submit(ctx(), [], [picked("decision", "Approve")])).some((i) => i.field === "form"));
+  const incomplete = refusal(() => plugin.submit(ctx(), [], [picked("decision", "Approve")]));
+  assert.equal(incomplete.length, 1);
+  assert.match(incomplete[0].message, /incomplete \(Choose the form/);
   assert.ok(plugin.checkSettings([text("liability", "lots"), picked("form", "Form 1040")]).every((i) => i.blocking));
 });
 

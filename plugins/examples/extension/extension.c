@@ -250,16 +250,17 @@ static void intro(pp_section *s, uint16_t tax_year) {
   s->intro = pp_take_opt(&b);
 }
 
-// The settings' first blocking problem, for a refusal message.
-static bool unusable(const pp_issues *problems, task_plugin_string_t *err) {
+// When the settings can't be used (check-settings should have stopped that),
+// a message for the client naming the first problem.
+static bool unusable(const pp_issues *problems, pp_str *message) {
   for (size_t i = 0; i < problems->len; i++) {
     if (!problems->ptr[i].blocking) continue;
     pp_buf b = {0};
     pp_add(&b, "This extension request is incomplete (");
     pp_add_str(&b, problems->ptr[i].message);
     pp_add(&b, "). Please ask your preparer to send it again.");
-    *err = pp_take(&b);
-    pp_log(PORTAL_TASK_LOG_LEVEL_WARN, "render refused: the settings are incomplete");
+    *message = pp_take(&b);
+    pp_log(PORTAL_TASK_LOG_LEVEL_WARN, "the settings are incomplete");
     return true;
   }
   return false;
@@ -338,8 +339,11 @@ bool exports_portal_task_task_type_submit(exports_portal_task_task_type_ctx_t *c
   request req;
   pp_issues problems = {0};
   read_request(settings, &req, &problems);
-  pp_keep_blocking(&problems);
-  if (problems.len) *out = problems;
+  pp_str incomplete;
+  if (unusable(&problems, &incomplete)) {
+    pp_add_issue(out, NULL, true, incomplete);
+    return false;
+  }
   reply rep;
   read_reply(answers, &rep, out);
   if (rep.decision == UNDECIDED && !pp_find(answers, "decision"))
