@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  load, ctx, text, cents, date, picked, refusal, fields, visible, issuesFor, timed, memoryBytes, MEMORY_LIMIT,
+  load, ctx, text, cents, date, picked, refusal, fields, assertIds, visible, issuesFor, timed, memoryBytes, MEMORY_LIMIT,
 } from "./helpers.mjs";
 
 const { plugin, log } = await load("extension");
@@ -18,6 +18,12 @@ const settings = (over = {}) => {
   return Object.values(base).filter(Boolean);
 };
 const render = (answers, s = settings()) => plugin.render(ctx(), s, answers, []);
+
+test("ids follow the contract", () => {
+  assert.match(plugin.describe().id, /^[a-z0-9-]+$/);
+  assertIds(plugin.settingsForm());
+  assertIds(render([picked("decision", "Request changes")]).sections);
+});
 
 test("describes itself and the figures staff enter", () => {
   assert.equal(plugin.describe().id, "extension");

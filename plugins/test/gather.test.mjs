@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   load, ctx, text, num, picked, files, na, reviewed,
-  refusal, fields, issuesFor, timed, memoryBytes, MEMORY_LIMIT,
+  refusal, fields, assertIds, issuesFor, timed, memoryBytes, MEMORY_LIMIT,
 } from "./helpers.mjs";
 
 const { plugin, log } = await load("gather");
@@ -13,6 +13,12 @@ const SETTINGS = [
   custom("1099-INT from Bank X\n!Closing statement for the house sale | from the title company\n\n"),
 ];
 const render = (answers, prior = [], settings = SETTINGS) => plugin.render(ctx(), settings, answers, prior);
+
+test("ids follow the contract", () => {
+  assert.match(plugin.describe().id, /^[a-z0-9-]+$/);
+  assertIds(plugin.settingsForm());
+  assertIds(render([]).sections);
+});
 
 test("describes itself; settings offer the catalogue, custom lines and a note", () => {
   assert.equal(plugin.describe().id, "gather");

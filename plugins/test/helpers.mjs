@@ -67,3 +67,16 @@ export function timed(fn, runs = 5) {
   }
   return best;
 }
+
+// Field and section ids as the contract allows them; field ids unique in the task type.
+export function assertIds(sections) {
+  const seen = new Set();
+  for (const s of sections) {
+    assert.match(s.id, /^[a-z0-9.-]+$/, `section id ${s.id}`);
+    for (const f of s.fields) {
+      assert.match(f.id, /^[a-z0-9.-]+$/, `field id ${f.id}`);
+      assert.ok(!seen.has(f.id), `duplicate ${f.id}`);
+      seen.add(f.id);
+    }
+  }
+}

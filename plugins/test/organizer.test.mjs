@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   load, ctx, text, num, cents, date, flag, picked, files, na,
-  refusal, fields, visible, issuesFor, timed, memoryBytes, MEMORY_LIMIT,
+  refusal, fields, assertIds, visible, issuesFor, timed, memoryBytes, MEMORY_LIMIT,
 } from "./helpers.mjs";
 
 const { plugin, log } = await load("organizer");
@@ -14,6 +14,12 @@ const ALL_TOPICS = [
 ];
 
 const render = (settings, answers, prior = []) => plugin.render(ctx(), settings, answers, prior);
+
+test("ids follow the contract", () => {
+  assert.match(plugin.describe().id, /^[a-z0-9-]+$/);
+  assertIds(plugin.settingsForm());
+  assertIds(render(ALL_TOPICS, []).sections);
+});
 
 test("describes itself and its settings", () => {
   assert.equal(plugin.describe().id, "organizer");
