@@ -126,7 +126,7 @@ async fn confirm_current_pin(
     visitor: &Visitor,
 ) -> AccountResult<()> {
     let key = throttle::key("pin", &Email::key_of(&client.email));
-    let (attempt_key, after) = (key.clone(), state.config.accounts.lockout_after);
+    let (attempt_key, after) = (key.clone(), state.config.accounts.lockout_after.get());
     state
         .db
         .write(move |tx| throttle::begin(tx, &attempt_key, after))

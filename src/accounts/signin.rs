@@ -266,7 +266,7 @@ pub async fn signin_pin(
     }
     let email = codes::flow_email(&flow)?;
     let key = throttle::key("pin", &email.key);
-    let lockout_after = state.config.accounts.lockout_after;
+    let lockout_after = state.config.accounts.lockout_after.get();
     let (attempt_key, email_key, flow_client) = (key.clone(), email.key.clone(), flow.client_id);
     let client = state
         .db

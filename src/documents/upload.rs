@@ -38,7 +38,7 @@ fn refused(message: impl Into<String>) -> DocumentError {
 /// and the client's quota. Returns the upload's id.
 pub async fn create(state: &AppState, client: &Client, file: NewFile<'_>) -> DocResult<String> {
     let limits = &state.config.documents;
-    let max = limits.max_file_mb * 1024 * 1024;
+    let max = limits.max_file_mb.get() * 1024 * 1024;
     if file.length == 0 {
         return Err(refused(super::empty_file_message(&folder::file_name(
             file.name,
@@ -70,8 +70,8 @@ pub async fn create(state: &AppState, client: &Client, file: NewFile<'_>) -> Doc
     drop(writer);
     let (client_id, quota, max_files, per_hour) = (
         client.id,
-        (limits.client_quota_mb * 1024 * 1024) as i64,
-        limits.max_files_per_upload,
+        (limits.client_quota_mb.get() * 1024 * 1024) as i64,
+        limits.max_files_per_upload.get(),
         limits.uploads_per_hour,
     );
     let length = file.length as i64;

@@ -116,7 +116,7 @@ pub async fn signin_password(
     codes::allow_new_flow(state, visitor)?;
     let key = staff_key(&email.key, &visitor.network());
     let (attempt_key, email_key) = (key.clone(), email.key.clone());
-    let after = state.config.accounts.lockout_after;
+    let after = state.config.accounts.lockout_after.get();
     let staff = state
         .db
         .write(move |tx| {
@@ -191,7 +191,7 @@ fn totp_key(email_key: &str) -> String {
 }
 
 fn totp_cap(state: &AppState) -> i64 {
-    i64::from(state.config.accounts.staff_totp_max_failures)
+    i64::from(state.config.accounts.staff_totp_max_failures.get())
 }
 
 fn clear_staff_throttles(tx: &rusqlite::Connection, email_key: &str) -> rusqlite::Result<()> {
@@ -258,7 +258,7 @@ pub async fn signin_totp(
     let (st, v, after, cap, enrolling) = (
         state.clone(),
         visitor.clone(),
-        state.config.accounts.lockout_after,
+        state.config.accounts.lockout_after.get(),
         totp_cap(state),
         factor.enrol.is_some(),
     );

@@ -1,5 +1,7 @@
 //! S1–S4: invitations, sign-up, sign-in, forgotten PINs, sign-out, abuse limits.
 
+use std::num::NonZero;
+
 use crate::common::{PIN, TestPortal};
 
 #[tokio::test]
@@ -489,7 +491,10 @@ async fn parallel_guesses_cannot_exceed_the_attempt_limits() {
 
 #[tokio::test]
 async fn a_right_pin_with_no_code_left_to_send_lands_on_the_code_page() {
-    let portal = TestPortal::start_with(|c| c.accounts.codes_per_account_per_hour = 1).await;
+    let portal = TestPortal::start_with(|c| {
+        c.accounts.codes_per_account_per_hour = NonZero::new(1).unwrap()
+    })
+    .await;
     // A sign-up code: not the account's budget.
     let b = portal.signed_up("Jane Doe", "jane@example.com", PIN).await;
     b.sign_in(&portal, "jane@example.com", PIN).await; // the account's one code

@@ -3,6 +3,7 @@
 //! Code-email budgets, the staff authenticator lock, cross-site requests, slow
 //! and numerous connections, forwarded addresses and file modes.
 
+use std::num::NonZero;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -47,7 +48,7 @@ async fn every_spelling_of_an_address_spends_one_budget() {
         async move { forgot_pin(portal, &format!("198.51.100.{n}"), s).await }
     }))
     .await;
-    let budget = i64::from(portal.state.config.accounts.codes_per_email_per_hour);
+    let budget = i64::from(portal.state.config.accounts.codes_per_email_per_hour.get());
     let sent = codes_queued(&portal) - before;
     assert!(sent <= budget, "{sent} codes for one mailbox");
     mail_settled(&portal).await;
@@ -71,7 +72,7 @@ async fn every_spelling_of_an_address_spends_one_budget() {
 async fn no_resend_button_lets_a_stranger_spend_the_owners_own_budget() {
     let portal = TestPortal::start_with(|c| {
         c.server.trust_proxy_headers = true;
-        c.accounts.codes_per_account_per_hour = 3;
+        c.accounts.codes_per_account_per_hour = NonZero::new(3).unwrap();
     })
     .await;
     portal.client("Jane Doe", JANE, PIN).await; // one of her three codes
@@ -156,7 +157,7 @@ async fn another_client_cannot_use_up_the_codes_for_an_address_someone_adds() {
     }
     mail_settled(&portal).await;
     let to_work = portal.smtp.matching(work, "access code");
-    let per_address = portal.state.config.accounts.codes_per_email_per_hour as usize;
+    let per_address = portal.state.config.accounts.codes_per_email_per_hour.get() as usize;
     assert!(to_work <= per_address, "{to_work} codes from one client");
     // Jane can still add her work address.
     let mut seen = to_work;
@@ -236,7 +237,7 @@ async fn addresses_of_one_ipv6_block_share_the_per_address_budgets() {
     portal.client("Jane Doe", JANE, PIN).await;
     // A subscriber's /64 holds 2^64 addresses; each request comes from a new one.
     let from = |n: usize| format!("2001:db8:77:1::{n:x}");
-    let per_ip = portal.state.config.accounts.codes_per_ip_per_hour as usize;
+    let per_ip = portal.state.config.accounts.codes_per_ip_per_hour.get() as usize;
     for n in 0..per_ip {
         forgot_pin(&portal, &from(n + 1), "someone@example.com").await;
     }
@@ -301,8 +302,8 @@ fn wrong_code(secret: &str) -> String {
 #[tokio::test]
 async fn guesses_sent_at_once_stop_at_the_authenticator_ceiling() {
     let portal = TestPortal::start_with(|c| {
-        c.accounts.lockout_after = 20;
-        c.accounts.staff_totp_max_failures = 10;
+        c.accounts.lockout_after = NonZero::new(20).unwrap();
+        c.accounts.staff_totp_max_failures = NonZero::new(10).unwrap();
     })
     .await;
     let b = staff_browser(&portal).await;
@@ -630,8 +631,8 @@ async fn cross_site_variations_are_refused_on_every_method_and_body() {
 // ---------- 4. slow, numerous and pipelined connections ----------
 
 fn slow_limits(c: &mut portal::Config) {
-    c.server.header_timeout_seconds = 1;
-    c.server.body_timeout_seconds = 1;
+    c.server.header_timeout_seconds = NonZero::new(1).unwrap();
+    c.server.body_timeout_seconds = NonZero::new(1).unwrap();
     c.server.body_min_bytes_per_second = 500;
 }
 
@@ -769,7 +770,7 @@ async fn connect_from(source: &str, to: &str) -> TcpStream {
 #[tokio::test]
 async fn each_address_has_its_own_connection_allowance() {
     let portal = TestPortal::start_on("[::]:0", |c| {
-        c.server.header_timeout_seconds = 30;
+        c.server.header_timeout_seconds = NonZero::new(30).unwrap();
         c.server.max_connections_per_ip = 3;
     })
     .await;
@@ -809,7 +810,7 @@ async fn a_dual_stack_listener_still_recognises_the_trusted_proxy() {
     // like a single client.
     let portal = TestPortal::start_on("[::]:0", |c| {
         c.server.trust_proxy_headers = true;
-        c.server.header_timeout_seconds = 30;
+        c.server.header_timeout_seconds = NonZero::new(30).unwrap();
         c.server.max_connections_per_ip = 2;
     })
     .await;

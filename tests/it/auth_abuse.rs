@@ -2,6 +2,8 @@
 //! budget, guessing staff authenticator codes, forged and cross-site form posts,
 //! flows finishing after their address moved, and look-alike addresses.
 
+use std::num::NonZero;
+
 use crate::common::{BOB_PIN, Browser, PIN, Page, STAFF_PASSWORD, TestPortal, staff_browser};
 
 const JANE: &str = "jane@example.com";
@@ -52,7 +54,7 @@ async fn strangers_cannot_keep_the_owner_from_signing_in_or_getting_codes() {
         refused.refused("Too many attempts from your network");
     }
     // Her mailbox got at most a budget's worth of codes and of notices.
-    let budget = i64::from(portal.state.config.accounts.codes_per_email_per_hour);
+    let budget = i64::from(portal.state.config.accounts.codes_per_email_per_hour.get());
     assert!(codes_queued(&portal, JANE) - codes_before <= budget);
     assert!(
         portal.query_i64(&format!(
@@ -102,7 +104,7 @@ pub(crate) async fn forgot_pin(portal: &TestPortal, ip: &str, email: &str) -> Pa
 async fn a_spent_address_budget_reads_the_same_as_an_unknown_address() {
     let portal = TestPortal::start_with(|c| {
         c.server.trust_proxy_headers = true;
-        c.accounts.codes_per_email_per_hour = 1;
+        c.accounts.codes_per_email_per_hour = NonZero::new(1).unwrap();
     })
     .await;
     portal.client("Jane Doe", JANE, PIN).await; // the sign-up code spends the budget

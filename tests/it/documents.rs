@@ -1,6 +1,8 @@
 //! D1–D9 and F2/F3/F5 (documents part): publishing, the Documents page, search,
 //! previews, downloads, resumable uploads, limits, isolation and retention.
 
+use std::num::NonZero;
+
 use crate::common::{PIN, TestPortal, pdf_with_text, staff_browser};
 
 fn find_id(body: &str, name: &str) -> String {
@@ -336,9 +338,9 @@ async fn portal_offset_when_settled(b: &crate::common::Browser, location: &str) 
 #[tokio::test]
 async fn uploads_are_checked_and_explained() {
     let portal = TestPortal::start_with(|c| {
-        c.documents.max_file_mb = 1;
-        c.documents.client_quota_mb = 2;
-        c.documents.max_files_per_upload = 3;
+        c.documents.max_file_mb = NonZero::new(1).unwrap();
+        c.documents.client_quota_mb = NonZero::new(2).unwrap();
+        c.documents.max_files_per_upload = NonZero::new(3).unwrap();
     })
     .await;
     let jane = portal.client("Jane Doe", "jane@example.com", PIN).await;

@@ -1,6 +1,7 @@
 //! The server under hostile connections: slow or silent clients, too many
 //! connections, forged forwarded addresses, and file modes of the data directory.
 
+use std::num::NonZero;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -46,8 +47,8 @@ pub(crate) async fn healthy(portal: &TestPortal) -> bool {
 #[tokio::test]
 async fn silent_and_slow_clients_are_cut_off() {
     let portal = TestPortal::start_with(|c| {
-        c.server.header_timeout_seconds = 1;
-        c.server.body_timeout_seconds = 1;
+        c.server.header_timeout_seconds = NonZero::new(1).unwrap();
+        c.server.body_timeout_seconds = NonZero::new(1).unwrap();
         c.server.body_min_bytes_per_second = 500;
     })
     .await;
@@ -113,7 +114,8 @@ async fn silent_and_slow_clients_are_cut_off() {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_a_download_is_disconnected() {
-    let portal = TestPortal::start_with(|c| c.server.send_timeout_seconds = 1).await;
+    let portal =
+        TestPortal::start_with(|c| c.server.send_timeout_seconds = NonZero::new(1).unwrap()).await;
     let client = portal
         .client("Jane Doe", "jane@example.com", "482913")
         .await;
@@ -152,7 +154,7 @@ async fn a_client_that_stops_reading_a_download_is_disconnected() {
 #[tokio::test]
 async fn connections_are_capped_in_total_and_per_address() {
     let portal = TestPortal::start_with(|c| {
-        c.server.header_timeout_seconds = 30;
+        c.server.header_timeout_seconds = NonZero::new(30).unwrap();
         c.server.max_connections_per_ip = 4;
     })
     .await;
@@ -177,8 +179,8 @@ async fn connections_are_capped_in_total_and_per_address() {
     portal.stop().await;
 
     let portal = TestPortal::start_with(|c| {
-        c.server.header_timeout_seconds = 30;
-        c.server.max_connections = 3;
+        c.server.header_timeout_seconds = NonZero::new(30).unwrap();
+        c.server.max_connections = NonZero::new(3).unwrap();
         c.server.max_connections_per_ip = 0;
     })
     .await;
