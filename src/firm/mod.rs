@@ -15,7 +15,6 @@ use crate::accounts::email::Email;
 use crate::accounts::{AccountError, AccountResult, clean_name, throttle};
 use crate::ids::StaffId;
 use crate::infra::audit::{self, Actor};
-use crate::infra::db::DbError;
 use crate::infra::mail;
 use crate::infra::web::Visitor;
 use crate::state::AppState;
@@ -114,40 +113,27 @@ pub async fn signin_password(
     let email = Email::parse(email)
         .map_err(|_| AccountError::Invalid("The email or password is not right.".into()))?;
     codes::allow_new_flow(state, visitor)?;
-    let key = staff_key(&email.key, &visitor.network());
-    let (attempt_key, email_key) = (key.clone(), email.key.clone());
-    let after = state.config.accounts.lockout_after.get();
-    let staff = state
-        .db
-        .write(move |tx| {
-            throttle::begin(tx, &attempt_key, after)?;
-            Ok::<_, AccountError>(
-                repo::staff_by_email(tx, &email_key)?.filter(|s| s.disabled_at.is_none()),
-            )
-        })
-        .await
-        .map_err(staff_lockout)?;
-    let stored = staff.as_ref().map(|s| s.password_hash.clone());
-    let ok = state.verify_secret(password.to_string(), stored).await?;
-    let (v, address) = (visitor.clone(), email.address.clone());
-    state
-        .db
-        .write(move |tx| {
-            if ok {
-                throttle::clear(tx, &key)?;
-            } else {
-                audit::record(
-                    tx,
-                    Actor::Visitor,
-                    "staff_signin_failed",
-                    &address,
-                    "wrong password",
-                    &v.ip,
-                )?;
-            }
-            Ok::<_, DbError>(())
-        })
-        .await?;
+    let attempt = throttle::SecretAttempt {
+        key: staff_key(&email.key, &visitor.network()),
+        typed: password,
+        address: &email.address,
+        visitor,
+        failed: ("staff_signin_failed", "wrong password"),
+    };
+    let email_key = email.key.clone();
+    let holder = move |tx: &rusqlite::Connection| {
+        Ok(repo::staff_by_email(tx, &email_key)?.filter(|s| s.disabled_at.is_none()))
+    };
+    let (staff, ok) = throttle::check_secret(
+        state,
+        attempt,
+        holder,
+        |staff: &Option<Staff>| staff.as_ref().map(|s| s.password_hash.clone()),
+        |_| Actor::Visitor,
+        |_| Ok(()),
+    )
+    .await
+    .map_err(staff_lockout)?;
     let Some(staff) = staff.filter(|_| ok) else {
         return Err(AccountError::Invalid(
             "The email or password is not right.".into(),
