@@ -85,19 +85,19 @@ impl Documents {
                 "expected a list of folder names such as [\"Uploaded\"]",
             );
         }
-        within(
-            "documents.uploads_per_hour",
-            u64::from(self.uploads_per_hour),
-            1,
-            100_000,
-        )?;
-        within(
-            "documents.extract_memory_mb",
-            self.extract_memory_mb,
-            128,
-            65536,
-        )?;
-        within("documents.extract_seconds", self.extract_seconds, 1, 3600)?;
+        within(&[
+            (
+                "documents.uploads_per_hour",
+                self.uploads_per_hour.into(),
+                1..=100_000,
+            ),
+            (
+                "documents.extract_memory_mb",
+                self.extract_memory_mb,
+                128..=65536,
+            ),
+            ("documents.extract_seconds", self.extract_seconds, 1..=3600),
+        ])?;
         if !self.extract_program.is_empty() && !Path::new(&self.extract_program).is_file() {
             return invalid("documents.extract_program", "the file does not exist");
         }
@@ -380,23 +380,19 @@ impl Mail {
         {
             return invalid("mail.staff_notify", "expected a list of email addresses");
         }
-        within(
-            "mail.staff_notify_batch_minutes",
-            u64::from(self.staff_notify_batch_minutes),
-            1,
-            1440,
-        )?;
+        within(&[
+            (
+                "mail.staff_notify_batch_minutes",
+                self.staff_notify_batch_minutes.into(),
+                1..=1440,
+            ),
+            ("mail.timeout_seconds", self.timeout_seconds.into(), 1..=300),
+        ])?;
         self.validate_delivery()
     }
 
     /// The delivery timings: timeouts and the retry schedule.
     fn validate_delivery(&self) -> Result<(), ConfigError> {
-        within(
-            "mail.timeout_seconds",
-            u64::from(self.timeout_seconds),
-            1,
-            300,
-        )?;
         if self.send_timeout_seconds < self.timeout_seconds || self.send_timeout_seconds > 600 {
             return invalid(
                 "mail.send_timeout_seconds",
@@ -414,12 +410,11 @@ impl Mail {
                 "expected a list of delays in seconds, each between 1 and 86400, such as [60, 300, 3600]",
             );
         }
-        within(
+        within(&[(
             "mail.code_retry_seconds",
-            u64::from(self.code_retry_seconds),
-            1,
-            600,
-        )
+            self.code_retry_seconds.into(),
+            1..=600,
+        )])
     }
 }
 
@@ -455,12 +450,11 @@ pub struct Accounts {
 
 impl Accounts {
     fn validate(&self) -> Result<(), ConfigError> {
-        within(
+        within(&[(
             "accounts.code_ttl_minutes",
-            u64::from(self.code_ttl_minutes),
-            1,
-            10,
-        )?;
+            self.code_ttl_minutes.into(),
+            1..=10,
+        )])?;
         if self.lockout_after.get() > 20 {
             return invalid("accounts.lockout_after", "must be at most 20");
         }
@@ -709,12 +703,17 @@ fn invalid(key: &str, message: &str) -> Result<(), ConfigError> {
     })
 }
 
-/// Refuses `value` outside `low..=high`.
-fn within(key: &str, value: u64, low: u64, high: u64) -> Result<(), ConfigError> {
-    if (low..=high).contains(&value) {
-        Ok(())
-    } else {
-        invalid(key, &format!("must be between {low} and {high}"))
+/// Refuses the first of `values` (key, value, range) outside its range.
+fn within(values: &[(&str, u64, std::ops::RangeInclusive<u64>)]) -> Result<(), ConfigError> {
+    match values
+        .iter()
+        .find(|(_, value, range)| !range.contains(value))
+    {
+        Some((key, _, range)) => invalid(
+            key,
+            &format!("must be between {} and {}", range.start(), range.end()),
+        ),
+        None => Ok(()),
     }
 }
 

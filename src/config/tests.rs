@@ -88,28 +88,25 @@ mod loading {
 
     #[test]
     fn invalid_values_name_the_key() {
-        let err = load_toml("[branding]\nprimary_color = \"red; }\"\n")
-            .err()
-            .unwrap();
-        assert!(err.to_string().contains("branding.primary_color"), "{err}");
-        let err = load_toml("[server]\nlisten = \"nowhere\"\n").err().unwrap();
-        assert!(err.to_string().contains("server.listen"), "{err}");
-        let err = load_toml("[accounts]\nsignup = \"maybe\"\n").err().unwrap();
-        assert!(err.to_string().contains("signup"), "{err}");
-        let err = load_toml("[documents]\nuploads_per_hour = 0\n")
-            .err()
-            .unwrap();
-        assert!(
-            err.to_string().contains("documents.uploads_per_hour"),
-            "{err}"
-        );
-        let err = load_toml("[mail]\nstaff_notify_batch_minutes = 0\n")
-            .err()
-            .unwrap();
-        assert!(
-            err.to_string().contains("mail.staff_notify_batch_minutes"),
-            "{err}"
-        );
+        for (text, key) in [
+            (
+                "[branding]\nprimary_color = \"red; }\"\n",
+                "branding.primary_color",
+            ),
+            ("[server]\nlisten = \"nowhere\"\n", "server.listen"),
+            ("[accounts]\nsignup = \"maybe\"\n", "signup"),
+            (
+                "[documents]\nuploads_per_hour = 0\n",
+                "documents.uploads_per_hour",
+            ),
+            (
+                "[mail]\nstaff_notify_batch_minutes = 0\n",
+                "mail.staff_notify_batch_minutes",
+            ),
+        ] {
+            let err = load_toml(text).err().unwrap();
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 
     #[test]
