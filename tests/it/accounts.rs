@@ -48,7 +48,7 @@ async fn invited_client_signs_up_signs_in_and_out() {
 async fn trusted_browser_skips_the_pin_but_not_the_code() {
     let (portal, b) = TestPortal::with_jane().await;
     b.post("/signout", &[]).await;
-    let page = b.post("/signin", &[("email", "jane@example.com")]).await;
+    let page = b.enter_email("jane@example.com").await;
     assert_eq!(
         page.path(),
         "/signin/code",
@@ -57,10 +57,7 @@ async fn trusted_browser_skips_the_pin_but_not_the_code() {
     // A different browser is asked for the PIN.
     let other = portal.browser();
     assert_eq!(
-        other
-            .post("/signin", &[("email", "jane@example.com")])
-            .await
-            .path(),
+        other.enter_email("jane@example.com").await.path(),
         "/signin/pin"
     );
     portal.stop().await;
@@ -119,9 +116,7 @@ async fn wrong_expired_replayed_and_foreign_codes_are_refused() {
 
     // A code from another sign-in attempt does not work here.
     let other = portal.browser();
-    other
-        .post("/signin", &[("email", "jane@example.com")])
-        .await;
+    other.enter_email("jane@example.com").await;
     other.post("/signin/pin", &[("pin", PIN)]).await;
     let code_b = portal.smtp.next_code("jane@example.com", &mut seen).await;
     if code_b != code_a {
@@ -205,7 +200,7 @@ async fn pin_rules_are_explained_on_the_page() {
             .await;
         page.refused(message);
     }
-    b.post("/signup/pin", &[("pin", PIN), ("confirm", PIN)])
+    b.choose_pin("/signup/pin", PIN)
         .await
         .expect("Your account is ready");
     portal.stop().await;
@@ -221,7 +216,7 @@ async fn wrong_pins_lock_out_for_a_while_known_or_unknown() {
         .await;
     for email in ["jane@example.com", "nobody@example.com"] {
         let b = portal.browser();
-        b.post("/signin", &[("email", email)]).await;
+        b.enter_email(email).await;
         // A malformed PIN is explained, and not counted as a guess.
         b.post("/signin/pin", &[("pin", "12ab")])
             .await
@@ -286,10 +281,8 @@ async fn answers_do_not_reveal_which_emails_have_portals() {
         .sign_up(&portal, "Jane Doe", "jane@example.com", PIN)
         .await;
     let (a, b) = (portal.browser(), portal.browser());
-    let pa = a.post("/signin", &[("email", "jane@example.com")]).await;
-    let pb = b
-        .post("/signin", &[("email", "stranger@example.com")])
-        .await;
+    let pa = a.enter_email("jane@example.com").await;
+    let pb = b.enter_email("stranger@example.com").await;
     assert_eq!((pa.status, pa.path()), (pb.status, pb.path()));
     let wa = a.post("/signin/pin", &[("pin", "000001")]).await;
     let wb = b.post("/signin/pin", &[("pin", "000001")]).await;
@@ -335,18 +328,14 @@ async fn forgot_pin_sets_a_new_one_and_signs_out_everywhere() {
     let (portal, first) = TestPortal::with_jane().await;
     let b = portal.browser();
     let mut seen = portal.smtp.matching("jane@example.com", "access code");
-    b.post("/signin", &[("email", "jane@example.com")]).await;
+    b.enter_email("jane@example.com").await;
     b.post("/signin/forgot", &[]).await.expect("Reset your PIN");
     b.post_next_code(&portal, "jane@example.com", &mut seen, "/signin/reset")
         .await
         .expect("Set a new PIN");
-    let done = b
-        .post(
-            "/signin/reset/pin",
-            &[("pin", "730264"), ("confirm", "730264")],
-        )
-        .await;
-    done.expect("Your new PIN is set");
+    b.choose_pin("/signin/reset/pin", "730264")
+        .await
+        .expect("Your new PIN is set");
     portal
         .smtp
         .wait_nth("jane@example.com", "PIN was changed", 0)
@@ -362,10 +351,7 @@ async fn forgot_pin_sets_a_new_one_and_signs_out_everywhere() {
         .await
         .expect("The email or PIN is not right");
     assert_eq!(
-        first
-            .post("/signin", &[("email", "jane@example.com")])
-            .await
-            .path(),
+        first.enter_email("jane@example.com").await.path(),
         "/signin/pin"
     );
     portal
@@ -450,7 +436,7 @@ async fn parallel_guesses_cannot_exceed_the_attempt_limits() {
 
     // Twenty wrong PINs at once: only the first handful are even checked.
     let b = portal.browser();
-    b.post("/signin", &[("email", "jane@example.com")]).await;
+    b.enter_email("jane@example.com").await;
     let guesses = (0..20).map(|i| {
         let pin = format!("{:06}", 100_000 + i);
         let b = &b;
@@ -499,9 +485,7 @@ async fn a_right_pin_with_no_code_left_to_send_lands_on_the_code_page() {
     let b = portal.signed_up("Jane Doe", "jane@example.com", PIN).await;
     b.sign_in(&portal, "jane@example.com", PIN).await; // the account's one code
     let other = portal.browser();
-    other
-        .post("/signin", &[("email", "jane@example.com")])
-        .await;
+    other.enter_email("jane@example.com").await;
     let page = other.post("/signin/pin", &[("pin", PIN)]).await;
     page.expect("Enter your access code")
         .expect("Too many codes were asked for");

@@ -54,9 +54,7 @@ async fn every_spelling_of_an_address_spends_one_budget() {
     mail_settled(&portal).await;
     // A trailing dot is not another spelling of the domain: it is refused.
     let b = portal.browser_from("198.51.100.200");
-    let page = b
-        .post("/signin", &[("email", "jos\u{e9}@example.com.")])
-        .await;
+    let page = b.enter_email("jos\u{e9}@example.com.").await;
     page.refused("Enter a valid email address");
 
     // The owner still signs in, from one of those very networks.
@@ -79,7 +77,7 @@ async fn no_resend_button_lets_a_stranger_spend_the_owners_own_budget() {
     // Every resend a stranger can reach, from many networks, without her PIN.
     for n in 0..10 {
         let stranger = portal.browser_from(&format!("203.0.113.{n}"));
-        stranger.post("/signin", &[("email", JANE)]).await;
+        stranger.enter_email(JANE).await;
         let page = stranger.post("/signin/resend", &[]).await;
         assert!(!page.has("We sent a new access code"), "{}", page.body);
         stranger.post("/signin/forgot", &[]).await;

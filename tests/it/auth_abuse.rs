@@ -42,14 +42,14 @@ async fn strangers_cannot_keep_the_owner_from_signing_in_or_getting_codes() {
                 .post("/signup", &[("name", "Mallory"), ("email", JANE)])
                 .await
                 .expect("Verify your email");
-            stranger.post("/signin", &[("email", JANE)]).await;
+            stranger.enter_email(JANE).await;
             stranger
                 .post("/signin/forgot", &[])
                 .await
                 .expect("Reset your PIN");
         }
         // That network's own budget is spent, and it is told so.
-        stranger.post("/signin", &[("email", JANE)]).await;
+        stranger.enter_email(JANE).await;
         let refused = stranger.post("/signin/forgot", &[]).await;
         refused.refused("Too many attempts from your network");
     }
@@ -80,7 +80,7 @@ async fn strangers_cannot_keep_the_owner_from_signing_in_or_getting_codes() {
     // Forgot PIN on a browser she trusts (this one, since the PIN change) spends
     // her own budget too, not the one strangers used up.
     jane.post("/signout", &[]).await;
-    jane.post("/signin", &[("email", JANE)])
+    jane.enter_email(JANE)
         .await
         .expect("Enter your access code")
         .expect("Forgot PIN?");
@@ -96,7 +96,7 @@ async fn strangers_cannot_keep_the_owner_from_signing_in_or_getting_codes() {
 
 pub(crate) async fn forgot_pin(portal: &TestPortal, ip: &str, email: &str) -> Page {
     let b = portal.browser_from(ip);
-    b.post("/signin", &[("email", email)]).await;
+    b.enter_email(email).await;
     b.post("/signin/forgot", &[]).await
 }
 
@@ -242,9 +242,7 @@ async fn form_tokens_from_before_sign_in_or_another_session_are_refused() {
             .await;
         assert_eq!(page.status, 403);
     }
-    b.post("/signin", &[("email", JANE)])
-        .await
-        .expect("Enter your access code");
+    b.enter_email(JANE).await.expect("Enter your access code");
 
     // The same for staff.
     let staff = staff_browser(&portal).await;
@@ -385,7 +383,7 @@ async fn sign_in_and_forgot_pin_cannot_finish_after_the_address_moved() {
         .expect("Enter your access code");
     let x_code = portal.smtp.next_code(JANE, &mut seen).await;
     let y = portal.browser();
-    y.post("/signin", &[("email", JANE)]).await;
+    y.enter_email(JANE).await;
     y.post("/signin/forgot", &[]).await.expect("Reset your PIN");
     let y_code = portal.smtp.next_code(JANE, &mut seen).await;
     y.post("/signin/reset", &[("code", &y_code)])
@@ -431,13 +429,9 @@ async fn sign_in_and_forgot_pin_cannot_finish_after_the_address_moved() {
     let page = w.post("/signin/code", &[("code", &w_code)]).await;
     page.expect("no longer the sign-in address");
     assert_eq!(w.get("/").await.path(), "/signin", "not signed in as Bob");
-    let page = y
-        .post(
-            "/signin/reset/pin",
-            &[("pin", "591846"), ("confirm", "591846")],
-        )
-        .await;
-    page.refused("no longer the sign-in address");
+    y.choose_pin("/signin/reset/pin", "591846")
+        .await
+        .refused("no longer the sign-in address");
 
     // Bob's PIN is untouched; Jane signs in at her new address.
     bob.post("/signout", &[]).await;

@@ -667,15 +667,24 @@ impl Browser {
         self.post_next_code(portal, email, &mut seen, "/signup/verify")
             .await
             .expect("Create PIN");
-        let done = self
-            .post("/signup/pin", &[("pin", pin), ("confirm", pin)])
-            .await;
-        done.expect("Your account is ready");
+        self.choose_pin("/signup/pin", pin)
+            .await
+            .expect("Your account is ready");
+    }
+
+    /// Enters `email` on the sign-in page; returns the page it leads to.
+    pub async fn enter_email(&self, email: &str) -> Page {
+        self.post("/signin", &[("email", email)]).await
+    }
+
+    /// Types a new PIN twice on the form at `path`; returns the page after it.
+    pub async fn choose_pin(&self, path: &str, pin: &str) -> Page {
+        self.post(path, &[("pin", pin), ("confirm", pin)]).await
     }
 
     /// Enters `email` and then `pin` on the sign-in pages; returns the page after the PIN.
     pub async fn enter_pin(&self, email: &str, pin: &str) -> Page {
-        self.post("/signin", &[("email", email)]).await;
+        self.enter_email(email).await;
         self.post("/signin/pin", &[("pin", pin)]).await
     }
 
@@ -700,7 +709,7 @@ impl Browser {
     /// S3 from the sign-in page to the home page.
     pub async fn sign_in(&self, portal: &TestPortal, email: &str, pin: &str) -> Page {
         let mut seen = portal.smtp.matching(email, "access code");
-        let page = self.post("/signin", &[("email", email)]).await;
+        let page = self.enter_email(email).await;
         if page.path() == "/signin/pin" {
             self.post("/signin/pin", &[("pin", pin)])
                 .await

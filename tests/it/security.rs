@@ -31,9 +31,7 @@ async fn merged_email_joins_the_portal_but_cannot_sign_in() {
 
     // The merged address cannot sign in, nor sign up for a separate portal.
     let other = portal.browser();
-    other
-        .post("/signin", &[("email", "jane.doe@work.example")])
-        .await;
+    other.enter_email("jane.doe@work.example").await;
     other
         .post("/signin/pin", &[("pin", PIN)])
         .await
@@ -184,9 +182,7 @@ async fn trusted_devices_can_be_revoked() {
         .expect("The device was removed");
     b.post("/signout", &[]).await;
     assert_eq!(
-        b.post("/signin", &[("email", "jane@example.com")])
-            .await
-            .path(),
+        b.enter_email("jane@example.com").await.path(),
         "/signin/pin",
         "PIN asked again"
     );
@@ -249,9 +245,7 @@ async fn each_code_page_resends_for_its_own_flow() {
 
     let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
     let forgot = portal.browser();
-    forgot
-        .post("/signin", &[("email", "jane@example.com")])
-        .await;
+    forgot.enter_email("jane@example.com").await;
     forgot
         .post("/signin/forgot", &[])
         .await
