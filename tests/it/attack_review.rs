@@ -150,8 +150,7 @@ async fn another_client_cannot_use_up_the_codes_for_an_address_someone_adds() {
     // Bob asks to merge, then to move to, Jane's work address until he is refused.
     for _ in 0..12 {
         bob.post("/security/merge", &[("email", work)]).await;
-        bob.post("/security/email", &[("current", BOB_PIN), ("email", work)])
-            .await;
+        bob.change_email(BOB_PIN, work).await;
     }
     mail_settled(&portal).await;
     let to_work = portal.smtp.matching(work, "access code");

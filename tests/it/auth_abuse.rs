@@ -397,11 +397,7 @@ async fn sign_in_and_forgot_pin_cannot_finish_after_the_address_moved() {
 
     // Jane moves to a new address; Bob merges her old one into his portal.
     let mut new_seen = 0;
-    jane.post(
-        "/security/email",
-        &[("current", PIN), ("email", "jane@new.example")],
-    )
-    .await;
+    jane.change_email(PIN, "jane@new.example").await;
     jane.post_next_code(
         &portal,
         "jane@new.example",
@@ -421,8 +417,7 @@ async fn sign_in_and_forgot_pin_cannot_finish_after_the_address_moved() {
     assert_eq!(x.get("/").await.path(), "/signin");
 
     // Bob makes it his sign-in address: still neither flow finishes on Bob.
-    bob.post("/security/email", &[("current", BOB_PIN), ("email", JANE)])
-        .await;
+    bob.change_email(BOB_PIN, JANE).await;
     bob.post_next_code(&portal, JANE, &mut seen, "/security/email/verify")
         .await
         .expect("Your sign-in email was changed");
@@ -452,15 +447,10 @@ async fn staff_see_look_alike_addresses_in_ascii_with_a_warning() {
     let staff = staff_browser(&portal).await;
     let lookalike = "jane@ex\u{430}mple.com"; // a Cyrillic а
     staff
-        .post(
-            "/staff/clients",
-            &[("name", "Jane Imposter"), ("email", lookalike)],
-        )
+        .add_client("Jane Imposter", lookalike)
         .await
         .expect("The client was invited by email");
-    staff
-        .post("/staff/clients", &[("name", "Jane Doe"), ("email", JANE)])
-        .await;
+    staff.add_client("Jane Doe", JANE).await;
     portal
         .browser()
         .post(

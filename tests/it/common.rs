@@ -694,6 +694,18 @@ impl Browser {
         self.post("/security/pin", &fields).await
     }
 
+    /// Update Email ID: the current PIN and the new address.
+    pub async fn change_email(&self, current: &str, email: &str) -> Page {
+        let fields = [("current", current), ("email", email)];
+        self.post("/security/email", &fields).await
+    }
+
+    /// Staff's Add Client form.
+    pub async fn add_client(&self, name: &str, email: &str) -> Page {
+        self.post("/staff/clients", &[("name", name), ("email", email)])
+            .await
+    }
+
     /// Posts the next code mailed to `to` (after `seen` of them) to `path`.
     pub async fn post_next_code(
         &self,

@@ -272,13 +272,7 @@ async fn names_lose_bidi_overrides_and_other_format_characters() {
     let staff = staff_browser(&portal).await;
     add_staff(&portal, "ben@smithlee.example", "Ben\u{202E}eeL").await;
     staff
-        .post(
-            "/staff/clients",
-            &[
-                ("name", "Bob\u{202D}\u{200D} Roe"),
-                ("email", "bob@example.com"),
-            ],
-        )
+        .add_client("Bob\u{202D}\u{200D} Roe", "bob@example.com")
         .await
         .expect("The client was invited");
     staff

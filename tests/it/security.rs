@@ -123,20 +123,12 @@ async fn update_email_takes_effect_after_the_new_address_is_verified() {
     let (portal, b) = TestPortal::with_jane().await;
     let mut seen = 0;
     // Re-authentication: the current PIN comes first.
-    let refused = b
-        .post(
-            "/security/email",
-            &[("current", "000001"), ("email", "Jane@New.Example")],
-        )
-        .await;
+    let refused = b.change_email("000001", "Jane@New.Example").await;
     refused.refused("That PIN is not right");
     assert_eq!(portal.smtp.matching("jane@new.example", ""), 0);
-    b.post(
-        "/security/email",
-        &[("current", PIN), ("email", "Jane@New.Example")],
-    )
-    .await
-    .expect("Verify your new email");
+    b.change_email(PIN, "Jane@New.Example")
+        .await
+        .expect("Verify your new email");
     // Until verified, nothing changes.
     assert_eq!(
         portal.query_i64("SELECT count(*) FROM client_emails WHERE email_key = 'jane@new.example'"),
