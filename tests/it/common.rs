@@ -839,6 +839,15 @@ impl Browser {
         format!("{}{path}", self.base)
     }
 
+    /// GETs `path` with `headers` added, as raw status, headers and bytes.
+    pub async fn get_raw(&self, path: &str, headers: &[(&str, &str)]) -> Raw {
+        let mut req = self.client.get(self.url(path));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        self.raw(req).await
+    }
+
     pub fn http(&self) -> &reqwest::Client {
         &self.client
     }

@@ -70,12 +70,7 @@ async fn staff_publish_and_the_client_finds_views_and_downloads() {
     let view = jane.get(&format!("/documents/{id}/view")).await;
     view.expect("pdf-viewer")
         .expect(&format!("/documents/{id}/content"));
-    let inline = jane
-        .raw(
-            jane.http()
-                .get(jane.url(&format!("/documents/{id}/content"))),
-        )
-        .await;
+    let inline = jane.get_raw(&format!("/documents/{id}/content"), &[]).await;
     assert_eq!(inline.status, 200);
     assert_eq!(inline.headers["content-type"], "application/pdf");
     assert!(
@@ -85,12 +80,8 @@ async fn staff_publish_and_the_client_finds_views_and_downloads() {
             .starts_with("sandbox")
     );
     assert_eq!(inline.body, pdf);
-    let download = jane
-        .raw(
-            jane.http()
-                .get(jane.url(&format!("/documents/{id}/download"))),
-        )
-        .await;
+    let file = format!("/documents/{id}/download");
+    let download = jane.get_raw(&file, &[]).await;
     assert_eq!(download.status, 200);
     assert_eq!(download.body, pdf);
     let disposition = download.headers["content-disposition"].to_str().unwrap();
@@ -104,13 +95,7 @@ async fn staff_publish_and_the_client_finds_views_and_downloads() {
         .expect("Form 1040.pdf");
 
     // Range requests resume a download.
-    let part = jane
-        .raw(
-            jane.http()
-                .get(jane.url(&format!("/documents/{id}/download")))
-                .header("Range", "bytes=10-19"),
-        )
-        .await;
+    let part = jane.get_raw(&file, &[("Range", "bytes=10-19")]).await;
     assert_eq!(part.status, 206);
     assert_eq!(part.body, &pdf[10..20]);
     assert_eq!(
@@ -120,30 +105,14 @@ async fn staff_publish_and_the_client_finds_views_and_downloads() {
     // A browser resuming with If-Range gets the rest only if the file is the same.
     let etag = download.headers["etag"].to_str().unwrap().to_string();
     let resumed = jane
-        .raw(
-            jane.http()
-                .get(jane.url(&format!("/documents/{id}/download")))
-                .header("Range", "bytes=10-")
-                .header("If-Range", &etag),
-        )
+        .get_raw(&file, &[("Range", "bytes=10-"), ("If-Range", &etag)])
         .await;
     assert_eq!((resumed.status, &resumed.body[..]), (206, &pdf[10..]));
     let changed = jane
-        .raw(
-            jane.http()
-                .get(jane.url(&format!("/documents/{id}/download")))
-                .header("Range", "bytes=10-")
-                .header("If-Range", "\"other\""),
-        )
+        .get_raw(&file, &[("Range", "bytes=10-"), ("If-Range", "\"other\"")])
         .await;
     assert_eq!((changed.status, changed.body.len()), (200, pdf.len()));
-    let bad = jane
-        .raw(
-            jane.http()
-                .get(jane.url(&format!("/documents/{id}/download")))
-                .header("Range", "bytes=999999-"),
-        )
-        .await;
+    let bad = jane.get_raw(&file, &[("Range", "bytes=999999-")]).await;
     assert_eq!(bad.status, 416);
     portal.stop().await;
 }
@@ -169,9 +138,7 @@ async fn a_second_client_never_reaches_the_first_clients_documents() {
         .unwrap();
 
     for path in ["download", "view", "content"] {
-        let r = bob
-            .raw(bob.http().get(bob.url(&format!("/documents/{id}/{path}"))))
-            .await;
+        let r = bob.get_raw(&format!("/documents/{id}/{path}"), &[]).await;
         assert_eq!(r.status, 404, "{path}");
     }
     assert_eq!(
@@ -292,10 +259,7 @@ async fn an_upload_cut_off_midway_shows_nothing_and_resumes() {
         1
     );
     let got = jane
-        .raw(
-            jane.http()
-                .get(jane.url(&format!("/documents/{id}/download"))),
-        )
+        .get_raw(&format!("/documents/{id}/download"), &[])
         .await;
     assert_eq!(got.body, data, "the resumed file is whole");
     jane.get("/documents")
@@ -395,18 +359,10 @@ async fn names_are_stored_safely_and_active_content_is_never_inline() {
     list.expect(">evil.html<");
     assert!(!list.has("../"));
     for id in [&id, &svg_id] {
-        let inline = jane
-            .raw(
-                jane.http()
-                    .get(jane.url(&format!("/documents/{id}/content"))),
-            )
-            .await;
+        let inline = jane.get_raw(&format!("/documents/{id}/content"), &[]).await;
         assert_eq!(inline.status, 404, "no inline rendering of active types");
         let d = jane
-            .raw(
-                jane.http()
-                    .get(jane.url(&format!("/documents/{id}/download"))),
-            )
+            .get_raw(&format!("/documents/{id}/download"), &[])
             .await;
         assert_eq!(d.headers["content-type"], "application/octet-stream");
         assert!(
@@ -486,11 +442,7 @@ async fn staff_see_uploads_in_the_inbox_and_save_them_then_clients_cannot_change
         .expect("Jane Doe sent W-2 Acme.pdf")
         .expect("W-2 Acme 2025.pdf");
     let d = staff
-        .raw(
-            staff
-                .http()
-                .get(staff.url(&format!("/staff/documents/{id}/download"))),
-        )
+        .get_raw(&format!("/staff/documents/{id}/download"), &[])
         .await;
     assert_eq!(d.status, 200);
     staff
@@ -697,10 +649,7 @@ async fn two_requests_for_one_upload_cannot_interleave() {
     );
     let id = portal.query_text("SELECT public_id FROM documents WHERE name = 'twice.bin'");
     let got = jane
-        .raw(
-            jane.http()
-                .get(jane.url(&format!("/documents/{id}/download"))),
-        )
+        .get_raw(&format!("/documents/{id}/download"), &[])
         .await;
     assert_eq!(got.body, data);
     portal.stop().await;

@@ -69,7 +69,7 @@ async fn every_read_of_document_bytes_is_audited_and_ranges_once_per_session() {
     assert_eq!(audited(&portal, "document_downloaded", &id, "client:"), 1);
     // Each whole-file request is recorded.
     for _ in 0..2 {
-        let full = jane.raw(jane.http().get(jane.url(&download))).await;
+        let full = jane.get_raw(&download, &[]).await;
         assert_eq!(full.body, pdf);
     }
     assert_eq!(audited(&portal, "document_downloaded", &id, "client:"), 3);
@@ -81,7 +81,7 @@ async fn every_read_of_document_bytes_is_audited_and_ranges_once_per_session() {
         get_range(&jane, &content, "bytes=100-199").await;
     }
     assert_eq!(audited(&portal, "document_previewed", &id, "client:"), 1);
-    let inline = jane.raw(jane.http().get(jane.url(&content))).await;
+    let inline = jane.get_raw(&content, &[]).await;
     assert_eq!(inline.body, pdf);
     assert_eq!(audited(&portal, "document_previewed", &id, "client:"), 2);
 

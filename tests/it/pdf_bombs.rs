@@ -159,9 +159,7 @@ fn extraction(portal: &TestPortal, id: &str) -> (String, String, i64) {
 }
 
 async fn download(b: &Browser, id: &str) -> Vec<u8> {
-    let r = b
-        .raw(b.http().get(b.url(&format!("/documents/{id}/download"))))
-        .await;
+    let r = b.get_raw(&format!("/documents/{id}/download"), &[]).await;
     assert_eq!(r.status, 200);
     r.body
 }
