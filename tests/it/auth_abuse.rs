@@ -178,7 +178,7 @@ async fn guessing_staff_authenticator_codes_locks_the_account_and_tells_its_owne
         .expect("Ask an administrator to unlock your account");
     let notice = portal
         .smtp
-        .wait_nth(ANN, "Your staff sign-in was locked", 0)
+        .first(ANN, "Your staff sign-in was locked")
         .await;
     assert!(
         notice.text().contains("20 wrong authenticator codes"),

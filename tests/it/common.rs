@@ -181,6 +181,12 @@ impl Smtp {
         }
     }
 
+    /// The first mail to `to` whose subject contains `subject`, waiting (up to 10 s)
+    /// for it to arrive if needed.
+    pub async fn first(&self, to: &str, subject: &str) -> Mail {
+        self.wait_nth(to, subject, 0).await
+    }
+
     pub fn matching(&self, to: &str, subject: &str) -> usize {
         self.all()
             .iter()
@@ -349,7 +355,7 @@ impl TestPortal {
             "UPDATE mail_queue SET next_attempt_at = 0{filter}"
         ));
         self.state.mailer.wake();
-        self.smtp.wait_nth(to, "created a client portal", 0).await
+        self.smtp.first(to, "created a client portal").await
     }
 
     /// Invites `email` and waits for this invitation (not an earlier one) to arrive.
@@ -839,9 +845,14 @@ impl Browser {
         format!("{}{path}", self.base)
     }
 
+    /// A GET of `path` with this browser's cookies, to send as it is or to add to.
+    pub fn get_request(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
     /// GETs `path` with `headers` added, as raw status, headers and bytes.
     pub async fn get_raw(&self, path: &str, headers: &[(&str, &str)]) -> Raw {
-        let mut req = self.client.get(self.url(path));
+        let mut req = self.get_request(path);
         for (name, value) in headers {
             req = req.header(*name, *value);
         }

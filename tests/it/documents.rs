@@ -36,7 +36,7 @@ async fn staff_publish_and_the_client_finds_views_and_downloads() {
     page.expect("The documents were published");
     let mail = portal
         .smtp
-        .wait_nth("jane@example.com", "New documents from", 0)
+        .first("jane@example.com", "New documents from")
         .await;
     assert!(mail.text().contains("Form 1040.pdf") && mail.text().contains("/documents"));
 
@@ -269,7 +269,7 @@ async fn an_upload_cut_off_midway_shows_nothing_and_resumes() {
     assert_eq!(portal.flush_upload_notices().await, 1);
     portal
         .smtp
-        .wait_nth("ann@smithlee.example", "Jane Doe sent scan.bin", 0)
+        .first("ann@smithlee.example", "Jane Doe sent scan.bin")
         .await;
     assert_eq!(
         std::fs::read_dir(portal.dir.path().join("data/documents/.incoming"))
@@ -406,8 +406,7 @@ async fn stored_files_are_encrypted_and_tampering_is_refused() {
     tampered[200_000] ^= 0x01;
     std::fs::write(&path, &tampered).unwrap();
     let got = jane
-        .http()
-        .get(jane.url(&format!("/documents/{id}/download")))
+        .get_request(&format!("/documents/{id}/download"))
         .send()
         .await
         .unwrap();

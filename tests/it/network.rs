@@ -123,8 +123,7 @@ async fn a_client_that_stops_reading_a_download_is_disconnected() {
     let big: Vec<u8> = (0..24 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     let id = client.upload("big.bin", &big).await;
     let resp = client
-        .http()
-        .get(client.url(&format!("/documents/{id}/download")))
+        .get_request(&format!("/documents/{id}/download"))
         .send()
         .await
         .unwrap();
