@@ -111,37 +111,32 @@ async fn wrong_expired_replayed_and_foreign_codes_are_refused() {
     } else {
         "000000"
     };
-    let page = b.post("/signin/code", &[("code", wrong)]).await;
+    let page = b.submit_code(wrong).await;
     page.refused("That code is not right");
 
     // A code from another sign-in attempt does not work here.
     let other = portal.browser();
     other.enter_email("jane@example.com").await;
-    other.post("/signin/pin", &[("pin", PIN)]).await;
+    other.submit_pin(PIN).await;
     let code_b = portal.smtp.next_code("jane@example.com", &mut seen).await;
     if code_b != code_a {
         other
-            .post("/signin/code", &[("code", &code_a)])
+            .submit_code(&code_a)
             .await
             .expect("That code is not right");
     }
 
     // Expired code.
     portal.sql("UPDATE auth_flows SET code_expires_at = 1 WHERE purpose = 'signin'");
-    b.post("/signin/code", &[("code", &code_a)])
-        .await
-        .expect("That code has expired");
+    b.submit_code(&code_a).await.expect("That code has expired");
 
     // Replay: a used code cannot sign in again.
     let c = portal.browser();
     c.enter_pin("jane@example.com", PIN).await;
     let code_c = portal.smtp.next_code("jane@example.com", &mut seen).await;
-    assert_eq!(
-        c.post("/signin/code", &[("code", &code_c)]).await.path(),
-        "/"
-    );
+    assert_eq!(c.submit_code(&code_c).await.path(), "/");
     c.post("/signout", &[]).await;
-    let replay = c.post("/signin/code", &[("code", &code_c)]).await;
+    let replay = c.submit_code(&code_c).await;
     assert_eq!(replay.path(), "/signin", "the used flow is gone");
     replay.expect("That step expired");
     portal.stop().await;
@@ -156,9 +151,7 @@ async fn too_many_wrong_codes_end_the_attempt_even_after_a_new_code() {
     let code = portal.smtp.next_code("jane@example.com", &mut seen).await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..4 {
-        b.post("/signin/code", &[("code", wrong)])
-            .await
-            .expect("That code is not right");
+        b.submit_code(wrong).await.expect("That code is not right");
     }
     // Asking for a new code does not reset the count.
     portal.sql("UPDATE auth_flows SET last_code_at = 1");
@@ -166,12 +159,8 @@ async fn too_many_wrong_codes_end_the_attempt_even_after_a_new_code() {
         .await
         .expect("We sent a new access code");
     let fresh = portal.smtp.next_code("jane@example.com", &mut seen).await;
-    b.post("/signin/code", &[("code", wrong)])
-        .await
-        .expect("Too many wrong codes");
-    b.post("/signin/code", &[("code", &fresh)])
-        .await
-        .expect("Too many wrong codes");
+    b.submit_code(wrong).await.expect("Too many wrong codes");
+    b.submit_code(&fresh).await.expect("Too many wrong codes");
     portal.stop().await;
 }
 
@@ -181,11 +170,7 @@ async fn pin_rules_are_explained_on_the_page() {
     portal.invite("Jane Doe", "jane@example.com").await;
     let b = portal.browser();
     let mut seen = 0;
-    b.post(
-        "/signup",
-        &[("name", "Jane Doe"), ("email", "jane@example.com")],
-    )
-    .await;
+    b.start_sign_up("Jane Doe", "jane@example.com").await;
     b.post_next_code(&portal, "jane@example.com", &mut seen, "/signup/verify")
         .await
         .expect("Create PIN");
@@ -218,14 +203,14 @@ async fn wrong_pins_lock_out_for_a_while_known_or_unknown() {
         let b = portal.browser();
         b.enter_email(email).await;
         // A malformed PIN is explained, and not counted as a guess.
-        b.post("/signin/pin", &[("pin", "12ab")])
+        b.submit_pin("12ab")
             .await
             .expect("Your PIN is the 6 digits");
         for _ in 0..5 {
-            let page = b.post("/signin/pin", &[("pin", "000001")]).await;
+            let page = b.submit_pin("000001").await;
             page.expect("The email or PIN is not right");
         }
-        let locked = b.post("/signin/pin", &[("pin", PIN)]).await;
+        let locked = b.submit_pin(PIN).await;
         locked.expect("Too many wrong attempts. Try again in 1 minute,");
     }
     // When the lockout is over, the right PIN works again and resets the count.
@@ -245,17 +230,11 @@ async fn answers_do_not_reveal_which_emails_have_portals() {
     portal.invite("Jane Doe", "jane@example.com").await;
     let known = portal
         .browser()
-        .post(
-            "/signup",
-            &[("name", "Jane Doe"), ("email", "jane@example.com")],
-        )
+        .start_sign_up("Jane Doe", "jane@example.com")
         .await;
     let unknown = portal
         .browser()
-        .post(
-            "/signup",
-            &[("name", "Jane Doe"), ("email", "stranger@example.com")],
-        )
+        .start_sign_up("Jane Doe", "stranger@example.com")
         .await;
     assert_eq!(
         (known.status, known.path()),
@@ -281,8 +260,8 @@ async fn answers_do_not_reveal_which_emails_have_portals() {
     let pa = a.enter_email("jane@example.com").await;
     let pb = b.enter_email("stranger@example.com").await;
     assert_eq!((pa.status, pa.path()), (pb.status, pb.path()));
-    let wa = a.post("/signin/pin", &[("pin", "000001")]).await;
-    let wb = b.post("/signin/pin", &[("pin", "000001")]).await;
+    let wa = a.submit_pin("000001").await;
+    let wb = b.submit_pin("000001").await;
     assert_eq!((wa.status, wa.path()), (wb.status, wb.path()));
     assert_eq!(
         wa.text_without("jane@example.com"),
@@ -292,10 +271,7 @@ async fn answers_do_not_reveal_which_emails_have_portals() {
     // Signing up again with an address that has a portal: same page, and a note by email.
     let again = portal
         .browser()
-        .post(
-            "/signup",
-            &[("name", "Jane Doe"), ("email", "jane@example.com")],
-        )
+        .start_sign_up("Jane Doe", "jane@example.com")
         .await;
     assert_eq!(
         again.text_without("jane@example.com"),
@@ -437,16 +413,14 @@ async fn parallel_guesses_cannot_exceed_the_attempt_limits() {
     let guesses = (0..20).map(|i| {
         let pin = format!("{:06}", 100_000 + i);
         let b = &b;
-        async move { b.post("/signin/pin", &[("pin", &pin)]).await }
+        async move { b.submit_pin(&pin).await }
     });
     futures::future::join_all(guesses).await;
     assert_eq!(
         portal.query_i64("SELECT failures FROM auth_throttle WHERE key = 'pin:jane@example.com'"),
         5
     );
-    b.post("/signin/pin", &[("pin", PIN)])
-        .await
-        .expect("Too many wrong attempts");
+    b.submit_pin(PIN).await.expect("Too many wrong attempts");
 
     // Twenty wrong codes at once: the flow still allows only five tries in all.
     portal.sql("DELETE FROM auth_throttle");
@@ -457,7 +431,7 @@ async fn parallel_guesses_cannot_exceed_the_attempt_limits() {
     let guesses = (0..20).map(|i| {
         let guess = format!("{:06}", (code.parse::<u32>().unwrap() + 1 + i) % 1_000_000);
         let c = &c;
-        async move { c.post("/signin/code", &[("code", &guess)]).await }
+        async move { c.submit_code(&guess).await }
     });
     futures::future::join_all(guesses).await;
     assert_eq!(
@@ -466,9 +440,7 @@ async fn parallel_guesses_cannot_exceed_the_attempt_limits() {
         ),
         5
     );
-    c.post("/signin/code", &[("code", &code)])
-        .await
-        .expect("Too many wrong codes");
+    c.submit_code(&code).await.expect("Too many wrong codes");
     portal.stop().await;
 }
 
@@ -483,7 +455,7 @@ async fn a_right_pin_with_no_code_left_to_send_lands_on_the_code_page() {
     b.sign_in(&portal, "jane@example.com", PIN).await; // the account's one code
     let other = portal.browser();
     other.enter_email("jane@example.com").await;
-    let page = other.post("/signin/pin", &[("pin", PIN)]).await;
+    let page = other.submit_pin(PIN).await;
     page.expect("Enter your access code")
         .expect("Too many codes were asked for");
     assert_eq!(page.status, 422);

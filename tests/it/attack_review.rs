@@ -83,9 +83,7 @@ async fn no_resend_button_lets_a_stranger_spend_the_owners_own_budget() {
         stranger.post("/signin/forgot", &[]).await;
         portal.sql("UPDATE auth_flows SET last_code_at = 0"); // no wait between codes
         stranger.post("/signin/reset/resend", &[]).await;
-        stranger
-            .post("/signup", &[("name", "M"), ("email", JANE)])
-            .await;
+        stranger.start_sign_up("M", JANE).await;
         portal.sql("UPDATE auth_flows SET last_code_at = 0");
         stranger.post("/signup/resend", &[]).await;
         for path in [
@@ -122,10 +120,7 @@ async fn a_domain_written_with_look_alike_characters_is_not_another_mailbox() {
         "jane@example\u{3002}com",
         "jane@EXAMPLE\u{ff0e}com",
     ] {
-        let page = portal
-            .browser()
-            .post("/signup", &[("name", "Mallory"), ("email", spelling)])
-            .await;
+        let page = portal.browser().start_sign_up("Mallory", spelling).await;
         assert_eq!(page.status, 422, "{spelling}");
         page.expect("Enter a valid email address");
     }
@@ -133,10 +128,7 @@ async fn a_domain_written_with_look_alike_characters_is_not_another_mailbox() {
     // Internationalised domains as people type them still work.
     portal
         .browser()
-        .post(
-            "/signup",
-            &[("name", "Jürgen"), ("email", "j@b\u{fc}cher.example")],
-        )
+        .start_sign_up("Jürgen", "j@b\u{fc}cher.example")
         .await
         .expect("Verify your email");
     portal.stop().await;

@@ -39,7 +39,7 @@ async fn strangers_cannot_keep_the_owner_from_signing_in_or_getting_codes() {
         let stranger = portal.browser_from(&format!("203.0.113.{n}"));
         for _ in 0..15 {
             stranger
-                .post("/signup", &[("name", "Mallory"), ("email", JANE)])
+                .start_sign_up("Mallory", JANE)
                 .await
                 .expect("Verify your email");
             stranger.enter_email(JANE).await;
@@ -412,7 +412,7 @@ async fn sign_in_and_forgot_pin_cannot_finish_after_the_address_moved() {
         .expect("The address was added to your portal");
 
     // Merged away: the sign-in cannot finish.
-    let page = x.post("/signin/code", &[("code", &x_code)]).await;
+    let page = x.submit_code(&x_code).await;
     page.refused("no longer the sign-in address");
     assert_eq!(x.get("/").await.path(), "/signin");
 
@@ -421,7 +421,7 @@ async fn sign_in_and_forgot_pin_cannot_finish_after_the_address_moved() {
     bob.post_next_code(&portal, JANE, &mut seen, "/security/email/verify")
         .await
         .expect("Your sign-in email was changed");
-    let page = w.post("/signin/code", &[("code", &w_code)]).await;
+    let page = w.submit_code(&w_code).await;
     page.expect("no longer the sign-in address");
     assert_eq!(w.get("/").await.path(), "/signin", "not signed in as Bob");
     y.choose_pin("/signin/reset/pin", "591846")

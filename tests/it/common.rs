@@ -667,7 +667,7 @@ impl Browser {
     /// S2 from the sign-up page to "Create Account".
     pub async fn sign_up(&self, portal: &TestPortal, name: &str, email: &str, pin: &str) {
         let mut seen = portal.smtp.matching(email, "access code");
-        self.post("/signup", &[("name", name), ("email", email)])
+        self.start_sign_up(name, email)
             .await
             .expect("Verify your email");
         self.post_next_code(portal, email, &mut seen, "/signup/verify")
@@ -683,6 +683,22 @@ impl Browser {
         self.post("/signin", &[("email", email)]).await
     }
 
+    /// The sign-up page's first step: name and email.
+    pub async fn start_sign_up(&self, name: &str, email: &str) -> Page {
+        self.post("/signup", &[("name", name), ("email", email)])
+            .await
+    }
+
+    /// Enters `pin` on the sign-in PIN page.
+    pub async fn submit_pin(&self, pin: &str) -> Page {
+        self.post("/signin/pin", &[("pin", pin)]).await
+    }
+
+    /// Enters `code` on the sign-in access code page.
+    pub async fn submit_code(&self, code: &str) -> Page {
+        self.post("/signin/code", &[("code", code)]).await
+    }
+
     /// Types a new PIN twice on the form at `path`; returns the page after it.
     pub async fn choose_pin(&self, path: &str, pin: &str) -> Page {
         self.post(path, &[("pin", pin), ("confirm", pin)]).await
@@ -691,7 +707,7 @@ impl Browser {
     /// Enters `email` and then `pin` on the sign-in pages; returns the page after the PIN.
     pub async fn enter_pin(&self, email: &str, pin: &str) -> Page {
         self.enter_email(email).await;
-        self.post("/signin/pin", &[("pin", pin)]).await
+        self.submit_pin(pin).await
     }
 
     /// Update PIN: the current PIN and the new one, typed twice.
@@ -729,9 +745,7 @@ impl Browser {
         let mut seen = portal.smtp.matching(email, "access code");
         let page = self.enter_email(email).await;
         if page.path() == "/signin/pin" {
-            self.post("/signin/pin", &[("pin", pin)])
-                .await
-                .expect("Enter your access code");
+            self.submit_pin(pin).await.expect("Enter your access code");
         } else {
             assert_eq!(page.path(), "/signin/code", "{}", page.body);
         }

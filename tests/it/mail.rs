@@ -141,12 +141,9 @@ async fn access_codes_are_retried_promptly_and_dropped_once_expired() {
         )
         .await;
     let jane = portal.browser();
-    jane.post(
-        "/signup",
-        &[("name", "Jane Doe"), ("email", "jane@example.com")],
-    )
-    .await
-    .expect("Verify your email");
+    jane.start_sign_up("Jane Doe", "jane@example.com")
+        .await
+        .expect("Verify your email");
     // The code is retried every second while the invitation waits its 600 s.
     portal
         .eventually_i64(

@@ -161,7 +161,7 @@ async fn sign_in_events_are_in_the_audit_log() {
     b.post("/signout", &[]).await;
     let other = portal.browser();
     other.enter_email("jane@example.com").await;
-    other.post("/signin/pin", &[("pin", "000001")]).await;
+    other.submit_pin("000001").await;
     for event in [
         "client_invited",
         "access_code_requested",

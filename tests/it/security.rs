@@ -33,15 +33,12 @@ async fn merged_email_joins_the_portal_but_cannot_sign_in() {
     let other = portal.browser();
     other.enter_email("jane.doe@work.example").await;
     other
-        .post("/signin/pin", &[("pin", PIN)])
+        .submit_pin(PIN)
         .await
         .expect("The email or PIN is not right");
     portal
         .browser()
-        .post(
-            "/signup",
-            &[("name", "Jane"), ("email", "JANE.DOE@work.example")],
-        )
+        .start_sign_up("Jane", "JANE.DOE@work.example")
         .await;
     portal
         .smtp
@@ -226,10 +223,7 @@ async fn each_code_page_resends_for_its_own_flow() {
 
     let visitor = portal.browser();
     visitor
-        .post(
-            "/signup",
-            &[("name", "Ann Poe"), ("email", "ann@example.com")],
-        )
+        .start_sign_up("Ann Poe", "ann@example.com")
         .await
         .expect("Verify your email");
     let page = visitor.post("/signup/resend", &[]).await;
