@@ -981,7 +981,7 @@ async fn nothing_under_the_data_directory_is_readable_by_others() {
         )
         .await
         .expect("published");
-    jane.get("/documents?q=Refund").await.expect("1040.pdf");
+    jane.search("Refund").await.expect("1040.pdf");
     let (checked, loose) = loose_modes(&data);
     assert!(loose.is_empty(), "{loose:?}");
     assert!(data.join("portal.db-wal").exists() && data.join("portal.db-shm").exists());

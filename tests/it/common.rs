@@ -683,6 +683,11 @@ impl Browser {
         self.post("/signin", &[("email", email)]).await
     }
 
+    /// The Documents page searched for `q` (written as in a URL).
+    pub async fn search(&self, q: &str) -> Page {
+        self.get(&format!("/documents?q={q}")).await
+    }
+
     /// The sign-up page's first step: name and email.
     pub async fn start_sign_up(&self, name: &str, email: &str) -> Page {
         self.post("/signup", &[("name", name), ("email", email)])

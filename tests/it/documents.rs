@@ -50,13 +50,11 @@ async fn staff_publish_and_the_client_finds_views_and_downloads() {
     let id = find_id(&docs.body, "Form 1040.pdf");
 
     // D2: search finds a word inside the PDF, and by name and folder.
-    let found = jane.get("/documents?q=depreciation").await;
+    let found = jane.search("depreciation").await;
     found.expect("Form 1040.pdf").expect("1 document found");
     assert!(!found.has("notes.txt"));
-    jane.get("/documents?q=returns")
-        .await
-        .expect("2 documents found");
-    jane.get("/documents?q=nothingmatches")
+    jane.search("returns").await.expect("2 documents found");
+    jane.search("nothingmatches")
         .await
         .expect("No documents match");
 
@@ -162,7 +160,7 @@ async fn a_second_client_never_reaches_the_first_clients_documents() {
         .await;
     assert_eq!(head.status, 404);
     assert_eq!(bob.patch_upload(&upload, 0, vec![0; 10]).await.status, 404);
-    let search = bob.get("/documents?q=confidential").await;
+    let search = bob.search("confidential").await;
     search.expect("No documents match");
     assert!(!bob.get("/documents").await.has("Jane return.pdf"));
     portal.stop().await;
@@ -584,18 +582,16 @@ async fn the_search_index_can_be_rebuilt_from_scratch() {
     while portal.state.search.count() == 0 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    jane.get("/documents?q=dividends")
+    jane.search("dividends")
         .await
         .expect("Brokerage statement.pdf");
     portal.state.search.clear().unwrap();
-    jane.get("/documents?q=dividends")
-        .await
-        .expect("No documents match");
+    jane.search("dividends").await.expect("No documents match");
     let n = portal::documents::content::reindex(&portal.state)
         .await
         .unwrap();
     assert_eq!(n, 1);
-    jane.get("/documents?q=dividends")
+    jane.search("dividends")
         .await
         .expect("Brokerage statement.pdf");
     portal.stop().await;

@@ -255,13 +255,9 @@ async fn pdf_bombs_neither_take_the_portal_down_nor_keep_it_down() {
             "{name} downloads intact"
         );
     }
-    jane.get("/documents?q=bomb")
-        .await
-        .expect("3 documents found");
-    jane.get("/documents?q=dividends")
-        .await
-        .expect("before.pdf");
-    jane.get("/documents?q=mortgage").await.expect("after.pdf");
+    jane.search("bomb").await.expect("3 documents found");
+    jane.search("dividends").await.expect("before.pdf");
+    jane.search("mortgage").await.expect("after.pdf");
 
     // A restart rebuilds the lost index without reading the bombs again.
     portal.state.search.clear().unwrap();
@@ -275,12 +271,8 @@ async fn pdf_bombs_neither_take_the_portal_down_nor_keep_it_down() {
         2,
         "a good PDF is read again"
     );
-    jane.get("/documents?q=dividends")
-        .await
-        .expect("before.pdf");
-    jane.get("/documents?q=bomb")
-        .await
-        .expect("3 documents found");
+    jane.search("dividends").await.expect("before.pdf");
+    jane.search("bomb").await.expect("3 documents found");
 
     // So does `portal reindex`; `--retry-failed` tries them once more, and survives.
     let halted = portal.halt().await;
@@ -297,7 +289,7 @@ async fn pdf_bombs_neither_take_the_portal_down_nor_keep_it_down() {
         let (state, _, attempts) = extraction(&portal, id);
         assert_eq!((state.as_str(), attempts), ("failed", 1), "read anew");
     }
-    jane.get("/documents?q=mortgage").await.expect("after.pdf");
+    jane.search("mortgage").await.expect("after.pdf");
     portal.stop().await;
 }
 
@@ -332,8 +324,8 @@ async fn a_pdf_that_never_finishes_is_stopped_and_indexing_goes_on() {
     assert!(reason.contains("2 seconds"), "{reason}");
     assert_eq!(extraction(&portal, &after).0, "done");
     wait_indexed(&portal, 2).await;
-    jane.get("/documents?q=mortgage").await.expect("after.pdf");
-    jane.get("/documents?q=endless").await.expect("endless.pdf");
+    jane.search("mortgage").await.expect("after.pdf");
+    jane.search("endless").await.expect("endless.pdf");
     portal.stop().await;
 }
 
@@ -356,8 +348,8 @@ async fn a_damaged_pdf_does_not_stop_the_index_rebuild() {
         .await
         .unwrap();
     assert_eq!(n, 2);
-    jane.get("/documents?q=dividends").await.expect("good.pdf");
-    jane.get("/documents?q=damaged").await.expect("damaged.pdf");
+    jane.search("dividends").await.expect("good.pdf");
+    jane.search("damaged").await.expect("damaged.pdf");
     portal.stop().await;
 }
 
@@ -379,10 +371,8 @@ async fn a_pdf_being_read_when_the_process_died_is_not_read_again_at_restart() {
         extraction(&portal, &id),
         ("pending".into(), String::new(), 1)
     );
-    jane.get("/documents?q=wages")
-        .await
-        .expect("No documents match");
-    jane.get("/documents?q=employer")
+    jane.search("wages").await.expect("No documents match");
+    jane.search("employer")
         .await
         .expect("Employer statement.pdf");
     portal.stop().await;
