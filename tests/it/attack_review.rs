@@ -7,12 +7,15 @@ use std::num::NonZero;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::auth_abuse::{forgot_pin, mail_settled};
 use crate::common::{BOB_PIN, Browser, PIN, Page, STAFF_PASSWORD, TestPortal, staff_browser};
-use crate::network::{address, closed_within, healthy, recorded_address};
+use crate::network::{
+    address, behind_proxies, closed_within, drip_until_cut, healthy, hold_open, recorded_address,
+    slow_limits,
+};
 
 const JANE: &str = "jane@example.com";
 const ANN: &str = "ann@smithlee.example";
@@ -619,12 +622,6 @@ async fn cross_site_variations_are_refused_on_every_method_and_body() {
 
 // ---------- 4. slow, numerous and pipelined connections ----------
 
-fn slow_limits(c: &mut portal::Config) {
-    c.server.header_timeout_seconds = NonZero::new(1).unwrap();
-    c.server.body_timeout_seconds = NonZero::new(1).unwrap();
-    c.server.body_min_bytes_per_second = 500;
-}
-
 /// A body that yields one byte every `every`, for `total` bytes.
 fn trickle(total: usize, every: Duration) -> reqwest::Body {
     let stream = futures::stream::unfold(0usize, move |sent| async move {
@@ -646,44 +643,14 @@ async fn a_chunked_trickle_is_cut_off_on_forms_uploads_and_publishing() {
     let addr = address(&portal);
 
     // A form posted in one-byte chunks, by hand.
-    let mut s = TcpStream::connect(&addr).await.unwrap();
-    s.write_all(
-        b"POST /signin HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let started = Instant::now();
-    let (mut read, mut write) = s.into_split();
-    let drip = tokio::spawn(async move {
-        let mut sent = 0;
-        while started.elapsed() < Duration::from_secs(10)
-            && write.write_all(b"1\r\ne\r\n").await.is_ok()
-        {
-            sent += 1;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-        sent
-    });
-    let mut reply = Vec::new();
-    let cut = tokio::time::timeout(Duration::from_secs(6), read.read_to_end(&mut reply)).await;
-    assert!(cut.is_ok(), "the chunked trickle was not cut off");
-    drip.abort();
+    let head = b"POST /signin HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let (cut, _) = drip_until_cut(&addr, head, b"1\r\ne\r\n", Duration::from_millis(300)).await;
+    assert!(cut, "the chunked trickle was not cut off");
 
     // Chunk extensions dripped without any data are no better.
-    let mut s = TcpStream::connect(&addr).await.unwrap();
-    s.write_all(b"POST /signin HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;")
-        .await
-        .unwrap();
-    let (mut read, mut write) = s.into_split();
-    let drip = tokio::spawn(async move {
-        while write.write_all(b"a").await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
-    let mut reply = Vec::new();
-    let cut = tokio::time::timeout(Duration::from_secs(6), read.read_to_end(&mut reply)).await;
-    assert!(cut.is_ok(), "dripped chunk extensions were not cut off");
-    drip.abort();
+    let head = b"POST /signin HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;";
+    let (cut, _) = drip_until_cut(&addr, head, b"a", Duration::from_millis(200)).await;
+    assert!(cut, "dripped chunk extensions were not cut off");
 
     // An upload, and a staff publish, trickled by a real HTTP client.
     let jane = portal.client("Jane Doe", JANE, PIN).await;
@@ -804,11 +771,7 @@ async fn a_dual_stack_listener_still_recognises_the_trusted_proxy() {
     })
     .await;
     portal.invite("Jane Doe", JANE).await;
-    let mut held = Vec::new();
-    for _ in 0..4 {
-        held.push(TcpStream::connect(address(&portal)).await.unwrap());
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let held = hold_open(&address(&portal), 4).await;
     assert!(healthy(&portal).await, "the proxy is not capped");
     let b = portal.browser_from("203.0.113.44");
     b.enter_pin(JANE, "000001").await;
@@ -826,11 +789,7 @@ async fn a_dual_stack_listener_still_recognises_the_trusted_proxy() {
 
 #[tokio::test]
 async fn forwarded_addresses_in_every_spelling_name_the_right_client() {
-    let portal = TestPortal::start_with(|c| {
-        c.server.trust_proxy_headers = true;
-        c.server.trusted_proxies = vec!["127.0.0.1".into(), "10.0.0.0/8".into()];
-    })
-    .await;
+    let portal = behind_proxies(&["127.0.0.1", "10.0.0.0/8"]).await;
     portal.invite("Jane Doe", JANE).await;
     let cases: Vec<(Vec<(&'static str, &str)>, &str)> = vec![
         (vec![("X-FORWARDED-FOR", "203.0.113.1")], "203.0.113.1"),
@@ -891,11 +850,7 @@ async fn forwarded_addresses_in_every_spelling_name_the_right_client() {
     portal.stop().await;
 
     // The header means nothing from a peer that is not a trusted proxy.
-    let portal = TestPortal::start_with(|c| {
-        c.server.trust_proxy_headers = true;
-        c.server.trusted_proxies = vec!["::1".into()];
-    })
-    .await;
+    let portal = behind_proxies(&["::1"]).await;
     portal.invite("Jane Doe", JANE).await;
     for spelling in ["X-Forwarded-For", "x-forwarded-for"] {
         let got = recorded_address(&portal, vec![(spelling, "203.0.113.20")]).await;
