@@ -158,6 +158,13 @@ fn extraction(portal: &TestPortal, id: &str) -> (String, String, i64) {
     )
 }
 
+/// Searches for each word and expects the page to show the text paired with it.
+async fn finds(b: &Browser, searches: &[(&str, &str)]) {
+    for (word, shown) in searches {
+        b.search(word).await.expect(shown);
+    }
+}
+
 async fn download(b: &Browser, id: &str) -> Vec<u8> {
     let r = b.get_raw(&format!("/documents/{id}/download"), &[]).await;
     assert_eq!(r.status, 200);
@@ -255,9 +262,15 @@ async fn pdf_bombs_neither_take_the_portal_down_nor_keep_it_down() {
             "{name} downloads intact"
         );
     }
-    jane.search("bomb").await.expect("3 documents found");
-    jane.search("dividends").await.expect("before.pdf");
-    jane.search("mortgage").await.expect("after.pdf");
+    finds(
+        &jane,
+        &[
+            ("bomb", "3 documents found"),
+            ("dividends", "before.pdf"),
+            ("mortgage", "after.pdf"),
+        ],
+    )
+    .await;
 
     // A restart rebuilds the lost index without reading the bombs again.
     portal.state.search.clear().unwrap();
@@ -271,8 +284,11 @@ async fn pdf_bombs_neither_take_the_portal_down_nor_keep_it_down() {
         2,
         "a good PDF is read again"
     );
-    jane.search("dividends").await.expect("before.pdf");
-    jane.search("bomb").await.expect("3 documents found");
+    finds(
+        &jane,
+        &[("dividends", "before.pdf"), ("bomb", "3 documents found")],
+    )
+    .await;
 
     // So does `portal reindex`; `--retry-failed` tries them once more, and survives.
     let halted = portal.halt().await;
@@ -324,8 +340,11 @@ async fn a_pdf_that_never_finishes_is_stopped_and_indexing_goes_on() {
     assert!(reason.contains("2 seconds"), "{reason}");
     assert_eq!(extraction(&portal, &after).0, "done");
     wait_indexed(&portal, 2).await;
-    jane.search("mortgage").await.expect("after.pdf");
-    jane.search("endless").await.expect("endless.pdf");
+    finds(
+        &jane,
+        &[("mortgage", "after.pdf"), ("endless", "endless.pdf")],
+    )
+    .await;
     portal.stop().await;
 }
 
@@ -348,8 +367,11 @@ async fn a_damaged_pdf_does_not_stop_the_index_rebuild() {
         .await
         .unwrap();
     assert_eq!(n, 2);
-    jane.search("dividends").await.expect("good.pdf");
-    jane.search("damaged").await.expect("damaged.pdf");
+    finds(
+        &jane,
+        &[("dividends", "good.pdf"), ("damaged", "damaged.pdf")],
+    )
+    .await;
     portal.stop().await;
 }
 
@@ -371,10 +393,14 @@ async fn a_pdf_being_read_when_the_process_died_is_not_read_again_at_restart() {
         extraction(&portal, &id),
         ("pending".into(), String::new(), 1)
     );
-    jane.search("wages").await.expect("No documents match");
-    jane.search("employer")
-        .await
-        .expect("Employer statement.pdf");
+    finds(
+        &jane,
+        &[
+            ("wages", "No documents match"),
+            ("employer", "Employer statement.pdf"),
+        ],
+    )
+    .await;
     portal.stop().await;
 }
 
