@@ -203,8 +203,7 @@ pub async fn pin_change_finish(
     )?;
     let (c, v, st) = (client.clone(), visitor.clone(), state.clone());
     let renewed = state
-        .db
-        .write(move |tx| {
+        .write_and_mail(move |tx| {
             repo::set_pin(tx, c.id, &pin_hash)?;
             repo::delete_client_sessions(tx, c.id, None)?;
             repo::delete_client_devices(tx, c.id)?;
@@ -226,7 +225,6 @@ pub async fn pin_change_finish(
             })
         })
         .await?;
-    state.mailer.wake();
     Ok(renewed)
 }
 

@@ -141,10 +141,8 @@ pub async fn signup_start(
         let notice = state.email("signup_exists", context! { email => email.address.clone() })?;
         let to = email.address.clone();
         state
-            .db
-            .write(move |tx| mail::queue(tx, &to, &notice).map_err(AccountError::from))
+            .write_and_mail(move |tx| mail::queue(tx, &to, &notice).map_err(AccountError::from))
             .await?;
-        state.mailer.wake();
     }
     Ok(started)
 }
@@ -460,8 +458,7 @@ async fn reset_pin(state: &AppState, new: NewPin, visitor: &Visitor) -> AccountR
     )?;
     let v = visitor.clone();
     let address = state
-        .db
-        .write(move |tx| {
+        .write_and_mail(move |tx| {
             let client = flow_client(tx, &flow, &email)?;
             repo::set_pin(tx, client.id, &new.pin_hash)?;
             repo::delete_client_sessions(tx, client.id, None)?;
@@ -480,6 +477,5 @@ async fn reset_pin(state: &AppState, new: NewPin, visitor: &Visitor) -> AccountR
             Ok::<_, AccountError>(email.address.clone())
         })
         .await?;
-    state.mailer.wake();
     Ok(address)
 }

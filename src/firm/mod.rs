@@ -396,8 +396,7 @@ pub async fn request_portal(
     let configured = state.config.mail.staff_notify.clone();
     let ip = visitor.ip.clone();
     state
-        .db
-        .write(move |tx| {
+        .write_and_mail(move |tx| {
             repo::insert_request(tx, &name, &email.address, &phone, &message)?;
             let recipients = if configured.is_empty() {
                 repo::list_staff(tx)?
@@ -422,7 +421,6 @@ pub async fn request_portal(
             Ok::<_, AccountError>(())
         })
         .await?;
-    state.mailer.wake();
     Ok(())
 }
 
