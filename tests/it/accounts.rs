@@ -319,10 +319,7 @@ async fn forgot_pin_sets_a_new_one_and_signs_out_everywhere() {
         "the other browser was signed out"
     );
     // The old PIN no longer works; the new one does; the old browser is no longer trusted.
-    let c = portal.browser();
-    c.enter_pin("jane@example.com", PIN)
-        .await
-        .expect("The email or PIN is not right");
+    portal.browser().pin_refused("jane@example.com", PIN).await;
     assert_eq!(
         first.enter_email("jane@example.com").await.path(),
         "/signin/pin"

@@ -715,6 +715,13 @@ impl Browser {
         self.submit_pin(pin).await
     }
 
+    /// Enters `email` and `pin` on the sign-in pages and expects them refused.
+    pub async fn pin_refused(&self, email: &str, pin: &str) {
+        self.enter_pin(email, pin)
+            .await
+            .expect("The email or PIN is not right");
+    }
+
     /// Update PIN: the current PIN and the new one, typed twice.
     pub async fn change_pin(&self, current: &str, pin: &str) -> Page {
         let fields = [("current", current), ("pin", pin), ("confirm", pin)];
