@@ -281,6 +281,11 @@ impl Server {
         }
     }
 
+    /// The portal's URL of `path`.
+    fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
     fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
@@ -300,7 +305,7 @@ impl Server {
         let rest = self.status_kib("VmRSS:");
         let created = self
             .http
-            .post(format!("{}/uploads", self.url))
+            .post(self.at("/uploads"))
             .header("X-CSRF-Token", &self.csrf)
             .header("Upload-Length", bytes.to_string())
             .header("Upload-Metadata", "filename YmVuY2guYmlu")
@@ -317,7 +322,7 @@ impl Server {
         let started = Instant::now();
         let done = self
             .http
-            .patch(format!("{}{location}", self.url))
+            .patch(self.at(&location))
             .header("X-CSRF-Token", &self.csrf)
             .header("Upload-Offset", "0")
             .header("Content-Type", "application/offset+octet-stream")
@@ -333,13 +338,8 @@ impl Server {
             .to_string();
 
         let started = Instant::now();
-        let resp = self
-            .http
-            .get(format!("{}/documents/{id}/download", self.url))
-            .send()
-            .await
-            .unwrap();
-        let mut stream = resp.bytes_stream();
+        let download = self.http.get(self.at(&format!("/documents/{id}/download")));
+        let mut stream = download.send().await.unwrap().bytes_stream();
         let mut got = 0usize;
         while let Some(chunk) = stream.next().await {
             got += chunk.unwrap().len();

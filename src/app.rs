@@ -267,7 +267,9 @@ pub fn jobs() -> Vec<Job> {
         job(
             "document retention (D9)",
             Schedule::Every(
-                |config| Duration::from_secs(u64::from(config.retention.run_every_minutes) * 60),
+                |config| {
+                    Duration::from_secs(u64::from(config.retention.run_every_minutes.get()) * 60)
+                },
                 |state| Box::pin(documents::jobs::retention(state)),
             ),
         ),
@@ -288,7 +290,7 @@ pub fn build(state: AppState) -> impl Endpoint<Output = Response> {
             async move { crate::error::error_page(&state, err) }
         })
         .with(MinBodyRate {
-            grace: Duration::from_secs(u64::from(state.config.server.body_timeout_seconds)),
+            grace: Duration::from_secs(u64::from(state.config.server.body_timeout_seconds.get())),
             min_bytes_per_second: state.config.server.body_min_bytes_per_second,
         })
         .with(CookieJarManager::new())

@@ -36,17 +36,20 @@ impl From<crate::infra::web::csrf::CsrfRejected> for AppError {
     }
 }
 
-impl From<DbError> for AppError {
-    fn from(e: DbError) -> Self {
-        AppError::Internal(e.into())
-    }
+/// `impl From<Source> for Error` for each source, as `Error::Internal(e.into())`:
+/// the database errors every error type of the program carries as internal.
+macro_rules! internal_from {
+    ($error:ident: $($source:ty),+) => {
+        $(impl From<$source> for $error {
+            fn from(e: $source) -> Self {
+                $error::Internal(e.into())
+            }
+        })+
+    };
 }
+pub(crate) use internal_from;
 
-impl From<rusqlite::Error> for AppError {
-    fn from(e: rusqlite::Error) -> Self {
-        AppError::Internal(e.into())
-    }
-}
+internal_from!(AppError: DbError, rusqlite::Error);
 
 impl From<minijinja::Error> for AppError {
     fn from(e: minijinja::Error) -> Self {

@@ -146,10 +146,10 @@ const INDEX_WAIT: Duration = Duration::from_secs(5);
 fn connection_limits(state: &AppState) -> infra::web::server::Limits {
     let server = &state.config.server;
     infra::web::server::Limits {
-        max_connections: server.max_connections as usize,
+        max_connections: server.max_connections.get() as usize,
         max_per_ip: server.max_connections_per_ip as usize,
-        header_timeout: Duration::from_secs(u64::from(server.header_timeout_seconds)),
-        send_timeout: Duration::from_secs(u64::from(server.send_timeout_seconds)),
+        header_timeout: Duration::from_secs(u64::from(server.header_timeout_seconds.get())),
+        send_timeout: Duration::from_secs(u64::from(server.send_timeout_seconds.get())),
         exempt: if state.web.trust_proxy_headers {
             state.web.trusted_proxies.to_vec()
         } else {

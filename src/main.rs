@@ -331,14 +331,13 @@ async fn staff(cmd: StaffCommand, state: &AppState) -> anyhow::Result<()> {
             Ok(())
         }
         StaffCommand::List => {
-            for s in portal::firm::list_staff(state).await.map_err(account)? {
-                let totp = if s.totp_enabled_at.is_some() {
-                    "authenticator set up"
-                } else {
-                    "no authenticator yet"
-                };
-                println!("{} <{}> ({totp})", s.name, s.email);
-            }
+            let staff = portal::firm::list_staff(state).await.map_err(account)?;
+            print_people(staff.iter().map(|s| {
+                let totp = s
+                    .totp_enabled_at
+                    .map_or("no authenticator yet", |_| "authenticator set up");
+                (&s.name, &s.email, totp)
+            }));
             Ok(())
         }
         StaffCommand::Unlock { email } => {
@@ -380,16 +379,20 @@ async fn client(cmd: ClientCommand, state: &AppState) -> anyhow::Result<()> {
             Ok(())
         }
         ClientCommand::List => {
-            for c in invite::list_clients(state).await.map_err(account)? {
-                let status = if c.signed_up_at.is_some() {
-                    "active"
-                } else {
-                    "invited"
-                };
-                println!("{} <{}> ({status})", c.name, c.email);
-            }
+            let clients = invite::list_clients(state).await.map_err(account)?;
+            print_people(clients.iter().map(|c| {
+                let status = c.signed_up_at.map_or("invited", |_| "active");
+                (&c.name, &c.email, status)
+            }));
             Ok(())
         }
+    }
+}
+
+/// Prints one line per person: `Name <email> (status)`.
+fn print_people<'a>(people: impl Iterator<Item = (&'a String, &'a String, &'a str)>) {
+    for (name, email, status) in people {
+        println!("{name} <{email}> ({status})");
     }
 }
 

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::infra::claims::ClaimSet;
 use crate::infra::crypto::{PasswordHasher, SecretKey};
-use crate::infra::db::Db;
+use crate::infra::db::{Db, DbError};
 use crate::infra::fsutil;
 use crate::infra::mail::Mailer;
 use crate::infra::ratelimit::RateLimiter;
@@ -94,6 +94,19 @@ impl AppState {
                 std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             )),
         })
+    }
+
+    /// Runs `work` in a write transaction that queues mail, then wakes the mail
+    /// worker so that the mail goes out now rather than at its next round.
+    pub async fn write_and_mail<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&rusqlite::Transaction) -> Result<T, E> + Send + 'static,
+    {
+        let done = self.db.write(work).await?;
+        self.mailer.wake();
+        Ok(done)
     }
 
     pub fn email(&self, template: &str, ctx: minijinja::Value) -> AppResult<RenderedEmail> {

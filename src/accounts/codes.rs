@@ -227,7 +227,7 @@ fn charge_budgets(
             let ip_key = format!("code-anon-ip:{}", visitor.network());
             if !state
                 .limiter
-                .allow(&ip_key, cfg.codes_per_ip_per_hour, HOUR)
+                .allow(&ip_key, cfg.codes_per_ip_per_hour.get(), HOUR)
             {
                 tracing::warn!(ip = %visitor.ip, "access code refused: IP budget reached");
                 return Err(AccountError::TooManyRequests);
@@ -236,7 +236,7 @@ fn charge_budgets(
             if deliver
                 && !state
                     .limiter
-                    .allow(&address_key, cfg.codes_per_email_per_hour, HOUR)
+                    .allow(&address_key, cfg.codes_per_email_per_hour.get(), HOUR)
             {
                 tracing::warn!(ip = %visitor.ip, "access code not sent: address budget reached");
                 return Ok(false);
@@ -246,14 +246,14 @@ fn charge_budgets(
         Requester::Account(client_id) => {
             let mut limits = vec![(
                 format!("code-account:{client_id}"),
-                cfg.codes_per_account_per_hour,
+                cfg.codes_per_account_per_hour.get(),
             )];
             // Per account and address: another client asking for codes to the
             // same address must not use up this one's allowance for it.
             if matches!(purpose_of(flow), Purpose::Merge | Purpose::EmailChange) {
                 limits.push((
                     format!("code-to-new:{client_id}:{email_key}"),
-                    cfg.codes_per_email_per_hour,
+                    cfg.codes_per_email_per_hour.get(),
                 ));
             }
             if !state.limiter.allow_all(&limits, HOUR) {
@@ -270,7 +270,7 @@ fn charge_budgets(
 pub fn allow_notice(state: &AppState, email_key: &str) -> bool {
     state.limiter.allow(
         &format!("notice-email:{email_key}"),
-        state.config.accounts.codes_per_email_per_hour,
+        state.config.accounts.codes_per_email_per_hour.get(),
         HOUR,
     )
 }
@@ -311,7 +311,7 @@ pub async fn verify_code(
     typed: &str,
     next_stage: &str,
 ) -> AccountResult<()> {
-    let max = i64::from(state.config.accounts.code_max_attempts);
+    let max = i64::from(state.config.accounts.code_max_attempts.get());
     let typed: String = typed
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '-')

@@ -39,8 +39,7 @@ pub async fn invite_client(
     let rendered = invitation(state, &name, &email)?;
     let ip = ip.to_string();
     let client = state
-        .db
-        .write(move |tx| {
+        .write_and_mail(move |tx| {
             if repo::email_owner(tx, &email.key)?.is_some() {
                 return Err(AccountError::EmailTaken);
             }
@@ -58,7 +57,6 @@ pub async fn invite_client(
             Ok(client)
         })
         .await?;
-    state.mailer.wake();
     Ok(client)
 }
 
@@ -84,15 +82,13 @@ pub async fn resend_invitation(
     let rendered = invitation(state, &client.name, &email)?;
     let (c, ip) = (client.clone(), ip.to_string());
     state
-        .db
-        .write(move |tx| {
+        .write_and_mail(move |tx| {
             repo::mark_invited(tx, c.id)?;
             mail::queue(tx, &c.email, &rendered)?;
             audit::record(tx, actor, "client_reinvited", &c.email, &c.public_id, &ip)?;
             Ok::<_, AccountError>(())
         })
         .await?;
-    state.mailer.wake();
     Ok(client)
 }
 

@@ -58,17 +58,7 @@ pub enum AccountError {
     Internal(#[from] AppError),
 }
 
-impl From<DbError> for AccountError {
-    fn from(e: DbError) -> Self {
-        AccountError::Internal(e.into())
-    }
-}
-
-impl From<rusqlite::Error> for AccountError {
-    fn from(e: rusqlite::Error) -> Self {
-        AccountError::Internal(e.into())
-    }
-}
+crate::error::internal_from!(AccountError: DbError, rusqlite::Error);
 
 impl From<email::InvalidEmail> for AccountError {
     fn from(e: email::InvalidEmail) -> Self {

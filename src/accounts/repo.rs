@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::email::Email;
 use crate::ids::{ClientId, StaffId};
 use crate::infra::crypto::random_id;
-use crate::infra::db::now;
+use crate::infra::db::{from_row, now};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Client {
@@ -28,17 +28,9 @@ const CLIENT_COLUMNS: &str =
     c.created_at, e.email";
 
 fn client_row(r: &Row) -> rusqlite::Result<Client> {
-    Ok(Client {
-        id: r.get(0)?,
-        public_id: r.get(1)?,
-        name: r.get(2)?,
-        account_name: r.get(3)?,
-        pin_hash: r.get(4)?,
-        signed_up_at: r.get(5)?,
-        invited_at: r.get(6)?,
-        created_at: r.get(7)?,
-        email: r.get(8)?,
-    })
+    Ok(from_row!(r => Client [
+        id public_id name account_name pin_hash signed_up_at invited_at created_at email
+    ]))
 }
 
 /// One client (with its primary address) matching `condition` on `?1`.
@@ -258,22 +250,10 @@ pub fn flow(conn: &Connection, token_hash: &[u8]) -> rusqlite::Result<Option<Flo
          FROM auth_flows WHERE token_hash = ?1 AND expires_at >= ?2",
         params![token_hash, now()],
         |r| {
-            Ok(Flow {
-                token_hash: r.get(0)?,
-                purpose: r.get(1)?,
-                stage: r.get(2)?,
-                email: r.get(3)?,
-                name: r.get(4)?,
-                client_id: r.get(5)?,
-                staff_id: r.get(6)?,
-                code_hash: r.get(7)?,
-                code_expires_at: r.get(8)?,
-                code_failures: r.get(9)?,
-                codes_sent: r.get(10)?,
-                last_code_at: r.get(11)?,
-                pending_secret: r.get(12)?,
-                next_path: r.get(13)?,
-            })
+            Ok(from_row!(r => Flow [
+                token_hash purpose stage email name client_id staff_id code_hash
+                code_expires_at code_failures codes_sent last_code_at pending_secret next_path
+            ]))
         },
     )
     .optional()
@@ -453,13 +433,9 @@ pub fn client_sessions(
          WHERE client_id = ?1 ORDER BY last_seen_at DESC",
     )?;
     stmt.query_map(params![client_id, current], |r| {
-        Ok(SessionInfo {
-            ip: r.get(0)?,
-            user_agent: r.get(1)?,
-            created_at: r.get(2)?,
-            last_seen_at: r.get(3)?,
-            current: r.get(4)?,
-        })
+        Ok(from_row!(r => SessionInfo [
+            ip user_agent created_at last_seen_at current
+        ]))
     })?
     .collect()
 }

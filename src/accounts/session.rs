@@ -32,7 +32,7 @@ pub fn open(
         Subject::Client(id) => (Some(id), None),
         Subject::Staff(id) => (None, Some(id)),
     };
-    let max_secs = i64::from(state.config.accounts.session_max_hours) * 3600;
+    let max_secs = i64::from(state.config.accounts.session_max_hours.get()) * 3600;
     repo::insert_session(
         conn,
         NewSession {
@@ -52,7 +52,7 @@ pub fn open(
 pub async fn resolve(state: &AppState, token: Option<&str>) -> AppResult<Option<(Subject, i64)>> {
     let Some(token) = token else { return Ok(None) };
     let hash = token_hash(token);
-    let idle = i64::from(state.config.accounts.session_idle_minutes) * 60;
+    let idle = i64::from(state.config.accounts.session_idle_minutes.get()) * 60;
     let lookup = hash.clone();
     let row = state
         .db
@@ -124,7 +124,7 @@ pub fn trust_device(
     existing: Option<&str>,
     visitor: &Visitor,
 ) -> rusqlite::Result<String> {
-    let days = i64::from(state.config.accounts.trusted_device_days);
+    let days = i64::from(state.config.accounts.trusted_device_days.get());
     let expires_at = now() + days * 24 * 3600;
     if let Some(token) = existing
         && let Some(id) = repo::device_for(conn, &token_hash(token), client_id)?
@@ -187,7 +187,7 @@ pub fn device_label(ua: &str) -> String {
 
 /// Job: removes expired sessions, trusted devices and sign-in flows.
 pub async fn remove_expired(state: AppState) {
-    let idle = i64::from(state.config.accounts.session_idle_minutes) * 60;
+    let idle = i64::from(state.config.accounts.session_idle_minutes.get()) * 60;
     let result = state
         .db
         .write(move |tx| {

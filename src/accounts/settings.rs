@@ -125,34 +125,17 @@ async fn confirm_current_pin(
     failure_event: &'static str,
     visitor: &Visitor,
 ) -> AccountResult<()> {
-    let key = throttle::key("pin", &Email::key_of(&client.email));
-    let (attempt_key, after) = (key.clone(), state.config.accounts.lockout_after);
-    state
-        .db
-        .write(move |tx| throttle::begin(tx, &attempt_key, after))
-        .await?;
-    let ok = state
-        .verify_secret(current.trim().to_string(), client.pin_hash.clone())
-        .await?;
-    let (c, v) = (client.clone(), visitor.clone());
-    state
-        .db
-        .write(move |tx| {
-            if ok {
-                throttle::clear(tx, &key)?;
-            } else {
-                audit::record(
-                    tx,
-                    c.actor(),
-                    failure_event,
-                    &c.email,
-                    "wrong current PIN",
-                    &v.ip,
-                )?;
-            }
-            Ok::<_, AccountError>(())
-        })
-        .await?;
+    let attempt = throttle::SecretAttempt {
+        key: throttle::key("pin", &Email::key_of(&client.email)),
+        typed: current.trim(),
+        address: &client.email,
+        visitor,
+        failed: (failure_event, "wrong current PIN"),
+    };
+    let stored = client.pin_hash.clone();
+    let actor = |_: &()| client.actor();
+    let (_, ok) =
+        throttle::check_secret(state, attempt, |_| Ok(()), |_| stored, actor, |_| Ok(())).await?;
     if ok {
         Ok(())
     } else {
@@ -220,8 +203,7 @@ pub async fn pin_change_finish(
     )?;
     let (c, v, st) = (client.clone(), visitor.clone(), state.clone());
     let renewed = state
-        .db
-        .write(move |tx| {
+        .write_and_mail(move |tx| {
             repo::set_pin(tx, c.id, &pin_hash)?;
             repo::delete_client_sessions(tx, c.id, None)?;
             repo::delete_client_devices(tx, c.id)?;
@@ -243,7 +225,6 @@ pub async fn pin_change_finish(
             })
         })
         .await?;
-    state.mailer.wake();
     Ok(renewed)
 }
 

@@ -141,10 +141,8 @@ pub async fn signup_start(
         let notice = state.email("signup_exists", context! { email => email.address.clone() })?;
         let to = email.address.clone();
         state
-            .db
-            .write(move |tx| mail::queue(tx, &to, &notice).map_err(AccountError::from))
+            .write_and_mail(move |tx| mail::queue(tx, &to, &notice).map_err(AccountError::from))
             .await?;
-        state.mailer.wake();
     }
     Ok(started)
 }
@@ -265,43 +263,29 @@ pub async fn signin_pin(
         ));
     }
     let email = codes::flow_email(&flow)?;
-    let key = throttle::key("pin", &email.key);
-    let lockout_after = state.config.accounts.lockout_after;
-    let (attempt_key, email_key, flow_client) = (key.clone(), email.key.clone(), flow.client_id);
-    let client = state
-        .db
-        .write(move |tx| {
-            throttle::begin(tx, &attempt_key, lockout_after)?;
-            // Only the account the flow began for: if the address has moved to
-            // another portal since, this is a wrong PIN like any other.
-            Ok::<_, AccountError>(
-                repo::client_by_primary_email(tx, &email_key)?
-                    .filter(|c| Some(c.id) == flow_client),
-            )
-        })
-        .await?;
-    let stored = client.as_ref().and_then(|c| c.pin_hash.clone());
-    let ok = state
-        .verify_secret(typed_pin.trim().to_string(), stored)
-        .await?;
-    let (hash, v, address) = (
-        flow.token_hash.clone(),
-        visitor.clone(),
-        email.address.clone(),
-    );
-    let actor = client.as_ref().map(|c| c.actor()).unwrap_or(Actor::Visitor);
-    state
-        .db
-        .write(move |tx| {
-            if ok {
-                throttle::clear(tx, &key)?;
-                repo::advance_flow(tx, &hash, "code")?;
-            } else {
-                audit::record(tx, actor, "signin_failed", &address, "wrong PIN", &v.ip)?;
-            }
-            Ok::<_, AccountError>(())
-        })
-        .await?;
+    let attempt = throttle::SecretAttempt {
+        key: throttle::key("pin", &email.key),
+        typed: typed_pin,
+        address: &email.address,
+        visitor,
+        failed: ("signin_failed", "wrong PIN"),
+    };
+    let (email_key, flow_client, hash) =
+        (email.key.clone(), flow.client_id, flow.token_hash.clone());
+    // Only the account the flow began for: if the address has moved to another
+    // portal since, this is a wrong PIN like any other.
+    let holder = move |tx: &rusqlite::Connection| {
+        Ok(repo::client_by_primary_email(tx, &email_key)?.filter(|c| Some(c.id) == flow_client))
+    };
+    let (client, ok) = throttle::check_secret(
+        state,
+        attempt,
+        holder,
+        |client: &Option<Client>| client.as_ref().and_then(|c| c.pin_hash.clone()),
+        |client| client.as_ref().map_or(Actor::Visitor, |c| c.actor()),
+        move |tx| Ok(repo::advance_flow(tx, &hash, "code")?),
+    )
+    .await?;
     let Some(client) = client.filter(|_| ok) else {
         return Err(AccountError::WrongPin);
     };
@@ -474,8 +458,7 @@ async fn reset_pin(state: &AppState, new: NewPin, visitor: &Visitor) -> AccountR
     )?;
     let v = visitor.clone();
     let address = state
-        .db
-        .write(move |tx| {
+        .write_and_mail(move |tx| {
             let client = flow_client(tx, &flow, &email)?;
             repo::set_pin(tx, client.id, &new.pin_hash)?;
             repo::delete_client_sessions(tx, client.id, None)?;
@@ -494,6 +477,5 @@ async fn reset_pin(state: &AppState, new: NewPin, visitor: &Visitor) -> AccountR
             Ok::<_, AccountError>(email.address.clone())
         })
         .await?;
-    state.mailer.wake();
     Ok(address)
 }

@@ -7,7 +7,10 @@ use rusqlite::Connection;
 
 use super::repo;
 use super::{AccountError, AccountResult};
+use crate::infra::audit::{self, Actor};
 use crate::infra::db::now;
+use crate::infra::web::Visitor;
+use crate::state::AppState;
 
 pub const HARD_CAP: i64 = 100;
 
@@ -76,6 +79,69 @@ pub fn clear_prefix(conn: &Connection, prefix: &str) -> rusqlite::Result<()> {
         [prefix],
     )?;
     Ok(())
+}
+
+/// A secret (a PIN, a staff password) as typed, against the lockout of `key`.
+pub struct SecretAttempt<'a> {
+    pub key: String,
+    pub typed: &'a str,
+    /// The address the secret was typed for and where from, for the audit log.
+    pub address: &'a str,
+    pub visitor: &'a Visitor,
+    /// The audit event and detail of a wrong secret.
+    pub failed: (&'static str, &'static str),
+}
+
+/// Checks a typed secret under the lockout of its key. The attempt is counted
+/// ([`begin`]) in the transaction in which `holder` reads who the secret belongs
+/// to, before the slow hash comparison, so parallel guesses cannot slip under the
+/// limit. `hash_of` picks the holder's stored hash (none still costs a
+/// comparison, so an unknown address takes as long). A right secret clears the key
+/// and runs `then` in the same transaction; a wrong one is audited as done by
+/// `actor_of` the holder. Returns the holder and whether the secret was right.
+pub async fn check_secret<T, H, P, A, N>(
+    state: &AppState,
+    attempt: SecretAttempt<'_>,
+    holder: H,
+    hash_of: P,
+    actor_of: A,
+    then: N,
+) -> AccountResult<(T, bool)>
+where
+    T: Send + 'static,
+    H: FnOnce(&Connection) -> AccountResult<T> + Send + 'static,
+    P: FnOnce(&T) -> Option<String>,
+    A: FnOnce(&T) -> Actor,
+    N: FnOnce(&Connection) -> AccountResult<()> + Send + 'static,
+{
+    let (attempt_key, after) = (
+        attempt.key.clone(),
+        state.config.accounts.lockout_after.get(),
+    );
+    let found = state
+        .db
+        .write(move |tx| {
+            begin(tx, &attempt_key, after)?;
+            holder(tx)
+        })
+        .await?;
+    let ok = state
+        .verify_secret(attempt.typed.to_string(), hash_of(&found))
+        .await?;
+    let (key, actor, (event, detail)) = (attempt.key, actor_of(&found), attempt.failed);
+    let (address, ip) = (attempt.address.to_string(), attempt.visitor.ip.clone());
+    state
+        .db
+        .write(move |tx| {
+            if ok {
+                clear(tx, &key)?;
+                return then(tx);
+            }
+            audit::record(tx, actor, event, &address, detail, &ip)?;
+            Ok(())
+        })
+        .await?;
+    Ok((found, ok))
 }
 
 fn lockout_secs(failures: i64, after: i64) -> i64 {

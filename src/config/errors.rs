@@ -96,6 +96,7 @@ fn plain_expected(key: &str, expected: &str) -> String {
         "u8" => whole(u8::MAX.into()),
         "u16" => whole(u16::MAX),
         "u32" | "u64" | "usize" => "a whole number (0 or more)".into(),
+        "a nonzero u32" | "a nonzero u64" => "a whole number (1 or more)".into(),
         "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".into(),
         "f32" | "f64" => "a number".into(),
         "a boolean" => "true or false".into(),

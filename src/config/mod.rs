@@ -6,12 +6,21 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::{Dict, Value};
 use figment::{Figment, Provider};
 use serde::{Deserialize, Serialize};
+
+/// A default that must be at least 1, as the `NonZero` type of the field it
+/// fills; a 0 here fails the build.
+macro_rules! nonzero {
+    ($n:literal) => {
+        const { std::num::NonZero::new($n).unwrap() }
+    };
+}
 
 mod errors;
 mod values;
@@ -39,11 +48,11 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct Documents {
     /// Largest file a client may upload, in MiB.
-    pub max_file_mb: u64,
+    pub max_file_mb: NonZeroU64,
     /// Most files in one upload batch.
-    pub max_files_per_upload: u32,
+    pub max_files_per_upload: NonZeroU32,
     /// Total size of a client's uploads kept in the portal, in MiB.
-    pub client_quota_mb: u64,
+    pub client_quota_mb: NonZeroU64,
     /// Folders a client can choose when sending files; the first is the default.
     pub upload_folders: Vec<String>,
     /// Index the text inside PDFs for search. The index (`<data_dir>/search`) is
@@ -65,14 +74,6 @@ pub struct Documents {
 
 impl Documents {
     fn validate(&self) -> Result<(), ConfigError> {
-        at_least_one(&[
-            ("documents.max_file_mb", self.max_file_mb),
-            ("documents.client_quota_mb", self.client_quota_mb),
-            (
-                "documents.max_files_per_upload",
-                u64::from(self.max_files_per_upload),
-            ),
-        ])?;
         if self.upload_folders.is_empty()
             || self
                 .upload_folders
@@ -84,19 +85,19 @@ impl Documents {
                 "expected a list of folder names such as [\"Uploaded\"]",
             );
         }
-        within(
-            "documents.uploads_per_hour",
-            u64::from(self.uploads_per_hour),
-            1,
-            100_000,
-        )?;
-        within(
-            "documents.extract_memory_mb",
-            self.extract_memory_mb,
-            128,
-            65536,
-        )?;
-        within("documents.extract_seconds", self.extract_seconds, 1, 3600)?;
+        within(&[
+            (
+                "documents.uploads_per_hour",
+                self.uploads_per_hour.into(),
+                1..=100_000,
+            ),
+            (
+                "documents.extract_memory_mb",
+                self.extract_memory_mb,
+                128..=65536,
+            ),
+            ("documents.extract_seconds", self.extract_seconds, 1..=3600),
+        ])?;
         if !self.extract_program.is_empty() && !Path::new(&self.extract_program).is_file() {
             return invalid("documents.extract_program", "the file does not exist");
         }
@@ -107,9 +108,9 @@ impl Documents {
 impl Default for Documents {
     fn default() -> Self {
         Documents {
-            max_file_mb: 2048,
-            max_files_per_upload: 20,
-            client_quota_mb: 10240,
+            max_file_mb: nonzero!(2048),
+            max_files_per_upload: nonzero!(20),
+            client_quota_mb: nonzero!(10240),
             upload_folders: vec!["Uploaded".into()],
             index_text: true,
             index_text_max_mb: 64,
@@ -132,7 +133,7 @@ pub struct Retention {
     /// Keep a published tax return until the next year's return is published.
     pub keep_returns_until_next_year: bool,
     /// How often the maintenance job runs, in minutes.
-    pub run_every_minutes: u32,
+    pub run_every_minutes: NonZeroU32,
 }
 
 impl Default for Retention {
@@ -141,7 +142,7 @@ impl Default for Retention {
             remove_saved_uploads_after_days: 30,
             unpublish_after_days: 365,
             keep_returns_until_next_year: true,
-            run_every_minutes: 60,
+            run_every_minutes: nonzero!(60),
         }
     }
 }
@@ -162,18 +163,18 @@ pub struct Server {
     /// is believed; the header from any other peer is ignored.
     pub trusted_proxies: Vec<String>,
     /// Open connections at most; further clients wait until one closes.
-    pub max_connections: u32,
+    pub max_connections: NonZeroU32,
     /// Open connections from one IP address at most (0: no per-address limit).
     pub max_connections_per_ip: u32,
     /// Seconds a client has to send a request's headers (and to start the next
     /// request on a kept-alive connection).
-    pub header_timeout_seconds: u32,
+    pub header_timeout_seconds: NonZeroU32,
     /// Seconds of grace for a request body, extended by one second for every
     /// `body_min_bytes_per_second` bytes received.
-    pub body_timeout_seconds: u32,
+    pub body_timeout_seconds: NonZeroU32,
     pub body_min_bytes_per_second: u32,
     /// Seconds a response may wait on a client that reads nothing.
-    pub send_timeout_seconds: u32,
+    pub send_timeout_seconds: NonZeroU32,
 }
 
 impl Server {
@@ -184,21 +185,7 @@ impl Server {
                 &format!("`{entry}` is not an IP address or network such as 10.0.0.0/8"),
             );
         }
-        at_least_one(&[
-            ("server.max_connections", u64::from(self.max_connections)),
-            (
-                "server.header_timeout_seconds",
-                u64::from(self.header_timeout_seconds),
-            ),
-            (
-                "server.body_timeout_seconds",
-                u64::from(self.body_timeout_seconds),
-            ),
-            (
-                "server.send_timeout_seconds",
-                u64::from(self.send_timeout_seconds),
-            ),
-        ])
+        Ok(())
     }
 
     /// The parsed `trusted_proxies`, or the first entry that is not an address or
@@ -224,12 +211,12 @@ impl Default for Server {
             public_url: values::default_public_url(),
             trust_proxy_headers: false,
             trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
-            max_connections: 512,
+            max_connections: nonzero!(512),
             max_connections_per_ip: 64,
-            header_timeout_seconds: 20,
-            body_timeout_seconds: 30,
+            header_timeout_seconds: nonzero!(20),
+            body_timeout_seconds: nonzero!(30),
             body_min_bytes_per_second: 500,
-            send_timeout_seconds: 60,
+            send_timeout_seconds: nonzero!(60),
         }
     }
 }
@@ -342,7 +329,7 @@ pub struct Mail {
     #[serde(deserialize_with = "text")]
     pub outbox_dir: String,
     /// Attempts before a message is marked failed (with backoff up to an hour).
-    pub max_attempts: u32,
+    pub max_attempts: NonZeroU32,
     /// Addresses that receive staff notifications; empty means every staff member.
     pub staff_notify: Vec<String>,
     /// Client uploads are announced to staff in one email per client this many
@@ -372,7 +359,7 @@ impl Default for Mail {
             smtp_username: String::new(),
             smtp_password: Secret::default(),
             outbox_dir: String::new(),
-            max_attempts: 30,
+            max_attempts: nonzero!(30),
             staff_notify: Vec::new(),
             staff_notify_batch_minutes: 5,
             timeout_seconds: 10,
@@ -393,24 +380,19 @@ impl Mail {
         {
             return invalid("mail.staff_notify", "expected a list of email addresses");
         }
-        at_least_one(&[("mail.max_attempts", u64::from(self.max_attempts))])?;
-        within(
-            "mail.staff_notify_batch_minutes",
-            u64::from(self.staff_notify_batch_minutes),
-            1,
-            1440,
-        )?;
+        within(&[
+            (
+                "mail.staff_notify_batch_minutes",
+                self.staff_notify_batch_minutes.into(),
+                1..=1440,
+            ),
+            ("mail.timeout_seconds", self.timeout_seconds.into(), 1..=300),
+        ])?;
         self.validate_delivery()
     }
 
     /// The delivery timings: timeouts and the retry schedule.
     fn validate_delivery(&self) -> Result<(), ConfigError> {
-        within(
-            "mail.timeout_seconds",
-            u64::from(self.timeout_seconds),
-            1,
-            300,
-        )?;
         if self.send_timeout_seconds < self.timeout_seconds || self.send_timeout_seconds > 600 {
             return invalid(
                 "mail.send_timeout_seconds",
@@ -428,12 +410,11 @@ impl Mail {
                 "expected a list of delays in seconds, each between 1 and 86400, such as [60, 300, 3600]",
             );
         }
-        within(
+        within(&[(
             "mail.code_retry_seconds",
-            u64::from(self.code_retry_seconds),
-            1,
-            600,
-        )
+            self.code_retry_seconds.into(),
+            1..=600,
+        )])
     }
 }
 
@@ -450,70 +431,34 @@ pub enum Signup {
 #[serde(default, deny_unknown_fields)]
 pub struct Accounts {
     pub signup: Signup,
-    pub session_idle_minutes: u32,
-    pub session_max_hours: u32,
-    pub trusted_device_days: u32,
+    pub session_idle_minutes: NonZeroU32,
+    pub session_max_hours: NonZeroU32,
+    pub trusted_device_days: NonZeroU32,
     pub code_ttl_minutes: u32,
-    pub code_max_attempts: u32,
-    pub codes_per_email_per_hour: u32,
-    pub codes_per_ip_per_hour: u32,
+    pub code_max_attempts: NonZeroU32,
+    pub codes_per_email_per_hour: NonZeroU32,
+    pub codes_per_ip_per_hour: NonZeroU32,
     /// Wrong PINs (or staff passwords) in a row before the first short lockout.
-    pub lockout_after: u32,
+    pub lockout_after: NonZeroU32,
     /// Code emails per hour for one account once its holder has proven who they
     /// are (right PIN, trusted device, signed-in session); strangers cannot spend it.
-    pub codes_per_account_per_hour: u32,
+    pub codes_per_account_per_hour: NonZeroU32,
     /// Wrong authenticator codes in a row after which a staff account is locked
     /// until `portal staff unlock`, and the staff member is emailed.
-    pub staff_totp_max_failures: u32,
+    pub staff_totp_max_failures: NonZeroU32,
 }
 
 impl Accounts {
     fn validate(&self) -> Result<(), ConfigError> {
-        at_least_one(&[
-            (
-                "accounts.session_idle_minutes",
-                u64::from(self.session_idle_minutes),
-            ),
-            (
-                "accounts.session_max_hours",
-                u64::from(self.session_max_hours),
-            ),
-            (
-                "accounts.trusted_device_days",
-                u64::from(self.trusted_device_days),
-            ),
-            (
-                "accounts.code_max_attempts",
-                u64::from(self.code_max_attempts),
-            ),
-            (
-                "accounts.codes_per_email_per_hour",
-                u64::from(self.codes_per_email_per_hour),
-            ),
-            (
-                "accounts.codes_per_ip_per_hour",
-                u64::from(self.codes_per_ip_per_hour),
-            ),
-            ("accounts.lockout_after", u64::from(self.lockout_after)),
-            (
-                "accounts.codes_per_account_per_hour",
-                u64::from(self.codes_per_account_per_hour),
-            ),
-            (
-                "accounts.staff_totp_max_failures",
-                u64::from(self.staff_totp_max_failures),
-            ),
-        ])?;
-        within(
+        within(&[(
             "accounts.code_ttl_minutes",
-            u64::from(self.code_ttl_minutes),
-            1,
-            10,
-        )?;
-        if self.lockout_after > 20 {
+            self.code_ttl_minutes.into(),
+            1..=10,
+        )])?;
+        if self.lockout_after.get() > 20 {
             return invalid("accounts.lockout_after", "must be at most 20");
         }
-        if self.staff_totp_max_failures > 100 {
+        if self.staff_totp_max_failures.get() > 100 {
             return invalid("accounts.staff_totp_max_failures", "must be at most 100");
         }
         Ok(())
@@ -524,16 +469,16 @@ impl Default for Accounts {
     fn default() -> Self {
         Accounts {
             signup: Signup::Invited,
-            session_idle_minutes: 30,
-            session_max_hours: 12,
-            trusted_device_days: 90,
+            session_idle_minutes: nonzero!(30),
+            session_max_hours: nonzero!(12),
+            trusted_device_days: nonzero!(90),
             code_ttl_minutes: 10,
-            code_max_attempts: 5,
-            codes_per_email_per_hour: 8,
-            codes_per_ip_per_hour: 30,
-            lockout_after: 5,
-            codes_per_account_per_hour: 10,
-            staff_totp_max_failures: 20,
+            code_max_attempts: nonzero!(5),
+            codes_per_email_per_hour: nonzero!(8),
+            codes_per_ip_per_hour: nonzero!(30),
+            lockout_after: nonzero!(5),
+            codes_per_account_per_hour: nonzero!(10),
+            staff_totp_max_failures: nonzero!(20),
         }
     }
 }
@@ -684,10 +629,6 @@ impl Config {
         self.mail.validate()?;
         self.accounts.validate()?;
         self.documents.validate()?;
-        at_least_one(&[(
-            "retention.run_every_minutes",
-            u64::from(self.retention.run_every_minutes),
-        )])?;
         self.security.validate()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid(
@@ -762,20 +703,17 @@ fn invalid(key: &str, message: &str) -> Result<(), ConfigError> {
     })
 }
 
-/// Refuses the first of `values` that is 0.
-fn at_least_one(values: &[(&str, u64)]) -> Result<(), ConfigError> {
-    match values.iter().find(|(_, value)| *value == 0) {
-        Some((key, _)) => invalid(key, "must be at least 1"),
+/// Refuses the first of `values` (key, value, range) outside its range.
+fn within(values: &[(&str, u64, std::ops::RangeInclusive<u64>)]) -> Result<(), ConfigError> {
+    match values
+        .iter()
+        .find(|(_, value, range)| !range.contains(value))
+    {
+        Some((key, _, range)) => invalid(
+            key,
+            &format!("must be between {} and {}", range.start(), range.end()),
+        ),
         None => Ok(()),
-    }
-}
-
-/// Refuses `value` outside `low..=high`.
-fn within(key: &str, value: u64, low: u64, high: u64) -> Result<(), ConfigError> {
-    if (low..=high).contains(&value) {
-        Ok(())
-    } else {
-        invalid(key, &format!("must be between {low} and {high}"))
     }
 }
 

@@ -88,28 +88,64 @@ mod loading {
 
     #[test]
     fn invalid_values_name_the_key() {
-        let err = load_toml("[branding]\nprimary_color = \"red; }\"\n")
-            .err()
-            .unwrap();
-        assert!(err.to_string().contains("branding.primary_color"), "{err}");
-        let err = load_toml("[server]\nlisten = \"nowhere\"\n").err().unwrap();
-        assert!(err.to_string().contains("server.listen"), "{err}");
-        let err = load_toml("[accounts]\nsignup = \"maybe\"\n").err().unwrap();
-        assert!(err.to_string().contains("signup"), "{err}");
-        let err = load_toml("[documents]\nuploads_per_hour = 0\n")
-            .err()
-            .unwrap();
-        assert!(
-            err.to_string().contains("documents.uploads_per_hour"),
-            "{err}"
-        );
-        let err = load_toml("[mail]\nstaff_notify_batch_minutes = 0\n")
-            .err()
-            .unwrap();
-        assert!(
-            err.to_string().contains("mail.staff_notify_batch_minutes"),
-            "{err}"
-        );
+        for (text, key) in [
+            (
+                "[branding]\nprimary_color = \"red; }\"\n",
+                "branding.primary_color",
+            ),
+            ("[server]\nlisten = \"nowhere\"\n", "server.listen"),
+            ("[accounts]\nsignup = \"maybe\"\n", "signup"),
+            (
+                "[documents]\nuploads_per_hour = 0\n",
+                "documents.uploads_per_hour",
+            ),
+            (
+                "[mail]\nstaff_notify_batch_minutes = 0\n",
+                "mail.staff_notify_batch_minutes",
+            ),
+        ] {
+            let err = load_toml(text).err().unwrap();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn zero_is_refused_when_read_for_every_key_that_needs_at_least_one() {
+        for key in [
+            "server.max_connections",
+            "server.header_timeout_seconds",
+            "server.body_timeout_seconds",
+            "server.send_timeout_seconds",
+            "mail.max_attempts",
+            "accounts.session_idle_minutes",
+            "accounts.session_max_hours",
+            "accounts.trusted_device_days",
+            "accounts.code_max_attempts",
+            "accounts.codes_per_email_per_hour",
+            "accounts.codes_per_ip_per_hour",
+            "accounts.lockout_after",
+            "accounts.codes_per_account_per_hour",
+            "accounts.staff_totp_max_failures",
+            "documents.max_file_mb",
+            "documents.max_files_per_upload",
+            "documents.client_quota_mb",
+            "retention.run_every_minutes",
+        ] {
+            let (section, leaf) = key.split_once('.').unwrap();
+            let err = load_toml(&format!("[{section}]\n{leaf} = 0\n"))
+                .err()
+                .unwrap_or_else(|| panic!("{key} = 0 was accepted"))
+                .to_string();
+            assert!(
+                err.contains(&format!("`{key}`"))
+                    && err.contains("expected a whole number (1 or more), found 0"),
+                "{err}"
+            );
+            assert!(
+                load_toml(&format!("[{section}]\n{leaf} = 1\n")).is_ok(),
+                "{key} = 1"
+            );
+        }
     }
 
     #[test]
@@ -152,82 +188,94 @@ mod plain_error_tests {
         message
     }
 
+    /// A bad value, the key its message names and what else the message says.
+    const CASES: &[(&str, &str, &str)] = &[
+        (
+            "[retention]\nremove_saved_uploads_after_days = -1\n",
+            "`retention.remove_saved_uploads_after_days`",
+            "found -1",
+        ),
+        (
+            "[retention]\nunpublish_after_days = 0.5\n",
+            "`retention.unpublish_after_days`",
+            "found 0.5",
+        ),
+        (
+            "[mail]\nsmtp_port = 70000\n",
+            "`mail.smtp_port`",
+            "from 0 to 65535",
+        ),
+        (
+            "[branding]\nprimary_color = \"blue\"\n",
+            "`branding.primary_color`",
+            "expected a colour such as #1d4f73",
+        ),
+        (
+            "[server]\nlisten = \"localhost\"\n",
+            "`server.listen`",
+            "expected an address and port such as 127.0.0.1:8080",
+        ),
+        (
+            "[mail]\nsmtp_security = \"ssl\"\n",
+            "`mail.smtp_security`",
+            "\"starttls\", \"tls\", \"none\"",
+        ),
+        (
+            "[documents]\nindex_text = \"yes\"\n",
+            "`documents.index_text`",
+            "true or false",
+        ),
+        (
+            "[mail]\nstaff_notify = \"a@b.example\"\n",
+            "`mail.staff_notify`",
+            "a list",
+        ),
+        (
+            "[mail]\nretry_delays_seconds = [60, -5]\n",
+            "`mail.retry_delays_seconds`",
+            "found -5",
+        ),
+        (
+            "[mail]\nretry_delays_seconds = []\n",
+            "`mail.retry_delays_seconds`",
+            "between 1 and 86400",
+        ),
+        (
+            "[mail]\ntimeout_seconds = 0\n",
+            "`mail.timeout_seconds`",
+            "between 1 and 300",
+        ),
+        (
+            "[mail]\ntimeout_seconds = 20\nsend_timeout_seconds = 10\n",
+            "`mail.send_timeout_seconds`",
+            "at least",
+        ),
+        (
+            "[accounts]\nlockout_after = 0\n",
+            "`accounts.lockout_after`",
+            "expected a whole number (1 or more), found 0",
+        ),
+        (
+            "[documents]\nmax_file_mb = -2\n",
+            "`documents.max_file_mb`",
+            "expected a whole number (1 or more), found -2",
+        ),
+        ("accounts = 5\n", "`accounts`", "a section"),
+        (
+            "[retention.run_every_minutes]\nx = 1\n",
+            "`retention.run_every_minutes`",
+            "found a section",
+        ),
+        (
+            "[server]\nlisten = \"nowhere\"\n",
+            "`server.listen`",
+            "address and port",
+        ),
+    ];
+
     #[test]
     fn every_invalid_value_gets_a_plain_message_naming_the_key() {
-        let cases = [
-            (
-                "[retention]\nremove_saved_uploads_after_days = -1\n",
-                "`retention.remove_saved_uploads_after_days`",
-                "found -1",
-            ),
-            (
-                "[retention]\nunpublish_after_days = 0.5\n",
-                "`retention.unpublish_after_days`",
-                "found 0.5",
-            ),
-            (
-                "[mail]\nsmtp_port = 70000\n",
-                "`mail.smtp_port`",
-                "from 0 to 65535",
-            ),
-            (
-                "[branding]\nprimary_color = \"blue\"\n",
-                "`branding.primary_color`",
-                "expected a colour such as #1d4f73",
-            ),
-            (
-                "[server]\nlisten = \"localhost\"\n",
-                "`server.listen`",
-                "expected an address and port such as 127.0.0.1:8080",
-            ),
-            (
-                "[mail]\nsmtp_security = \"ssl\"\n",
-                "`mail.smtp_security`",
-                "\"starttls\", \"tls\", \"none\"",
-            ),
-            (
-                "[documents]\nindex_text = \"yes\"\n",
-                "`documents.index_text`",
-                "true or false",
-            ),
-            (
-                "[mail]\nstaff_notify = \"a@b.example\"\n",
-                "`mail.staff_notify`",
-                "a list",
-            ),
-            (
-                "[mail]\nretry_delays_seconds = [60, -5]\n",
-                "`mail.retry_delays_seconds`",
-                "found -5",
-            ),
-            (
-                "[mail]\nretry_delays_seconds = []\n",
-                "`mail.retry_delays_seconds`",
-                "between 1 and 86400",
-            ),
-            (
-                "[mail]\ntimeout_seconds = 0\n",
-                "`mail.timeout_seconds`",
-                "between 1 and 300",
-            ),
-            (
-                "[mail]\ntimeout_seconds = 20\nsend_timeout_seconds = 10\n",
-                "`mail.send_timeout_seconds`",
-                "at least",
-            ),
-            ("accounts = 5\n", "`accounts`", "a section"),
-            (
-                "[retention.run_every_minutes]\nx = 1\n",
-                "`retention.run_every_minutes`",
-                "found a section",
-            ),
-            (
-                "[server]\nlisten = \"nowhere\"\n",
-                "`server.listen`",
-                "address and port",
-            ),
-        ];
-        for (text, key, expected) in cases {
+        for &(text, key, expected) in CASES {
             let message = error_for(text);
             assert!(message.contains(key), "{key} not in {message}");
             assert!(message.contains(expected), "{expected:?} not in {message}");

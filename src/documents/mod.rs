@@ -35,17 +35,7 @@ pub enum DocumentError {
     Internal(#[from] AppError),
 }
 
-impl From<DbError> for DocumentError {
-    fn from(e: DbError) -> Self {
-        DocumentError::Internal(e.into())
-    }
-}
-
-impl From<rusqlite::Error> for DocumentError {
-    fn from(e: rusqlite::Error) -> Self {
-        DocumentError::Internal(e.into())
-    }
-}
+crate::error::internal_from!(DocumentError: DbError, rusqlite::Error);
 
 pub type DocResult<T> = Result<T, DocumentError>;
 

@@ -77,8 +77,7 @@ pub async fn publish(
     let (kind, tax_year) = (p.kind.to_string(), p.tax_year);
     let (c, s, ip) = (client.clone(), staff.clone(), ip.to_string());
     let docs = state
-        .db
-        .write(move |tx| {
+        .write_and_mail(move |tx| {
             let mut docs = Vec::new();
             for (f, name) in files.iter().zip(&names) {
                 let mime = mime_guess::from_path(name)
@@ -117,7 +116,6 @@ pub async fn publish(
             Ok::<_, DbError>(docs)
         })
         .await?;
-    state.mailer.wake();
     // The documents are published whatever happens to indexing; a miss is repaired
     // by the index check at start or by `portal reindex`.
     if let Err(e) = content::index(state, &docs).await {

@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::ids::{ClientId, DocumentId, StaffId};
 use crate::infra::crypto::random_id;
-use crate::infra::db::now;
+use crate::infra::db::{from_row, now};
 
 #[derive(Debug, Clone)]
 pub struct Document {
@@ -31,25 +31,10 @@ const COLUMNS: &str = "id, public_id, client_id, folder, name, mime, size, blob,
     tax_year, message, signature_status, created_at, viewed_at, saved_at";
 
 fn row(r: &Row) -> rusqlite::Result<Document> {
-    Ok(Document {
-        id: r.get(0)?,
-        public_id: r.get(1)?,
-        client_id: r.get(2)?,
-        folder: r.get(3)?,
-        name: r.get(4)?,
-        mime: r.get(5)?,
-        size: r.get(6)?,
-        blob: r.get(7)?,
-        wrapped_key: r.get(8)?,
-        origin: r.get(9)?,
-        kind: r.get(10)?,
-        tax_year: r.get(11)?,
-        message: r.get(12)?,
-        signature_status: r.get(13)?,
-        created_at: r.get(14)?,
-        viewed_at: r.get(15)?,
-        saved_at: r.get(16)?,
-    })
+    Ok(from_row!(r => Document [
+        id public_id client_id folder name mime size blob wrapped_key origin kind tax_year
+        message signature_status created_at viewed_at saved_at
+    ]))
 }
 
 pub struct NewDocument<'a> {
@@ -218,21 +203,10 @@ pub struct Upload {
 }
 
 fn upload_row(r: &Row) -> rusqlite::Result<Upload> {
-    Ok(Upload {
-        id: r.get(0)?,
-        public_id: r.get(1)?,
-        client_id: r.get(2)?,
-        folder: r.get(3)?,
-        name: r.get(4)?,
-        mime: r.get(5)?,
-        length: r.get(6)?,
-        blob: r.get(7)?,
-        wrapped_key: r.get(8)?,
-        nonce_prefix: r.get(9)?,
-        chunks: r.get(10)?,
-        updated_at: r.get(11)?,
-        document_id: r.get(12)?,
-    })
+    Ok(from_row!(r => Upload [
+        id public_id client_id folder name mime length blob wrapped_key nonce_prefix chunks
+        updated_at document_id
+    ]))
 }
 
 const UPLOAD_COLUMNS: &str = "id, public_id, client_id, folder, name, mime, length, blob, wrapped_key, nonce_prefix, chunks, updated_at, document_id";
@@ -339,13 +313,9 @@ pub fn recent_notifications(conn: &Connection, limit: i64) -> rusqlite::Result<V
         "SELECT id, text, link, created_at, read_at IS NOT NULL FROM staff_notifications ORDER BY id DESC LIMIT ?1",
     )?;
     stmt.query_map([limit], |r| {
-        Ok(Notification {
-            id: r.get(0)?,
-            text: r.get(1)?,
-            link: r.get(2)?,
-            created_at: r.get(3)?,
-            read: r.get(4)?,
-        })
+        Ok(from_row!(r => Notification [
+            id text link created_at read
+        ]))
     })?
     .collect()
 }
@@ -439,14 +409,9 @@ pub fn due_upload_notices(conn: &Connection, due: i64) -> rusqlite::Result<Vec<U
          ORDER BY n.client_id, n.id",
     )?;
     stmt.query_map([due], |r| {
-        Ok(UploadNotice {
-            id: r.get(0)?,
-            client_id: r.get(1)?,
-            client_name: r.get(2)?,
-            client_public_id: r.get(3)?,
-            name: r.get(4)?,
-            folder: r.get(5)?,
-        })
+        Ok(from_row!(r => UploadNotice [
+            id client_id client_name client_public_id name folder
+        ]))
     })?
     .collect()
 }

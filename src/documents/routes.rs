@@ -98,8 +98,8 @@ pub async fn send_page(
     let limits = &state.config.documents;
     let ctx = context! {
         folders,
-        max_file => super::human_size((limits.max_file_mb * 1024 * 1024) as i64),
-        max_files => limits.max_files_per_upload,
+        max_file => super::human_size((limits.max_file_mb.get() * 1024 * 1024) as i64),
+        max_files => limits.max_files_per_upload.get(),
     };
     client_page(req, state, &who, "send_files.html", ctx)
 }

@@ -297,7 +297,7 @@ async fn receive_file(
         return Ok(()); // the empty file input of a form sent without files
     }
     let shown = super::folder::file_name(&raw_name);
-    let max = state.config.documents.max_file_mb * 1024 * 1024;
+    let max = state.config.documents.max_file_mb.get() * 1024 * 1024;
     let stream = Box::pin(tokio_util::io::ReaderStream::new(field.into_async_read()));
     match super::upload::seal(state, stream, max).await {
         Ok(sealed) => {

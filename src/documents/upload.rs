@@ -38,7 +38,7 @@ fn refused(message: impl Into<String>) -> DocumentError {
 /// and the client's quota. Returns the upload's id.
 pub async fn create(state: &AppState, client: &Client, file: NewFile<'_>) -> DocResult<String> {
     let limits = &state.config.documents;
-    let max = limits.max_file_mb * 1024 * 1024;
+    let max = limits.max_file_mb.get() * 1024 * 1024;
     if file.length == 0 {
         return Err(refused(super::empty_file_message(&folder::file_name(
             file.name,
@@ -70,8 +70,8 @@ pub async fn create(state: &AppState, client: &Client, file: NewFile<'_>) -> Doc
     drop(writer);
     let (client_id, quota, max_files, per_hour) = (
         client.id,
-        (limits.client_quota_mb * 1024 * 1024) as i64,
-        limits.max_files_per_upload,
+        (limits.client_quota_mb.get() * 1024 * 1024) as i64,
+        limits.max_files_per_upload.get(),
         limits.uploads_per_hour,
     );
     let length = file.length as i64;
@@ -181,7 +181,7 @@ where
     if state.store.is_stored(&upload.blob) {
         // Stored completely before a crash or error kept it from being recorded:
         // record it now instead of failing every retry.
-        let doc = complete(
+        return complete(
             state,
             client,
             &upload,
@@ -189,8 +189,7 @@ where
             &upload.wrapped_key,
             visitor,
         )
-        .await?;
-        return Ok(Appended::Complete(Box::new(doc)));
+        .await;
     }
     let (committed, length) = offset_of(&upload);
     if offset != committed {
@@ -218,7 +217,7 @@ where
             .await
             .map_err(AppError::from)?
             .map_err(|e| AppError::Internal(e.into()))?;
-        let doc = complete(
+        return complete(
             state,
             client,
             &upload,
@@ -226,8 +225,7 @@ where
             &sealed.wrapped_key,
             visitor,
         )
-        .await?;
-        return Ok(Appended::Complete(Box::new(doc)));
+        .await;
     }
     let mut writer = writer;
     let chunks = tokio::task::spawn_blocking(move || writer.checkpoint().map(|p| p.chunks))
@@ -314,7 +312,7 @@ where
 }
 
 /// The last byte is in: the document appears, is indexed, and the firm will be
-/// told (in a batch, see [`super::notify`]).
+/// told (in a batch, see [`super::notify`]). Answers that the upload is complete.
 async fn complete(
     state: &AppState,
     client: &Client,
@@ -322,7 +320,7 @@ async fn complete(
     blob: &str,
     wrapped_key: &[u8],
     visitor: &Visitor,
-) -> DocResult<Document> {
+) -> DocResult<Appended> {
     let (u, c, v, blob, key) = (
         upload.clone(),
         client.clone(),
@@ -365,7 +363,7 @@ async fn complete(
         })
         .await?;
     content::index_later(state, doc.clone());
-    Ok(doc)
+    Ok(Appended::Complete(Box::new(doc)))
 }
 
 /// Cancels an upload and removes what was sent.

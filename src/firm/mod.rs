@@ -15,7 +15,6 @@ use crate::accounts::email::Email;
 use crate::accounts::{AccountError, AccountResult, clean_name, throttle};
 use crate::ids::StaffId;
 use crate::infra::audit::{self, Actor};
-use crate::infra::db::DbError;
 use crate::infra::mail;
 use crate::infra::web::Visitor;
 use crate::state::AppState;
@@ -114,40 +113,27 @@ pub async fn signin_password(
     let email = Email::parse(email)
         .map_err(|_| AccountError::Invalid("The email or password is not right.".into()))?;
     codes::allow_new_flow(state, visitor)?;
-    let key = staff_key(&email.key, &visitor.network());
-    let (attempt_key, email_key) = (key.clone(), email.key.clone());
-    let after = state.config.accounts.lockout_after;
-    let staff = state
-        .db
-        .write(move |tx| {
-            throttle::begin(tx, &attempt_key, after)?;
-            Ok::<_, AccountError>(
-                repo::staff_by_email(tx, &email_key)?.filter(|s| s.disabled_at.is_none()),
-            )
-        })
-        .await
-        .map_err(staff_lockout)?;
-    let stored = staff.as_ref().map(|s| s.password_hash.clone());
-    let ok = state.verify_secret(password.to_string(), stored).await?;
-    let (v, address) = (visitor.clone(), email.address.clone());
-    state
-        .db
-        .write(move |tx| {
-            if ok {
-                throttle::clear(tx, &key)?;
-            } else {
-                audit::record(
-                    tx,
-                    Actor::Visitor,
-                    "staff_signin_failed",
-                    &address,
-                    "wrong password",
-                    &v.ip,
-                )?;
-            }
-            Ok::<_, DbError>(())
-        })
-        .await?;
+    let attempt = throttle::SecretAttempt {
+        key: staff_key(&email.key, &visitor.network()),
+        typed: password,
+        address: &email.address,
+        visitor,
+        failed: ("staff_signin_failed", "wrong password"),
+    };
+    let email_key = email.key.clone();
+    let holder = move |tx: &rusqlite::Connection| {
+        Ok(repo::staff_by_email(tx, &email_key)?.filter(|s| s.disabled_at.is_none()))
+    };
+    let (staff, ok) = throttle::check_secret(
+        state,
+        attempt,
+        holder,
+        |staff: &Option<Staff>| staff.as_ref().map(|s| s.password_hash.clone()),
+        |_| Actor::Visitor,
+        |_| Ok(()),
+    )
+    .await
+    .map_err(staff_lockout)?;
     let Some(staff) = staff.filter(|_| ok) else {
         return Err(AccountError::Invalid(
             "The email or password is not right.".into(),
@@ -191,7 +177,7 @@ fn totp_key(email_key: &str) -> String {
 }
 
 fn totp_cap(state: &AppState) -> i64 {
-    i64::from(state.config.accounts.staff_totp_max_failures)
+    i64::from(state.config.accounts.staff_totp_max_failures.get())
 }
 
 fn clear_staff_throttles(tx: &rusqlite::Connection, email_key: &str) -> rusqlite::Result<()> {
@@ -258,7 +244,7 @@ pub async fn signin_totp(
     let (st, v, after, cap, enrolling) = (
         state.clone(),
         visitor.clone(),
-        state.config.accounts.lockout_after,
+        state.config.accounts.lockout_after.get(),
         totp_cap(state),
         factor.enrol.is_some(),
     );
@@ -410,8 +396,7 @@ pub async fn request_portal(
     let configured = state.config.mail.staff_notify.clone();
     let ip = visitor.ip.clone();
     state
-        .db
-        .write(move |tx| {
+        .write_and_mail(move |tx| {
             repo::insert_request(tx, &name, &email.address, &phone, &message)?;
             let recipients = if configured.is_empty() {
                 repo::list_staff(tx)?
@@ -436,7 +421,6 @@ pub async fn request_portal(
             Ok::<_, AccountError>(())
         })
         .await?;
-    state.mailer.wake();
     Ok(())
 }
 

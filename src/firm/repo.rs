@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::ids::StaffId;
 use crate::infra::crypto::random_id;
-use crate::infra::db::now;
+use crate::infra::db::{from_row, now};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Staff {
@@ -25,17 +25,10 @@ pub struct Staff {
 const STAFF_COLUMNS: &str = "id, public_id, email, name, password_hash, totp_secret, totp_enabled_at, totp_last_step, disabled_at";
 
 fn staff_row(r: &Row) -> rusqlite::Result<Staff> {
-    Ok(Staff {
-        id: r.get(0)?,
-        public_id: r.get(1)?,
-        email: r.get(2)?,
-        name: r.get(3)?,
-        password_hash: r.get(4)?,
-        totp_secret: r.get(5)?,
-        totp_enabled_at: r.get(6)?,
-        totp_last_step: r.get(7)?,
-        disabled_at: r.get(8)?,
-    })
+    Ok(from_row!(r => Staff [
+        id public_id email name password_hash totp_secret totp_enabled_at totp_last_step
+        disabled_at
+    ]))
 }
 
 pub fn insert_staff(
@@ -137,15 +130,9 @@ pub fn open_requests(conn: &Connection) -> rusqlite::Result<Vec<PortalRequest>> 
          WHERE handled_at IS NULL ORDER BY created_at",
     )?;
     stmt.query_map([], |r| {
-        Ok(PortalRequest {
-            id: r.get(0)?,
-            public_id: r.get(1)?,
-            name: r.get(2)?,
-            email: r.get(3)?,
-            phone: r.get(4)?,
-            message: r.get(5)?,
-            created_at: r.get(6)?,
-        })
+        Ok(from_row!(r => PortalRequest [
+            id public_id name email phone message created_at
+        ]))
     })?
     .collect()
 }

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::infra::crypto::sha256_hex;
-use crate::infra::db::now;
+use crate::infra::db::{from_row, now};
 
 /// Who did something: a client, a staff member, the system, or an anonymous visitor.
 #[derive(Debug, Clone)]
@@ -86,17 +86,9 @@ pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Record>> {
     let mut stmt =
         conn.prepare("SELECT seq, at, actor, event, subject, detail, ip, prev_hash, hash FROM audit_log ORDER BY seq")?;
     let rows = stmt.query_map([], |r| {
-        Ok(Record {
-            seq: r.get(0)?,
-            at: r.get(1)?,
-            actor: r.get(2)?,
-            event: r.get(3)?,
-            subject: r.get(4)?,
-            detail: r.get(5)?,
-            ip: r.get(6)?,
-            prev_hash: r.get(7)?,
-            hash: r.get(8)?,
-        })
+        Ok(from_row!(r => Record [
+            seq at actor event subject detail ip prev_hash hash
+        ]))
     })?;
     rows.collect()
 }

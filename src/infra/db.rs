@@ -15,6 +15,21 @@ struct Migrations;
 
 const READERS: usize = 4;
 
+/// Builds the struct `$T` from a query's row, its fields read from the row's
+/// columns in the order they are listed, which is the order of the `SELECT`:
+/// `from_row!(r => Notification [id text link created_at read])`.
+macro_rules! from_row {
+    ($row:expr => $T:ident [$($field:ident)+]) => {{
+        let row: &rusqlite::Row<'_> = $row;
+        let mut columns = 0usize..;
+        $T {
+            // `columns` never ends; usize::MAX would be refused as a column index.
+            $($field: row.get(columns.next().unwrap_or(usize::MAX))?,)+
+        }
+    }};
+}
+pub(crate) use from_row;
+
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<Inner>,
@@ -210,4 +225,24 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    struct Pair {
+        number: i64,
+        text: String,
+    }
+
+    #[test]
+    fn from_row_reads_the_columns_in_the_order_listed() {
+        let conn = Connection::open_in_memory().unwrap();
+        let read = |r: &rusqlite::Row| Ok(from_row!(r => Pair [number text]));
+        let pair = conn.query_row("SELECT 7, 'seven'", [], read).unwrap();
+        assert_eq!((pair.number, pair.text.as_str()), (7, "seven"));
+        let short = conn.query_row("SELECT 7", [], read);
+        assert!(short.is_err(), "a missing column is an error, not a panic");
+    }
 }

@@ -269,26 +269,26 @@ fn safe_relative(path: &str) -> Option<PathBuf> {
 }
 
 fn format_datetime(ts: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ts)
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[month repr:short] [day padding:none], [year] [hour]:[minute] UTC"
-            ))
-            .ok()
-        })
-        .unwrap_or_default()
+    format_unix(
+        ts,
+        time::macros::format_description!(
+            "[month repr:short] [day padding:none], [year] [hour]:[minute] UTC"
+        ),
+    )
 }
 
 fn format_date(ts: i64) -> String {
+    format_unix(
+        ts,
+        time::macros::format_description!("[month repr:short] [day padding:none], [year]"),
+    )
+}
+
+/// The Unix time `ts` written as `format` says; empty for a time out of range.
+fn format_unix(ts: i64, format: &[time::format_description::BorrowedFormatItem<'_>]) -> String {
     time::OffsetDateTime::from_unix_timestamp(ts)
         .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[month repr:short] [day padding:none], [year]"
-            ))
-            .ok()
-        })
+        .and_then(|t| t.format(format).ok())
         .unwrap_or_default()
 }
 

@@ -141,7 +141,7 @@ pub fn set_session(req: &Request, state: &AppState, token: &str) {
 
 pub fn set_device(req: &Request, state: &AppState, token: &str) {
     let c = &state.web.cookies;
-    let days = i64::from(state.config.accounts.trusted_device_days);
+    let days = i64::from(state.config.accounts.trusted_device_days.get());
     req.cookie()
         .add(c.make(&c.device, token, Some(days * 24 * 3600)));
 }

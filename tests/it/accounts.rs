@@ -1,5 +1,7 @@
 //! S1–S4: invitations, sign-up, sign-in, forgotten PINs, sign-out, abuse limits.
 
+use std::num::NonZero;
+
 use crate::common::{PIN, TestPortal};
 
 #[tokio::test]
@@ -8,7 +10,7 @@ async fn invited_client_signs_up_signs_in_and_out() {
     portal.invite("Jane Doe", "jane@example.com").await;
     let invitation = portal
         .smtp
-        .wait_nth("jane@example.com", "created a client portal", 0)
+        .first("jane@example.com", "created a client portal")
         .await;
     assert!(
         invitation
@@ -46,7 +48,7 @@ async fn invited_client_signs_up_signs_in_and_out() {
 async fn trusted_browser_skips_the_pin_but_not_the_code() {
     let (portal, b) = TestPortal::with_jane().await;
     b.post("/signout", &[]).await;
-    let page = b.post("/signin", &[("email", "jane@example.com")]).await;
+    let page = b.enter_email("jane@example.com").await;
     assert_eq!(
         page.path(),
         "/signin/code",
@@ -55,10 +57,7 @@ async fn trusted_browser_skips_the_pin_but_not_the_code() {
     // A different browser is asked for the PIN.
     let other = portal.browser();
     assert_eq!(
-        other
-            .post("/signin", &[("email", "jane@example.com")])
-            .await
-            .path(),
+        other.enter_email("jane@example.com").await.path(),
         "/signin/pin"
     );
     portal.stop().await;
@@ -112,39 +111,32 @@ async fn wrong_expired_replayed_and_foreign_codes_are_refused() {
     } else {
         "000000"
     };
-    let page = b.post("/signin/code", &[("code", wrong)]).await;
+    let page = b.submit_code(wrong).await;
     page.refused("That code is not right");
 
     // A code from another sign-in attempt does not work here.
     let other = portal.browser();
-    other
-        .post("/signin", &[("email", "jane@example.com")])
-        .await;
-    other.post("/signin/pin", &[("pin", PIN)]).await;
+    other.enter_email("jane@example.com").await;
+    other.submit_pin(PIN).await;
     let code_b = portal.smtp.next_code("jane@example.com", &mut seen).await;
     if code_b != code_a {
         other
-            .post("/signin/code", &[("code", &code_a)])
+            .submit_code(&code_a)
             .await
             .expect("That code is not right");
     }
 
     // Expired code.
     portal.sql("UPDATE auth_flows SET code_expires_at = 1 WHERE purpose = 'signin'");
-    b.post("/signin/code", &[("code", &code_a)])
-        .await
-        .expect("That code has expired");
+    b.submit_code(&code_a).await.expect("That code has expired");
 
     // Replay: a used code cannot sign in again.
     let c = portal.browser();
     c.enter_pin("jane@example.com", PIN).await;
     let code_c = portal.smtp.next_code("jane@example.com", &mut seen).await;
-    assert_eq!(
-        c.post("/signin/code", &[("code", &code_c)]).await.path(),
-        "/"
-    );
+    assert_eq!(c.submit_code(&code_c).await.path(), "/");
     c.post("/signout", &[]).await;
-    let replay = c.post("/signin/code", &[("code", &code_c)]).await;
+    let replay = c.submit_code(&code_c).await;
     assert_eq!(replay.path(), "/signin", "the used flow is gone");
     replay.expect("That step expired");
     portal.stop().await;
@@ -159,9 +151,7 @@ async fn too_many_wrong_codes_end_the_attempt_even_after_a_new_code() {
     let code = portal.smtp.next_code("jane@example.com", &mut seen).await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..4 {
-        b.post("/signin/code", &[("code", wrong)])
-            .await
-            .expect("That code is not right");
+        b.submit_code(wrong).await.expect("That code is not right");
     }
     // Asking for a new code does not reset the count.
     portal.sql("UPDATE auth_flows SET last_code_at = 1");
@@ -169,12 +159,8 @@ async fn too_many_wrong_codes_end_the_attempt_even_after_a_new_code() {
         .await
         .expect("We sent a new access code");
     let fresh = portal.smtp.next_code("jane@example.com", &mut seen).await;
-    b.post("/signin/code", &[("code", wrong)])
-        .await
-        .expect("Too many wrong codes");
-    b.post("/signin/code", &[("code", &fresh)])
-        .await
-        .expect("Too many wrong codes");
+    b.submit_code(wrong).await.expect("Too many wrong codes");
+    b.submit_code(&fresh).await.expect("Too many wrong codes");
     portal.stop().await;
 }
 
@@ -184,11 +170,7 @@ async fn pin_rules_are_explained_on_the_page() {
     portal.invite("Jane Doe", "jane@example.com").await;
     let b = portal.browser();
     let mut seen = 0;
-    b.post(
-        "/signup",
-        &[("name", "Jane Doe"), ("email", "jane@example.com")],
-    )
-    .await;
+    b.start_sign_up("Jane Doe", "jane@example.com").await;
     b.post_next_code(&portal, "jane@example.com", &mut seen, "/signup/verify")
         .await
         .expect("Create PIN");
@@ -203,7 +185,7 @@ async fn pin_rules_are_explained_on_the_page() {
             .await;
         page.refused(message);
     }
-    b.post("/signup/pin", &[("pin", PIN), ("confirm", PIN)])
+    b.choose_pin("/signup/pin", PIN)
         .await
         .expect("Your account is ready");
     portal.stop().await;
@@ -219,16 +201,16 @@ async fn wrong_pins_lock_out_for_a_while_known_or_unknown() {
         .await;
     for email in ["jane@example.com", "nobody@example.com"] {
         let b = portal.browser();
-        b.post("/signin", &[("email", email)]).await;
+        b.enter_email(email).await;
         // A malformed PIN is explained, and not counted as a guess.
-        b.post("/signin/pin", &[("pin", "12ab")])
+        b.submit_pin("12ab")
             .await
             .expect("Your PIN is the 6 digits");
         for _ in 0..5 {
-            let page = b.post("/signin/pin", &[("pin", "000001")]).await;
+            let page = b.submit_pin("000001").await;
             page.expect("The email or PIN is not right");
         }
-        let locked = b.post("/signin/pin", &[("pin", PIN)]).await;
+        let locked = b.submit_pin(PIN).await;
         locked.expect("Too many wrong attempts. Try again in 1 minute,");
     }
     // When the lockout is over, the right PIN works again and resets the count.
@@ -248,17 +230,11 @@ async fn answers_do_not_reveal_which_emails_have_portals() {
     portal.invite("Jane Doe", "jane@example.com").await;
     let known = portal
         .browser()
-        .post(
-            "/signup",
-            &[("name", "Jane Doe"), ("email", "jane@example.com")],
-        )
+        .start_sign_up("Jane Doe", "jane@example.com")
         .await;
     let unknown = portal
         .browser()
-        .post(
-            "/signup",
-            &[("name", "Jane Doe"), ("email", "stranger@example.com")],
-        )
+        .start_sign_up("Jane Doe", "stranger@example.com")
         .await;
     assert_eq!(
         (known.status, known.path()),
@@ -273,10 +249,7 @@ async fn answers_do_not_reveal_which_emails_have_portals() {
         0,
         "an uninvited address gets nothing"
     );
-    portal
-        .smtp
-        .wait_nth("jane@example.com", "access code", 0)
-        .await;
+    portal.smtp.first("jane@example.com", "access code").await;
 
     // Sign-in: both go to the PIN step; a wrong PIN reads the same.
     portal
@@ -284,13 +257,11 @@ async fn answers_do_not_reveal_which_emails_have_portals() {
         .sign_up(&portal, "Jane Doe", "jane@example.com", PIN)
         .await;
     let (a, b) = (portal.browser(), portal.browser());
-    let pa = a.post("/signin", &[("email", "jane@example.com")]).await;
-    let pb = b
-        .post("/signin", &[("email", "stranger@example.com")])
-        .await;
+    let pa = a.enter_email("jane@example.com").await;
+    let pb = b.enter_email("stranger@example.com").await;
     assert_eq!((pa.status, pa.path()), (pb.status, pb.path()));
-    let wa = a.post("/signin/pin", &[("pin", "000001")]).await;
-    let wb = b.post("/signin/pin", &[("pin", "000001")]).await;
+    let wa = a.submit_pin("000001").await;
+    let wb = b.submit_pin("000001").await;
     assert_eq!((wa.status, wa.path()), (wb.status, wb.path()));
     assert_eq!(
         wa.text_without("jane@example.com"),
@@ -300,10 +271,7 @@ async fn answers_do_not_reveal_which_emails_have_portals() {
     // Signing up again with an address that has a portal: same page, and a note by email.
     let again = portal
         .browser()
-        .post(
-            "/signup",
-            &[("name", "Jane Doe"), ("email", "jane@example.com")],
-        )
+        .start_sign_up("Jane Doe", "jane@example.com")
         .await;
     assert_eq!(
         again.text_without("jane@example.com"),
@@ -311,7 +279,7 @@ async fn answers_do_not_reveal_which_emails_have_portals() {
     );
     portal
         .smtp
-        .wait_nth("jane@example.com", "You already have a portal", 0)
+        .first("jane@example.com", "You already have a portal")
         .await;
     portal.stop().await;
 }
@@ -333,21 +301,17 @@ async fn forgot_pin_sets_a_new_one_and_signs_out_everywhere() {
     let (portal, first) = TestPortal::with_jane().await;
     let b = portal.browser();
     let mut seen = portal.smtp.matching("jane@example.com", "access code");
-    b.post("/signin", &[("email", "jane@example.com")]).await;
+    b.enter_email("jane@example.com").await;
     b.post("/signin/forgot", &[]).await.expect("Reset your PIN");
     b.post_next_code(&portal, "jane@example.com", &mut seen, "/signin/reset")
         .await
         .expect("Set a new PIN");
-    let done = b
-        .post(
-            "/signin/reset/pin",
-            &[("pin", "730264"), ("confirm", "730264")],
-        )
-        .await;
-    done.expect("Your new PIN is set");
+    b.choose_pin("/signin/reset/pin", "730264")
+        .await
+        .expect("Your new PIN is set");
     portal
         .smtp
-        .wait_nth("jane@example.com", "PIN was changed", 0)
+        .first("jane@example.com", "PIN was changed")
         .await;
     assert_eq!(
         first.get("/").await.path(),
@@ -355,15 +319,9 @@ async fn forgot_pin_sets_a_new_one_and_signs_out_everywhere() {
         "the other browser was signed out"
     );
     // The old PIN no longer works; the new one does; the old browser is no longer trusted.
-    let c = portal.browser();
-    c.enter_pin("jane@example.com", PIN)
-        .await
-        .expect("The email or PIN is not right");
+    portal.browser().pin_refused("jane@example.com", PIN).await;
     assert_eq!(
-        first
-            .post("/signin", &[("email", "jane@example.com")])
-            .await
-            .path(),
+        first.enter_email("jane@example.com").await.path(),
         "/signin/pin"
     );
     portal
@@ -431,7 +389,7 @@ async fn a_visitor_can_request_a_portal_and_staff_are_told() {
     ok.expect("Thank you. The firm will be in touch");
     let mail = portal
         .smtp
-        .wait_nth("office@smithlee.example", "Portal request from Pat Lee", 0)
+        .first("office@smithlee.example", "Portal request from Pat Lee")
         .await;
     assert!(mail.text().contains("555-0199"));
     portal.stop().await;
@@ -448,20 +406,18 @@ async fn parallel_guesses_cannot_exceed_the_attempt_limits() {
 
     // Twenty wrong PINs at once: only the first handful are even checked.
     let b = portal.browser();
-    b.post("/signin", &[("email", "jane@example.com")]).await;
+    b.enter_email("jane@example.com").await;
     let guesses = (0..20).map(|i| {
         let pin = format!("{:06}", 100_000 + i);
         let b = &b;
-        async move { b.post("/signin/pin", &[("pin", &pin)]).await }
+        async move { b.submit_pin(&pin).await }
     });
     futures::future::join_all(guesses).await;
     assert_eq!(
         portal.query_i64("SELECT failures FROM auth_throttle WHERE key = 'pin:jane@example.com'"),
         5
     );
-    b.post("/signin/pin", &[("pin", PIN)])
-        .await
-        .expect("Too many wrong attempts");
+    b.submit_pin(PIN).await.expect("Too many wrong attempts");
 
     // Twenty wrong codes at once: the flow still allows only five tries in all.
     portal.sql("DELETE FROM auth_throttle");
@@ -472,7 +428,7 @@ async fn parallel_guesses_cannot_exceed_the_attempt_limits() {
     let guesses = (0..20).map(|i| {
         let guess = format!("{:06}", (code.parse::<u32>().unwrap() + 1 + i) % 1_000_000);
         let c = &c;
-        async move { c.post("/signin/code", &[("code", &guess)]).await }
+        async move { c.submit_code(&guess).await }
     });
     futures::future::join_all(guesses).await;
     assert_eq!(
@@ -481,23 +437,22 @@ async fn parallel_guesses_cannot_exceed_the_attempt_limits() {
         ),
         5
     );
-    c.post("/signin/code", &[("code", &code)])
-        .await
-        .expect("Too many wrong codes");
+    c.submit_code(&code).await.expect("Too many wrong codes");
     portal.stop().await;
 }
 
 #[tokio::test]
 async fn a_right_pin_with_no_code_left_to_send_lands_on_the_code_page() {
-    let portal = TestPortal::start_with(|c| c.accounts.codes_per_account_per_hour = 1).await;
+    let portal = TestPortal::start_with(|c| {
+        c.accounts.codes_per_account_per_hour = NonZero::new(1).unwrap()
+    })
+    .await;
     // A sign-up code: not the account's budget.
     let b = portal.signed_up("Jane Doe", "jane@example.com", PIN).await;
     b.sign_in(&portal, "jane@example.com", PIN).await; // the account's one code
     let other = portal.browser();
-    other
-        .post("/signin", &[("email", "jane@example.com")])
-        .await;
-    let page = other.post("/signin/pin", &[("pin", PIN)]).await;
+    other.enter_email("jane@example.com").await;
+    let page = other.submit_pin(PIN).await;
     page.expect("Enter your access code")
         .expect("Too many codes were asked for");
     assert_eq!(page.status, 422);

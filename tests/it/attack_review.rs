@@ -3,15 +3,19 @@
 //! Code-email budgets, the staff authenticator lock, cross-site requests, slow
 //! and numerous connections, forwarded addresses and file modes.
 
+use std::num::NonZero;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::auth_abuse::{forgot_pin, mail_settled};
 use crate::common::{BOB_PIN, Browser, PIN, Page, STAFF_PASSWORD, TestPortal, staff_browser};
-use crate::network::{address, closed_within, healthy, recorded_address};
+use crate::network::{
+    address, behind_proxies, closed_within, drip_until_cut, healthy, hold_open, recorded_address,
+    slow_limits,
+};
 
 const JANE: &str = "jane@example.com";
 const ANN: &str = "ann@smithlee.example";
@@ -47,15 +51,13 @@ async fn every_spelling_of_an_address_spends_one_budget() {
         async move { forgot_pin(portal, &format!("198.51.100.{n}"), s).await }
     }))
     .await;
-    let budget = i64::from(portal.state.config.accounts.codes_per_email_per_hour);
+    let budget = i64::from(portal.state.config.accounts.codes_per_email_per_hour.get());
     let sent = codes_queued(&portal) - before;
     assert!(sent <= budget, "{sent} codes for one mailbox");
     mail_settled(&portal).await;
     // A trailing dot is not another spelling of the domain: it is refused.
     let b = portal.browser_from("198.51.100.200");
-    let page = b
-        .post("/signin", &[("email", "jos\u{e9}@example.com.")])
-        .await;
+    let page = b.enter_email("jos\u{e9}@example.com.").await;
     page.refused("Enter a valid email address");
 
     // The owner still signs in, from one of those very networks.
@@ -71,22 +73,20 @@ async fn every_spelling_of_an_address_spends_one_budget() {
 async fn no_resend_button_lets_a_stranger_spend_the_owners_own_budget() {
     let portal = TestPortal::start_with(|c| {
         c.server.trust_proxy_headers = true;
-        c.accounts.codes_per_account_per_hour = 3;
+        c.accounts.codes_per_account_per_hour = NonZero::new(3).unwrap();
     })
     .await;
     portal.client("Jane Doe", JANE, PIN).await; // one of her three codes
     // Every resend a stranger can reach, from many networks, without her PIN.
     for n in 0..10 {
         let stranger = portal.browser_from(&format!("203.0.113.{n}"));
-        stranger.post("/signin", &[("email", JANE)]).await;
+        stranger.enter_email(JANE).await;
         let page = stranger.post("/signin/resend", &[]).await;
         assert!(!page.has("We sent a new access code"), "{}", page.body);
         stranger.post("/signin/forgot", &[]).await;
         portal.sql("UPDATE auth_flows SET last_code_at = 0"); // no wait between codes
         stranger.post("/signin/reset/resend", &[]).await;
-        stranger
-            .post("/signup", &[("name", "M"), ("email", JANE)])
-            .await;
+        stranger.start_sign_up("M", JANE).await;
         portal.sql("UPDATE auth_flows SET last_code_at = 0");
         stranger.post("/signup/resend", &[]).await;
         for path in [
@@ -123,10 +123,7 @@ async fn a_domain_written_with_look_alike_characters_is_not_another_mailbox() {
         "jane@example\u{3002}com",
         "jane@EXAMPLE\u{ff0e}com",
     ] {
-        let page = portal
-            .browser()
-            .post("/signup", &[("name", "Mallory"), ("email", spelling)])
-            .await;
+        let page = portal.browser().start_sign_up("Mallory", spelling).await;
         assert_eq!(page.status, 422, "{spelling}");
         page.expect("Enter a valid email address");
     }
@@ -134,10 +131,7 @@ async fn a_domain_written_with_look_alike_characters_is_not_another_mailbox() {
     // Internationalised domains as people type them still work.
     portal
         .browser()
-        .post(
-            "/signup",
-            &[("name", "Jürgen"), ("email", "j@b\u{fc}cher.example")],
-        )
+        .start_sign_up("Jürgen", "j@b\u{fc}cher.example")
         .await
         .expect("Verify your email");
     portal.stop().await;
@@ -151,12 +145,11 @@ async fn another_client_cannot_use_up_the_codes_for_an_address_someone_adds() {
     // Bob asks to merge, then to move to, Jane's work address until he is refused.
     for _ in 0..12 {
         bob.post("/security/merge", &[("email", work)]).await;
-        bob.post("/security/email", &[("current", BOB_PIN), ("email", work)])
-            .await;
+        bob.change_email(BOB_PIN, work).await;
     }
     mail_settled(&portal).await;
     let to_work = portal.smtp.matching(work, "access code");
-    let per_address = portal.state.config.accounts.codes_per_email_per_hour as usize;
+    let per_address = portal.state.config.accounts.codes_per_email_per_hour.get() as usize;
     assert!(to_work <= per_address, "{to_work} codes from one client");
     // Jane can still add her work address.
     let mut seen = to_work;
@@ -236,7 +229,7 @@ async fn addresses_of_one_ipv6_block_share_the_per_address_budgets() {
     portal.client("Jane Doe", JANE, PIN).await;
     // A subscriber's /64 holds 2^64 addresses; each request comes from a new one.
     let from = |n: usize| format!("2001:db8:77:1::{n:x}");
-    let per_ip = portal.state.config.accounts.codes_per_ip_per_hour as usize;
+    let per_ip = portal.state.config.accounts.codes_per_ip_per_hour.get() as usize;
     for n in 0..per_ip {
         forgot_pin(&portal, &from(n + 1), "someone@example.com").await;
     }
@@ -301,8 +294,8 @@ fn wrong_code(secret: &str) -> String {
 #[tokio::test]
 async fn guesses_sent_at_once_stop_at_the_authenticator_ceiling() {
     let portal = TestPortal::start_with(|c| {
-        c.accounts.lockout_after = 20;
-        c.accounts.staff_totp_max_failures = 10;
+        c.accounts.lockout_after = NonZero::new(20).unwrap();
+        c.accounts.staff_totp_max_failures = NonZero::new(10).unwrap();
     })
     .await;
     let b = staff_browser(&portal).await;
@@ -331,7 +324,7 @@ async fn guesses_sent_at_once_stop_at_the_authenticator_ceiling() {
     );
     portal
         .smtp
-        .wait_nth(ANN, "Your staff sign-in was locked", 0)
+        .first(ANN, "Your staff sign-in was locked")
         .await;
     assert_eq!(
         portal.smtp.matching(ANN, "Your staff sign-in was locked"),
@@ -629,12 +622,6 @@ async fn cross_site_variations_are_refused_on_every_method_and_body() {
 
 // ---------- 4. slow, numerous and pipelined connections ----------
 
-fn slow_limits(c: &mut portal::Config) {
-    c.server.header_timeout_seconds = 1;
-    c.server.body_timeout_seconds = 1;
-    c.server.body_min_bytes_per_second = 500;
-}
-
 /// A body that yields one byte every `every`, for `total` bytes.
 fn trickle(total: usize, every: Duration) -> reqwest::Body {
     let stream = futures::stream::unfold(0usize, move |sent| async move {
@@ -656,44 +643,14 @@ async fn a_chunked_trickle_is_cut_off_on_forms_uploads_and_publishing() {
     let addr = address(&portal);
 
     // A form posted in one-byte chunks, by hand.
-    let mut s = TcpStream::connect(&addr).await.unwrap();
-    s.write_all(
-        b"POST /signin HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let started = Instant::now();
-    let (mut read, mut write) = s.into_split();
-    let drip = tokio::spawn(async move {
-        let mut sent = 0;
-        while started.elapsed() < Duration::from_secs(10)
-            && write.write_all(b"1\r\ne\r\n").await.is_ok()
-        {
-            sent += 1;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-        sent
-    });
-    let mut reply = Vec::new();
-    let cut = tokio::time::timeout(Duration::from_secs(6), read.read_to_end(&mut reply)).await;
-    assert!(cut.is_ok(), "the chunked trickle was not cut off");
-    drip.abort();
+    let head = b"POST /signin HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let (cut, _) = drip_until_cut(&addr, head, b"1\r\ne\r\n", Duration::from_millis(300)).await;
+    assert!(cut, "the chunked trickle was not cut off");
 
     // Chunk extensions dripped without any data are no better.
-    let mut s = TcpStream::connect(&addr).await.unwrap();
-    s.write_all(b"POST /signin HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;")
-        .await
-        .unwrap();
-    let (mut read, mut write) = s.into_split();
-    let drip = tokio::spawn(async move {
-        while write.write_all(b"a").await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
-    let mut reply = Vec::new();
-    let cut = tokio::time::timeout(Duration::from_secs(6), read.read_to_end(&mut reply)).await;
-    assert!(cut.is_ok(), "dripped chunk extensions were not cut off");
-    drip.abort();
+    let head = b"POST /signin HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;";
+    let (cut, _) = drip_until_cut(&addr, head, b"a", Duration::from_millis(200)).await;
+    assert!(cut, "dripped chunk extensions were not cut off");
 
     // An upload, and a staff publish, trickled by a real HTTP client.
     let jane = portal.client("Jane Doe", JANE, PIN).await;
@@ -769,7 +726,7 @@ async fn connect_from(source: &str, to: &str) -> TcpStream {
 #[tokio::test]
 async fn each_address_has_its_own_connection_allowance() {
     let portal = TestPortal::start_on("[::]:0", |c| {
-        c.server.header_timeout_seconds = 30;
+        c.server.header_timeout_seconds = NonZero::new(30).unwrap();
         c.server.max_connections_per_ip = 3;
     })
     .await;
@@ -809,16 +766,12 @@ async fn a_dual_stack_listener_still_recognises_the_trusted_proxy() {
     // like a single client.
     let portal = TestPortal::start_on("[::]:0", |c| {
         c.server.trust_proxy_headers = true;
-        c.server.header_timeout_seconds = 30;
+        c.server.header_timeout_seconds = NonZero::new(30).unwrap();
         c.server.max_connections_per_ip = 2;
     })
     .await;
     portal.invite("Jane Doe", JANE).await;
-    let mut held = Vec::new();
-    for _ in 0..4 {
-        held.push(TcpStream::connect(address(&portal)).await.unwrap());
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let held = hold_open(&address(&portal), 4).await;
     assert!(healthy(&portal).await, "the proxy is not capped");
     let b = portal.browser_from("203.0.113.44");
     b.enter_pin(JANE, "000001").await;
@@ -836,11 +789,7 @@ async fn a_dual_stack_listener_still_recognises_the_trusted_proxy() {
 
 #[tokio::test]
 async fn forwarded_addresses_in_every_spelling_name_the_right_client() {
-    let portal = TestPortal::start_with(|c| {
-        c.server.trust_proxy_headers = true;
-        c.server.trusted_proxies = vec!["127.0.0.1".into(), "10.0.0.0/8".into()];
-    })
-    .await;
+    let portal = behind_proxies(&["127.0.0.1", "10.0.0.0/8"]).await;
     portal.invite("Jane Doe", JANE).await;
     let cases: Vec<(Vec<(&'static str, &str)>, &str)> = vec![
         (vec![("X-FORWARDED-FOR", "203.0.113.1")], "203.0.113.1"),
@@ -901,11 +850,7 @@ async fn forwarded_addresses_in_every_spelling_name_the_right_client() {
     portal.stop().await;
 
     // The header means nothing from a peer that is not a trusted proxy.
-    let portal = TestPortal::start_with(|c| {
-        c.server.trust_proxy_headers = true;
-        c.server.trusted_proxies = vec!["::1".into()];
-    })
-    .await;
+    let portal = behind_proxies(&["::1"]).await;
     portal.invite("Jane Doe", JANE).await;
     for spelling in ["X-Forwarded-For", "x-forwarded-for"] {
         let got = recorded_address(&portal, vec![(spelling, "203.0.113.20")]).await;
@@ -991,7 +936,7 @@ async fn nothing_under_the_data_directory_is_readable_by_others() {
         )
         .await
         .expect("published");
-    jane.get("/documents?q=Refund").await.expect("1040.pdf");
+    jane.search("Refund").await.expect("1040.pdf");
     let (checked, loose) = loose_modes(&data);
     assert!(loose.is_empty(), "{loose:?}");
     assert!(data.join("portal.db-wal").exists() && data.join("portal.db-shm").exists());

@@ -2,6 +2,8 @@
 //! budget, guessing staff authenticator codes, forged and cross-site form posts,
 //! flows finishing after their address moved, and look-alike addresses.
 
+use std::num::NonZero;
+
 use crate::common::{BOB_PIN, Browser, PIN, Page, STAFF_PASSWORD, TestPortal, staff_browser};
 
 const JANE: &str = "jane@example.com";
@@ -37,22 +39,22 @@ async fn strangers_cannot_keep_the_owner_from_signing_in_or_getting_codes() {
         let stranger = portal.browser_from(&format!("203.0.113.{n}"));
         for _ in 0..15 {
             stranger
-                .post("/signup", &[("name", "Mallory"), ("email", JANE)])
+                .start_sign_up("Mallory", JANE)
                 .await
                 .expect("Verify your email");
-            stranger.post("/signin", &[("email", JANE)]).await;
+            stranger.enter_email(JANE).await;
             stranger
                 .post("/signin/forgot", &[])
                 .await
                 .expect("Reset your PIN");
         }
         // That network's own budget is spent, and it is told so.
-        stranger.post("/signin", &[("email", JANE)]).await;
+        stranger.enter_email(JANE).await;
         let refused = stranger.post("/signin/forgot", &[]).await;
         refused.refused("Too many attempts from your network");
     }
     // Her mailbox got at most a budget's worth of codes and of notices.
-    let budget = i64::from(portal.state.config.accounts.codes_per_email_per_hour);
+    let budget = i64::from(portal.state.config.accounts.codes_per_email_per_hour.get());
     assert!(codes_queued(&portal, JANE) - codes_before <= budget);
     assert!(
         portal.query_i64(&format!(
@@ -78,7 +80,7 @@ async fn strangers_cannot_keep_the_owner_from_signing_in_or_getting_codes() {
     // Forgot PIN on a browser she trusts (this one, since the PIN change) spends
     // her own budget too, not the one strangers used up.
     jane.post("/signout", &[]).await;
-    jane.post("/signin", &[("email", JANE)])
+    jane.enter_email(JANE)
         .await
         .expect("Enter your access code")
         .expect("Forgot PIN?");
@@ -94,7 +96,7 @@ async fn strangers_cannot_keep_the_owner_from_signing_in_or_getting_codes() {
 
 pub(crate) async fn forgot_pin(portal: &TestPortal, ip: &str, email: &str) -> Page {
     let b = portal.browser_from(ip);
-    b.post("/signin", &[("email", email)]).await;
+    b.enter_email(email).await;
     b.post("/signin/forgot", &[]).await
 }
 
@@ -102,7 +104,7 @@ pub(crate) async fn forgot_pin(portal: &TestPortal, ip: &str, email: &str) -> Pa
 async fn a_spent_address_budget_reads_the_same_as_an_unknown_address() {
     let portal = TestPortal::start_with(|c| {
         c.server.trust_proxy_headers = true;
-        c.accounts.codes_per_email_per_hour = 1;
+        c.accounts.codes_per_email_per_hour = NonZero::new(1).unwrap();
     })
     .await;
     portal.client("Jane Doe", JANE, PIN).await; // the sign-up code spends the budget
@@ -176,7 +178,7 @@ async fn guessing_staff_authenticator_codes_locks_the_account_and_tells_its_owne
         .expect("Ask an administrator to unlock your account");
     let notice = portal
         .smtp
-        .wait_nth(ANN, "Your staff sign-in was locked", 0)
+        .first(ANN, "Your staff sign-in was locked")
         .await;
     assert!(
         notice.text().contains("20 wrong authenticator codes"),
@@ -240,9 +242,7 @@ async fn form_tokens_from_before_sign_in_or_another_session_are_refused() {
             .await;
         assert_eq!(page.status, 403);
     }
-    b.post("/signin", &[("email", JANE)])
-        .await
-        .expect("Enter your access code");
+    b.enter_email(JANE).await.expect("Enter your access code");
 
     // The same for staff.
     let staff = staff_browser(&portal).await;
@@ -383,7 +383,7 @@ async fn sign_in_and_forgot_pin_cannot_finish_after_the_address_moved() {
         .expect("Enter your access code");
     let x_code = portal.smtp.next_code(JANE, &mut seen).await;
     let y = portal.browser();
-    y.post("/signin", &[("email", JANE)]).await;
+    y.enter_email(JANE).await;
     y.post("/signin/forgot", &[]).await.expect("Reset your PIN");
     let y_code = portal.smtp.next_code(JANE, &mut seen).await;
     y.post("/signin/reset", &[("code", &y_code)])
@@ -397,11 +397,7 @@ async fn sign_in_and_forgot_pin_cannot_finish_after_the_address_moved() {
 
     // Jane moves to a new address; Bob merges her old one into his portal.
     let mut new_seen = 0;
-    jane.post(
-        "/security/email",
-        &[("current", PIN), ("email", "jane@new.example")],
-    )
-    .await;
+    jane.change_email(PIN, "jane@new.example").await;
     jane.post_next_code(
         &portal,
         "jane@new.example",
@@ -416,26 +412,21 @@ async fn sign_in_and_forgot_pin_cannot_finish_after_the_address_moved() {
         .expect("The address was added to your portal");
 
     // Merged away: the sign-in cannot finish.
-    let page = x.post("/signin/code", &[("code", &x_code)]).await;
+    let page = x.submit_code(&x_code).await;
     page.refused("no longer the sign-in address");
     assert_eq!(x.get("/").await.path(), "/signin");
 
     // Bob makes it his sign-in address: still neither flow finishes on Bob.
-    bob.post("/security/email", &[("current", BOB_PIN), ("email", JANE)])
-        .await;
+    bob.change_email(BOB_PIN, JANE).await;
     bob.post_next_code(&portal, JANE, &mut seen, "/security/email/verify")
         .await
         .expect("Your sign-in email was changed");
-    let page = w.post("/signin/code", &[("code", &w_code)]).await;
+    let page = w.submit_code(&w_code).await;
     page.expect("no longer the sign-in address");
     assert_eq!(w.get("/").await.path(), "/signin", "not signed in as Bob");
-    let page = y
-        .post(
-            "/signin/reset/pin",
-            &[("pin", "591846"), ("confirm", "591846")],
-        )
-        .await;
-    page.refused("no longer the sign-in address");
+    y.choose_pin("/signin/reset/pin", "591846")
+        .await
+        .refused("no longer the sign-in address");
 
     // Bob's PIN is untouched; Jane signs in at her new address.
     bob.post("/signout", &[]).await;
@@ -456,15 +447,10 @@ async fn staff_see_look_alike_addresses_in_ascii_with_a_warning() {
     let staff = staff_browser(&portal).await;
     let lookalike = "jane@ex\u{430}mple.com"; // a Cyrillic а
     staff
-        .post(
-            "/staff/clients",
-            &[("name", "Jane Imposter"), ("email", lookalike)],
-        )
+        .add_client("Jane Imposter", lookalike)
         .await
         .expect("The client was invited by email");
-    staff
-        .post("/staff/clients", &[("name", "Jane Doe"), ("email", JANE)])
-        .await;
+    staff.add_client("Jane Doe", JANE).await;
     portal
         .browser()
         .post(

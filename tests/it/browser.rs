@@ -9,15 +9,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::common::TestPortal;
+use crate::common::{PIN, TestPortal};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// How long any one page may take to appear after a click.
 const STEP: Duration = Duration::from_secs(15);
+/// The taxpayer both tests sign in as.
+const EMAIL: &str = "jane@example.com";
 
 /// A running chromedriver (in its own process group, so the Chromium it starts
 /// goes away with it even if the test panics) and the browser's profile directory.
@@ -161,7 +164,7 @@ fn button(label: &str) -> String {
 
 /// Clicks the submit button labelled `label`, then waits for the next page to
 /// show the element `next` (CSS) and returns it.
-async fn click_then(c: &Client, label: &str, next: &str) -> fantoccini::elements::Element {
+async fn click_then(c: &Client, label: &str, next: &str) -> Element {
     let xpath = button(label);
     c.find(Locator::XPath(&xpath))
         .await
@@ -172,7 +175,7 @@ async fn click_then(c: &Client, label: &str, next: &str) -> fantoccini::elements
     wait_for(c, next).await
 }
 
-async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
+async fn wait_for(c: &Client, css: &str) -> Element {
     match c
         .wait()
         .at_most(STEP)
@@ -181,16 +184,19 @@ async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
         .await
     {
         Ok(e) => e,
-        Err(e) => {
-            let url = c
-                .current_url()
-                .await
-                .map(|u| u.to_string())
-                .unwrap_or_default();
-            let src = c.source().await.unwrap_or_default();
-            panic!("waiting for {css:?}: {e}; page {url}:\n{src}");
-        }
+        Err(e) => panic!("waiting for {css:?}: {e}; {}", page_dump(c).await),
     }
+}
+
+/// "page <url>:" and the page's source, for a failure message.
+async fn page_dump(c: &Client) -> String {
+    let url = c
+        .current_url()
+        .await
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    let src = c.source().await.unwrap_or_default();
+    format!("page {url}:\n{src}")
 }
 
 async fn type_into(c: &Client, css: &str, text: &str) {
@@ -260,15 +266,9 @@ async fn wait_until(c: &Client, what: &str, js: &str) {
             Err(e) => last_err = e.to_string(),
         }
         if tokio::time::Instant::now() >= deadline {
-            let url = c
-                .current_url()
-                .await
-                .map(|u| u.to_string())
-                .unwrap_or_default();
-            let src = c.source().await.unwrap_or_default();
             panic!(
-                "timed out after {STEP:?} waiting until {what} ({js}); last error: {last_err:?}; \
-                 page {url}:\n{src}"
+                "timed out after {STEP:?} waiting until {what} ({js}); last error: {last_err:?}; {}",
+                page_dump(c).await
             );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -295,10 +295,9 @@ async fn sign_in_new_browser(c: &Client, portal: &TestPortal, email: &str, pin: 
 
 #[tokio::test]
 async fn browser_sign_up_and_sign_in_as_a_taxpayer() {
+    let (email, pin) = (EMAIL, PIN);
     let driver = Driver::start().await;
     let portal = TestPortal::start().await;
-    let email = "jane@example.com";
-    let pin = "482913";
     portal.invite("Jane Doe", email).await;
     let mut seen = portal.smtp.matching(email, "access code");
 
@@ -411,26 +410,53 @@ fn document_row(name: &str) -> String {
     )
 }
 
-async fn find_xpath(c: &Client, xpath: &str) -> fantoccini::elements::Element {
+async fn find_xpath(c: &Client, xpath: &str) -> Element {
     c.find(Locator::XPath(xpath))
         .await
         .unwrap_or_else(|e| panic!("nothing at {xpath}: {e}"))
+}
+
+/// The element `locator` finds inside `parent`.
+async fn inside(parent: &Element, locator: Locator<'_>) -> Element {
+    parent
+        .find(locator)
+        .await
+        .unwrap_or_else(|e| panic!("nothing at {locator:?}: {e}"))
+}
+
+/// Clicks `target`, then waits until `js` holds (see [`wait_until`]).
+async fn click_until(c: &Client, target: Element, what: &str, js: &str) {
+    target.click().await.unwrap();
+    wait_until(c, what, js).await;
+}
+
+/// The open message dialog of the Documents page.
+const DIALOG: &str = "dialog.message-dialog[open]";
+
+/// Clicks `target`, then waits until an element `css` is on the page (`shown`)
+/// or is gone from it.
+async fn click_until_shown(c: &Client, target: Element, css: &str, shown: bool) {
+    let (what, test) = if shown {
+        ("is shown", "!==")
+    } else {
+        ("is gone", "===")
+    };
+    let js = format!("document.querySelector('{css}') {test} null");
+    click_until(c, target, &format!("{css} {what}"), &js).await;
 }
 
 #[tokio::test]
 async fn browser_documents_upload_search_and_preview() {
     let driver = Driver::start().await;
     let portal = TestPortal::start().await;
-    let email = "jane@example.com";
-    let pin = "482913";
     // The account is made over plain HTTP; Chromium signs in on its own below.
-    portal.client("Jane Doe", email, pin).await;
+    portal.client("Jane Doe", EMAIL, PIN).await;
 
     // Staff publish a PDF with a message.
     let staff = crate::common::staff_browser(&portal).await;
     staff
         .publish(
-            &portal.client_id(email),
+            &portal.client_id(EMAIL),
             "2025 / Returns",
             "Please review",
             &[(
@@ -442,7 +468,7 @@ async fn browser_documents_upload_search_and_preview() {
         .expect("The documents were published");
 
     let c = driver.browser().await;
-    sign_in_new_browser(&c, &portal, email, pin).await;
+    sign_in_new_browser(&c, &portal, EMAIL, PIN).await;
 
     // Send two files from disk through the file picker.
     let files = tempfile::tempdir().unwrap();
@@ -479,14 +505,10 @@ async fn browser_documents_upload_search_and_preview() {
     c.execute("window.beforeReload = true;", vec![])
         .await
         .unwrap();
-    c.find(Locator::Css("#start-upload"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_until(
+    let start = c.find(Locator::Css("#start-upload")).await.unwrap();
+    click_until(
         &c,
+        start,
         "#upload-status says all files were sent",
         "document.getElementById('upload-status').textContent === \
          'All files sent. The firm has been notified.'",
@@ -519,16 +541,13 @@ async fn browser_documents_upload_search_and_preview() {
 
     // Search for a word inside the PDF.
     type_into(&c, "#q", "depreciation").await;
-    find_xpath(
+    let search = find_xpath(
         &c,
         "//form[@role='search']//button[normalize-space()='Search']",
-    )
-    .await
-    .click()
-    .await
-    .unwrap();
-    wait_until(
+    );
+    click_until(
         &c,
+        search.await,
         "the search results are shown",
         "new URLSearchParams(location.search).get('q') === 'depreciation' \
          && document.readyState === 'complete' && document.querySelector('#q') !== null",
@@ -539,13 +558,10 @@ async fn browser_documents_upload_search_and_preview() {
 
     // Preview it: pdf.js loads it, lists its bookmark and draws the page.
     let row = document_row("Form 1040.pdf");
-    find_xpath(&c, &format!("{row}//a[normalize-space()='View']"))
-        .await
-        .click()
-        .await
-        .unwrap();
-    wait_until(
+    let view = find_xpath(&c, &format!("{row}//a[normalize-space()='View']")).await;
+    click_until(
         &c,
+        view,
         "the PDF viewer shows 1 page",
         "document.getElementById('page-count')?.textContent === '1'",
     )
@@ -576,65 +592,26 @@ async fn browser_documents_upload_search_and_preview() {
     save_screenshot(&c, "preview.png").await;
 
     // Back to the list: read the message from the More menu.
-    find_xpath(&c, "//a[normalize-space()='Back to Documents']")
-        .await
-        .click()
-        .await
-        .unwrap();
-    wait_until(
+    let back = find_xpath(&c, "//a[normalize-space()='Back to Documents']").await;
+    click_until(
         &c,
+        back,
         "the Documents page is back",
         "location.pathname === '/documents' && document.readyState === 'complete' \
          && document.querySelector('li.doc') !== null",
     )
     .await;
     let menu = find_xpath(&c, &format!("{row}//details[contains(@class, 'more')]")).await;
-    menu.find(Locator::Css("summary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_until(
-        &c,
-        "the More menu is open",
-        "document.querySelector('details.more[open]') !== null",
-    )
-    .await;
-    menu.find(Locator::XPath(
-        ".//button[normalize-space()='View Message']",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
-    wait_until(
-        &c,
-        "the message dialog is open",
-        "document.querySelector('dialog.message-dialog[open]') !== null",
-    )
-    .await;
-    let dialog = c
-        .find(Locator::Css("dialog.message-dialog[open]"))
-        .await
-        .unwrap();
+    let summary = inside(&menu, Locator::Css("summary")).await;
+    click_until_shown(&c, summary, "details.more[open]", true).await;
+    let view_message = Locator::XPath(".//button[normalize-space()='View Message']");
+    click_until_shown(&c, inside(&menu, view_message).await, DIALOG, true).await;
+    let dialog = c.find(Locator::Css(DIALOG)).await.unwrap();
     let shown = dialog.text().await.unwrap();
     expect_text(&shown, "Message from CPA");
     expect_text(&shown, "Please review");
-    dialog
-        .find(Locator::XPath(".//button[normalize-space()='OK']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_until(
-        &c,
-        "the message dialog has closed",
-        "document.querySelector('dialog.message-dialog[open]') === null",
-    )
-    .await;
+    let ok = inside(&dialog, Locator::XPath(".//button[normalize-space()='OK']")).await;
+    click_until_shown(&c, ok, DIALOG, false).await;
     assert!(!dialog.is_displayed().await.unwrap());
 
     c.close().await.unwrap();

@@ -169,9 +169,7 @@ async fn a_server_error_page_quotes_a_request_id_found_in_the_log() {
     db.execute("ALTER TABLE auth_flows RENAME TO auth_flows_gone", [])
         .unwrap();
 
-    let page = browser
-        .post("/signin", &[("email", "jane@example.com")])
-        .await;
+    let page = browser.enter_email("jane@example.com").await;
     assert_eq!(page.status, 500, "{}", page.body);
     let id = regex::Regex::new(r"reference: <strong>([A-Z0-9]{12})</strong>")
         .unwrap()

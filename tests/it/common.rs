@@ -181,6 +181,12 @@ impl Smtp {
         }
     }
 
+    /// The first mail to `to` whose subject contains `subject`, waiting (up to 10 s)
+    /// for it to arrive if needed.
+    pub async fn first(&self, to: &str, subject: &str) -> Mail {
+        self.wait_nth(to, subject, 0).await
+    }
+
     pub fn matching(&self, to: &str, subject: &str) -> usize {
         self.all()
             .iter()
@@ -349,7 +355,7 @@ impl TestPortal {
             "UPDATE mail_queue SET next_attempt_at = 0{filter}"
         ));
         self.state.mailer.wake();
-        self.smtp.wait_nth(to, "created a client portal", 0).await
+        self.smtp.first(to, "created a client portal").await
     }
 
     /// Invites `email` and waits for this invitation (not an earlier one) to arrive.
@@ -661,28 +667,77 @@ impl Browser {
     /// S2 from the sign-up page to "Create Account".
     pub async fn sign_up(&self, portal: &TestPortal, name: &str, email: &str, pin: &str) {
         let mut seen = portal.smtp.matching(email, "access code");
-        self.post("/signup", &[("name", name), ("email", email)])
+        self.start_sign_up(name, email)
             .await
             .expect("Verify your email");
         self.post_next_code(portal, email, &mut seen, "/signup/verify")
             .await
             .expect("Create PIN");
-        let done = self
-            .post("/signup/pin", &[("pin", pin), ("confirm", pin)])
-            .await;
-        done.expect("Your account is ready");
+        self.choose_pin("/signup/pin", pin)
+            .await
+            .expect("Your account is ready");
+    }
+
+    /// Enters `email` on the sign-in page; returns the page it leads to.
+    pub async fn enter_email(&self, email: &str) -> Page {
+        self.post("/signin", &[("email", email)]).await
+    }
+
+    /// The Documents page searched for `q` (written as in a URL).
+    pub async fn search(&self, q: &str) -> Page {
+        self.get(&format!("/documents?q={q}")).await
+    }
+
+    /// The sign-up page's first step: name and email.
+    pub async fn start_sign_up(&self, name: &str, email: &str) -> Page {
+        self.post("/signup", &[("name", name), ("email", email)])
+            .await
+    }
+
+    /// Enters `pin` on the sign-in PIN page.
+    pub async fn submit_pin(&self, pin: &str) -> Page {
+        self.post("/signin/pin", &[("pin", pin)]).await
+    }
+
+    /// Enters `code` on the sign-in access code page.
+    pub async fn submit_code(&self, code: &str) -> Page {
+        self.post("/signin/code", &[("code", code)]).await
+    }
+
+    /// Types a new PIN twice on the form at `path`; returns the page after it.
+    pub async fn choose_pin(&self, path: &str, pin: &str) -> Page {
+        self.post(path, &[("pin", pin), ("confirm", pin)]).await
     }
 
     /// Enters `email` and then `pin` on the sign-in pages; returns the page after the PIN.
     pub async fn enter_pin(&self, email: &str, pin: &str) -> Page {
-        self.post("/signin", &[("email", email)]).await;
-        self.post("/signin/pin", &[("pin", pin)]).await
+        self.enter_email(email).await;
+        self.submit_pin(pin).await
+    }
+
+    /// Enters `email` and `pin` on the sign-in pages and expects them refused.
+    pub async fn pin_refused(&self, email: &str, pin: &str) {
+        self.enter_pin(email, pin)
+            .await
+            .expect("The email or PIN is not right");
     }
 
     /// Update PIN: the current PIN and the new one, typed twice.
     pub async fn change_pin(&self, current: &str, pin: &str) -> Page {
         let fields = [("current", current), ("pin", pin), ("confirm", pin)];
         self.post("/security/pin", &fields).await
+    }
+
+    /// Update Email ID: the current PIN and the new address.
+    pub async fn change_email(&self, current: &str, email: &str) -> Page {
+        let fields = [("current", current), ("email", email)];
+        self.post("/security/email", &fields).await
+    }
+
+    /// Staff's Add Client form.
+    pub async fn add_client(&self, name: &str, email: &str) -> Page {
+        self.post("/staff/clients", &[("name", name), ("email", email)])
+            .await
     }
 
     /// Posts the next code mailed to `to` (after `seen` of them) to `path`.
@@ -700,11 +755,9 @@ impl Browser {
     /// S3 from the sign-in page to the home page.
     pub async fn sign_in(&self, portal: &TestPortal, email: &str, pin: &str) -> Page {
         let mut seen = portal.smtp.matching(email, "access code");
-        let page = self.post("/signin", &[("email", email)]).await;
+        let page = self.enter_email(email).await;
         if page.path() == "/signin/pin" {
-            self.post("/signin/pin", &[("pin", pin)])
-                .await
-                .expect("Enter your access code");
+            self.submit_pin(pin).await.expect("Enter your access code");
         } else {
             assert_eq!(page.path(), "/signin/code", "{}", page.body);
         }
@@ -816,6 +869,20 @@ impl Browser {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// A GET of `path` with this browser's cookies, to send as it is or to add to.
+    pub fn get_request(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    /// GETs `path` with `headers` added, as raw status, headers and bytes.
+    pub async fn get_raw(&self, path: &str, headers: &[(&str, &str)]) -> Raw {
+        let mut req = self.get_request(path);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        self.raw(req).await
     }
 
     pub fn http(&self) -> &reqwest::Client {

@@ -1,6 +1,8 @@
 //! D1–D9 and F2/F3/F5 (documents part): publishing, the Documents page, search,
 //! previews, downloads, resumable uploads, limits, isolation and retention.
 
+use std::num::NonZero;
+
 use crate::common::{PIN, TestPortal, pdf_with_text, staff_browser};
 
 fn find_id(body: &str, name: &str) -> String {
@@ -34,7 +36,7 @@ async fn staff_publish_and_the_client_finds_views_and_downloads() {
     page.expect("The documents were published");
     let mail = portal
         .smtp
-        .wait_nth("jane@example.com", "New documents from", 0)
+        .first("jane@example.com", "New documents from")
         .await;
     assert!(mail.text().contains("Form 1040.pdf") && mail.text().contains("/documents"));
 
@@ -48,13 +50,11 @@ async fn staff_publish_and_the_client_finds_views_and_downloads() {
     let id = find_id(&docs.body, "Form 1040.pdf");
 
     // D2: search finds a word inside the PDF, and by name and folder.
-    let found = jane.get("/documents?q=depreciation").await;
+    let found = jane.search("depreciation").await;
     found.expect("Form 1040.pdf").expect("1 document found");
     assert!(!found.has("notes.txt"));
-    jane.get("/documents?q=returns")
-        .await
-        .expect("2 documents found");
-    jane.get("/documents?q=nothingmatches")
+    jane.search("returns").await.expect("2 documents found");
+    jane.search("nothingmatches")
         .await
         .expect("No documents match");
 
@@ -68,12 +68,7 @@ async fn staff_publish_and_the_client_finds_views_and_downloads() {
     let view = jane.get(&format!("/documents/{id}/view")).await;
     view.expect("pdf-viewer")
         .expect(&format!("/documents/{id}/content"));
-    let inline = jane
-        .raw(
-            jane.http()
-                .get(jane.url(&format!("/documents/{id}/content"))),
-        )
-        .await;
+    let inline = jane.get_raw(&format!("/documents/{id}/content"), &[]).await;
     assert_eq!(inline.status, 200);
     assert_eq!(inline.headers["content-type"], "application/pdf");
     assert!(
@@ -83,12 +78,8 @@ async fn staff_publish_and_the_client_finds_views_and_downloads() {
             .starts_with("sandbox")
     );
     assert_eq!(inline.body, pdf);
-    let download = jane
-        .raw(
-            jane.http()
-                .get(jane.url(&format!("/documents/{id}/download"))),
-        )
-        .await;
+    let file = format!("/documents/{id}/download");
+    let download = jane.get_raw(&file, &[]).await;
     assert_eq!(download.status, 200);
     assert_eq!(download.body, pdf);
     let disposition = download.headers["content-disposition"].to_str().unwrap();
@@ -102,13 +93,7 @@ async fn staff_publish_and_the_client_finds_views_and_downloads() {
         .expect("Form 1040.pdf");
 
     // Range requests resume a download.
-    let part = jane
-        .raw(
-            jane.http()
-                .get(jane.url(&format!("/documents/{id}/download")))
-                .header("Range", "bytes=10-19"),
-        )
-        .await;
+    let part = jane.get_raw(&file, &[("Range", "bytes=10-19")]).await;
     assert_eq!(part.status, 206);
     assert_eq!(part.body, &pdf[10..20]);
     assert_eq!(
@@ -118,30 +103,14 @@ async fn staff_publish_and_the_client_finds_views_and_downloads() {
     // A browser resuming with If-Range gets the rest only if the file is the same.
     let etag = download.headers["etag"].to_str().unwrap().to_string();
     let resumed = jane
-        .raw(
-            jane.http()
-                .get(jane.url(&format!("/documents/{id}/download")))
-                .header("Range", "bytes=10-")
-                .header("If-Range", &etag),
-        )
+        .get_raw(&file, &[("Range", "bytes=10-"), ("If-Range", &etag)])
         .await;
     assert_eq!((resumed.status, &resumed.body[..]), (206, &pdf[10..]));
     let changed = jane
-        .raw(
-            jane.http()
-                .get(jane.url(&format!("/documents/{id}/download")))
-                .header("Range", "bytes=10-")
-                .header("If-Range", "\"other\""),
-        )
+        .get_raw(&file, &[("Range", "bytes=10-"), ("If-Range", "\"other\"")])
         .await;
     assert_eq!((changed.status, changed.body.len()), (200, pdf.len()));
-    let bad = jane
-        .raw(
-            jane.http()
-                .get(jane.url(&format!("/documents/{id}/download")))
-                .header("Range", "bytes=999999-"),
-        )
-        .await;
+    let bad = jane.get_raw(&file, &[("Range", "bytes=999999-")]).await;
     assert_eq!(bad.status, 416);
     portal.stop().await;
 }
@@ -167,9 +136,7 @@ async fn a_second_client_never_reaches_the_first_clients_documents() {
         .unwrap();
 
     for path in ["download", "view", "content"] {
-        let r = bob
-            .raw(bob.http().get(bob.url(&format!("/documents/{id}/{path}"))))
-            .await;
+        let r = bob.get_raw(&format!("/documents/{id}/{path}"), &[]).await;
         assert_eq!(r.status, 404, "{path}");
     }
     assert_eq!(
@@ -193,7 +160,7 @@ async fn a_second_client_never_reaches_the_first_clients_documents() {
         .await;
     assert_eq!(head.status, 404);
     assert_eq!(bob.patch_upload(&upload, 0, vec![0; 10]).await.status, 404);
-    let search = bob.get("/documents?q=confidential").await;
+    let search = bob.search("confidential").await;
     search.expect("No documents match");
     assert!(!bob.get("/documents").await.has("Jane return.pdf"));
     portal.stop().await;
@@ -290,10 +257,7 @@ async fn an_upload_cut_off_midway_shows_nothing_and_resumes() {
         1
     );
     let got = jane
-        .raw(
-            jane.http()
-                .get(jane.url(&format!("/documents/{id}/download"))),
-        )
+        .get_raw(&format!("/documents/{id}/download"), &[])
         .await;
     assert_eq!(got.body, data, "the resumed file is whole");
     jane.get("/documents")
@@ -303,7 +267,7 @@ async fn an_upload_cut_off_midway_shows_nothing_and_resumes() {
     assert_eq!(portal.flush_upload_notices().await, 1);
     portal
         .smtp
-        .wait_nth("ann@smithlee.example", "Jane Doe sent scan.bin", 0)
+        .first("ann@smithlee.example", "Jane Doe sent scan.bin")
         .await;
     assert_eq!(
         std::fs::read_dir(portal.dir.path().join("data/documents/.incoming"))
@@ -336,9 +300,9 @@ async fn portal_offset_when_settled(b: &crate::common::Browser, location: &str) 
 #[tokio::test]
 async fn uploads_are_checked_and_explained() {
     let portal = TestPortal::start_with(|c| {
-        c.documents.max_file_mb = 1;
-        c.documents.client_quota_mb = 2;
-        c.documents.max_files_per_upload = 3;
+        c.documents.max_file_mb = NonZero::new(1).unwrap();
+        c.documents.client_quota_mb = NonZero::new(2).unwrap();
+        c.documents.max_files_per_upload = NonZero::new(3).unwrap();
     })
     .await;
     let jane = portal.client("Jane Doe", "jane@example.com", PIN).await;
@@ -393,18 +357,10 @@ async fn names_are_stored_safely_and_active_content_is_never_inline() {
     list.expect(">evil.html<");
     assert!(!list.has("../"));
     for id in [&id, &svg_id] {
-        let inline = jane
-            .raw(
-                jane.http()
-                    .get(jane.url(&format!("/documents/{id}/content"))),
-            )
-            .await;
+        let inline = jane.get_raw(&format!("/documents/{id}/content"), &[]).await;
         assert_eq!(inline.status, 404, "no inline rendering of active types");
         let d = jane
-            .raw(
-                jane.http()
-                    .get(jane.url(&format!("/documents/{id}/download"))),
-            )
+            .get_raw(&format!("/documents/{id}/download"), &[])
             .await;
         assert_eq!(d.headers["content-type"], "application/octet-stream");
         assert!(
@@ -448,8 +404,7 @@ async fn stored_files_are_encrypted_and_tampering_is_refused() {
     tampered[200_000] ^= 0x01;
     std::fs::write(&path, &tampered).unwrap();
     let got = jane
-        .http()
-        .get(jane.url(&format!("/documents/{id}/download")))
+        .get_request(&format!("/documents/{id}/download"))
         .send()
         .await
         .unwrap();
@@ -484,11 +439,7 @@ async fn staff_see_uploads_in_the_inbox_and_save_them_then_clients_cannot_change
         .expect("Jane Doe sent W-2 Acme.pdf")
         .expect("W-2 Acme 2025.pdf");
     let d = staff
-        .raw(
-            staff
-                .http()
-                .get(staff.url(&format!("/staff/documents/{id}/download"))),
-        )
+        .get_raw(&format!("/staff/documents/{id}/download"), &[])
         .await;
     assert_eq!(d.status, 200);
     staff
@@ -631,18 +582,16 @@ async fn the_search_index_can_be_rebuilt_from_scratch() {
     while portal.state.search.count() == 0 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    jane.get("/documents?q=dividends")
+    jane.search("dividends")
         .await
         .expect("Brokerage statement.pdf");
     portal.state.search.clear().unwrap();
-    jane.get("/documents?q=dividends")
-        .await
-        .expect("No documents match");
+    jane.search("dividends").await.expect("No documents match");
     let n = portal::documents::content::reindex(&portal.state)
         .await
         .unwrap();
     assert_eq!(n, 1);
-    jane.get("/documents?q=dividends")
+    jane.search("dividends")
         .await
         .expect("Brokerage statement.pdf");
     portal.stop().await;
@@ -695,10 +644,7 @@ async fn two_requests_for_one_upload_cannot_interleave() {
     );
     let id = portal.query_text("SELECT public_id FROM documents WHERE name = 'twice.bin'");
     let got = jane
-        .raw(
-            jane.http()
-                .get(jane.url(&format!("/documents/{id}/download"))),
-        )
+        .get_raw(&format!("/documents/{id}/download"), &[])
         .await;
     assert_eq!(got.body, data);
     portal.stop().await;

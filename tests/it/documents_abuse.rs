@@ -69,7 +69,7 @@ async fn every_read_of_document_bytes_is_audited_and_ranges_once_per_session() {
     assert_eq!(audited(&portal, "document_downloaded", &id, "client:"), 1);
     // Each whole-file request is recorded.
     for _ in 0..2 {
-        let full = jane.raw(jane.http().get(jane.url(&download))).await;
+        let full = jane.get_raw(&download, &[]).await;
         assert_eq!(full.body, pdf);
     }
     assert_eq!(audited(&portal, "document_downloaded", &id, "client:"), 3);
@@ -81,7 +81,7 @@ async fn every_read_of_document_bytes_is_audited_and_ranges_once_per_session() {
         get_range(&jane, &content, "bytes=100-199").await;
     }
     assert_eq!(audited(&portal, "document_previewed", &id, "client:"), 1);
-    let inline = jane.raw(jane.http().get(jane.url(&content))).await;
+    let inline = jane.get_raw(&content, &[]).await;
     assert_eq!(inline.body, pdf);
     assert_eq!(audited(&portal, "document_previewed", &id, "client:"), 2);
 
@@ -200,10 +200,7 @@ async fn an_upload_flood_is_limited_and_each_staff_member_gets_one_email() {
         })
         .await;
     for staff in ["ann@smithlee.example", "ben@smithlee.example"] {
-        let mail = portal
-            .smtp
-            .wait_nth(staff, "Jane Doe sent 10 files", 0)
-            .await;
+        let mail = portal.smtp.first(staff, "Jane Doe sent 10 files").await;
         for name in &sent {
             assert!(mail.text().contains(name.as_str()), "{}", mail.text());
         }
@@ -272,13 +269,7 @@ async fn names_lose_bidi_overrides_and_other_format_characters() {
     let staff = staff_browser(&portal).await;
     add_staff(&portal, "ben@smithlee.example", "Ben\u{202E}eeL").await;
     staff
-        .post(
-            "/staff/clients",
-            &[
-                ("name", "Bob\u{202D}\u{200D} Roe"),
-                ("email", "bob@example.com"),
-            ],
-        )
+        .add_client("Bob\u{202D}\u{200D} Roe", "bob@example.com")
         .await
         .expect("The client was invited");
     staff
@@ -336,10 +327,7 @@ async fn names_lose_bidi_overrides_and_other_format_characters() {
     let inbox = staff.get("/staff/inbox").await;
     inbox.expect("w2fdp.exe");
     assert_visible("the staff inbox", &inbox.body);
-    let mail = portal
-        .smtp
-        .wait_nth("ann@smithlee.example", "sent", 0)
-        .await;
+    let mail = portal.smtp.first("ann@smithlee.example", "sent").await;
     assert_eq!(mail.subject(), "Jane Doe sent 2 files");
     assert!(mail.text().contains("w2fdp.exe") && mail.text().contains("billfdp.exe"));
     assert!(!mail.data.contains("=E2=80=AE") && !mail.data.contains('\u{202E}'));

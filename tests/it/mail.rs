@@ -79,6 +79,14 @@ async fn invite_only(portal: &TestPortal, name: &str, email: &str) {
     portal.invite_from(name, email, "").await;
 }
 
+/// Invites `email` while the mail server fails, and waits until the first attempt
+/// to deliver the invitation has failed.
+async fn invite_and_fail_once(portal: &TestPortal, name: &str, email: &str) {
+    invite_only(portal, name, email).await;
+    let attempts = format!("SELECT attempts FROM mail_queue WHERE to_addr = '{email}'");
+    portal.eventually_i64(&attempts, 1).await;
+}
+
 async fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !check() {
@@ -109,7 +117,7 @@ async fn a_hung_smtp_server_delays_mail_but_does_not_stop_or_lose_it() {
     portal.smtp.set_hung(false);
     portal
         .smtp
-        .wait_nth("jane@example.com", "created a client portal", 0)
+        .first("jane@example.com", "created a client portal")
         .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
@@ -133,20 +141,11 @@ async fn access_codes_are_retried_promptly_and_dropped_once_expired() {
     })
     .await;
     portal.smtp.set_hung(true);
-    invite_only(&portal, "Bob Roe", "bob@example.com").await;
-    portal
-        .eventually_i64(
-            "SELECT attempts FROM mail_queue WHERE to_addr = 'bob@example.com'",
-            1,
-        )
-        .await;
+    invite_and_fail_once(&portal, "Bob Roe", "bob@example.com").await;
     let jane = portal.browser();
-    jane.post(
-        "/signup",
-        &[("name", "Jane Doe"), ("email", "jane@example.com")],
-    )
-    .await
-    .expect("Verify your email");
+    jane.start_sign_up("Jane Doe", "jane@example.com")
+        .await
+        .expect("Verify your email");
     // The code is retried every second while the invitation waits its 600 s.
     portal
         .eventually_i64(
@@ -531,13 +530,7 @@ async fn staff_see_the_last_delivery_error_and_the_oldest_pending_mail() {
         .expect("Mail delivery")
         .expect("No mail is waiting");
     portal.smtp.set_down(true);
-    invite_only(&portal, "Jane Doe", "jane@example.com").await;
-    portal
-        .eventually_i64(
-            "SELECT attempts FROM mail_queue WHERE to_addr = 'jane@example.com'",
-            1,
-        )
-        .await;
+    invite_and_fail_once(&portal, "Jane Doe", "jane@example.com").await;
     let page = staff.get("/staff").await;
     page.expect("1 message is waiting to be sent; the oldest for")
         .expect("Last delivery error")

@@ -1,6 +1,7 @@
 //! The server under hostile connections: slow or silent clients, too many
 //! connections, forged forwarded addresses, and file modes of the data directory.
 
+use std::num::NonZero;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -31,6 +32,69 @@ pub(crate) async fn closed_within(
     }
 }
 
+/// A portal behind reverse proxies: `X-Forwarded-For` is believed from `proxies`.
+pub(crate) async fn behind_proxies(proxies: &[&str]) -> TestPortal {
+    let proxies: Vec<String> = proxies.iter().map(|p| p.to_string()).collect();
+    TestPortal::start_with(move |c| {
+        c.server.trust_proxy_headers = true;
+        c.server.trusted_proxies = proxies;
+    })
+    .await
+}
+
+/// Opens `n` connections to `addr` that send nothing, and gives the server a
+/// moment to accept them.
+pub(crate) async fn hold_open(addr: &str, n: usize) -> Vec<TcpStream> {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    held
+}
+
+/// Connects to `addr` and sends `head`, the first bytes of a request.
+pub(crate) async fn send_head(addr: &str, head: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(head).await.unwrap();
+    s
+}
+
+/// Short timeouts for requests that dawdle: one second for the head, one second
+/// of grace for a body sent at under 500 bytes a second.
+pub(crate) fn slow_limits(c: &mut portal::Config) {
+    c.server.header_timeout_seconds = NonZero::new(1).unwrap();
+    c.server.body_timeout_seconds = NonZero::new(1).unwrap();
+    c.server.body_min_bytes_per_second = 500;
+}
+
+/// Sends a request's `head` to `addr`, then writes `piece` every `every` (until
+/// a write fails, for at most 8 s) while waiting up to 6 s for the server to
+/// close the connection. Returns whether it did, and how many pieces were written.
+pub(crate) async fn drip_until_cut(
+    addr: &str,
+    head: &[u8],
+    piece: &'static [u8],
+    every: Duration,
+) -> (bool, usize) {
+    let stream = send_head(addr, head).await;
+    let started = Instant::now();
+    let (mut read, mut write) = stream.into_split();
+    let dripper = tokio::spawn(async move {
+        let mut sent = 0;
+        while started.elapsed() < Duration::from_secs(8) && write.write_all(piece).await.is_ok() {
+            sent += 1;
+            tokio::time::sleep(every).await;
+        }
+        sent
+    });
+    let mut reply = Vec::new();
+    let cut = tokio::time::timeout(Duration::from_secs(6), read.read_to_end(&mut reply)).await;
+    // Once the server has closed, a write fails and the dripping stops.
+    let sent = dripper.await.unwrap();
+    (cut.is_ok(), sent)
+}
+
 pub(crate) async fn healthy(portal: &TestPortal) -> bool {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
@@ -45,12 +109,7 @@ pub(crate) async fn healthy(portal: &TestPortal) -> bool {
 
 #[tokio::test]
 async fn silent_and_slow_clients_are_cut_off() {
-    let portal = TestPortal::start_with(|c| {
-        c.server.header_timeout_seconds = 1;
-        c.server.body_timeout_seconds = 1;
-        c.server.body_min_bytes_per_second = 500;
-    })
-    .await;
+    let portal = TestPortal::start_with(slow_limits).await;
     let addr = address(&portal);
 
     // A connection that sends nothing.
@@ -80,30 +139,9 @@ async fn silent_and_slow_clients_are_cut_off() {
     assert!(!String::from_utf8_lossy(&reply).contains("200 OK"));
 
     // A request body of 10,000 bytes dripped at a few bytes a second.
-    let mut slow_body = TcpStream::connect(&addr).await.unwrap();
-    slow_body
-        .write_all(
-            b"POST /signin HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 10000\r\n\r\n",
-        )
-        .await
-        .unwrap();
-    let started = Instant::now();
-    let (mut read, mut write) = slow_body.into_split();
-    let dripper = tokio::spawn(async move {
-        let mut sent = 0;
-        while sent < 10_000 && write.write_all(b"e").await.is_ok() {
-            sent += 1;
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            if started.elapsed() > Duration::from_secs(8) {
-                break;
-            }
-        }
-        sent
-    });
-    let mut reply = Vec::new();
-    let answered = tokio::time::timeout(Duration::from_secs(6), read.read_to_end(&mut reply)).await;
-    assert!(answered.is_ok(), "the slow body was not cut off within 6 s");
-    let sent = dripper.await.unwrap();
+    let head = b"POST /signin HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 10000\r\n\r\n";
+    let (cut, sent) = drip_until_cut(&addr, head, b"e", Duration::from_millis(250)).await;
+    assert!(cut, "the slow body was not cut off within 6 s");
     assert!(sent < 100, "the server waited for {sent} dripped bytes");
 
     // Honest clients are still served.
@@ -113,7 +151,8 @@ async fn silent_and_slow_clients_are_cut_off() {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_a_download_is_disconnected() {
-    let portal = TestPortal::start_with(|c| c.server.send_timeout_seconds = 1).await;
+    let portal =
+        TestPortal::start_with(|c| c.server.send_timeout_seconds = NonZero::new(1).unwrap()).await;
     let client = portal
         .client("Jane Doe", "jane@example.com", "482913")
         .await;
@@ -121,8 +160,7 @@ async fn a_client_that_stops_reading_a_download_is_disconnected() {
     let big: Vec<u8> = (0..24 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     let id = client.upload("big.bin", &big).await;
     let resp = client
-        .http()
-        .get(client.url(&format!("/documents/{id}/download")))
+        .get_request(&format!("/documents/{id}/download"))
         .send()
         .await
         .unwrap();
@@ -152,17 +190,12 @@ async fn a_client_that_stops_reading_a_download_is_disconnected() {
 #[tokio::test]
 async fn connections_are_capped_in_total_and_per_address() {
     let portal = TestPortal::start_with(|c| {
-        c.server.header_timeout_seconds = 30;
+        c.server.header_timeout_seconds = NonZero::new(30).unwrap();
         c.server.max_connections_per_ip = 4;
     })
     .await;
     let addr = address(&portal);
-    let mut idle = Vec::new();
-    for _ in 0..4 {
-        idle.push(TcpStream::connect(&addr).await.unwrap());
-    }
-    // Give the server a moment to accept the four.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let idle = hold_open(&addr, 4).await;
     let mut fifth = TcpStream::connect(&addr).await.unwrap();
     let (took, _) = closed_within(&mut fifth, Duration::from_secs(5))
         .await
@@ -177,17 +210,13 @@ async fn connections_are_capped_in_total_and_per_address() {
     portal.stop().await;
 
     let portal = TestPortal::start_with(|c| {
-        c.server.header_timeout_seconds = 30;
-        c.server.max_connections = 3;
+        c.server.header_timeout_seconds = NonZero::new(30).unwrap();
+        c.server.max_connections = NonZero::new(3).unwrap();
         c.server.max_connections_per_ip = 0;
     })
     .await;
     let addr = address(&portal);
-    let mut idle = Vec::new();
-    for _ in 0..3 {
-        idle.push(TcpStream::connect(&addr).await.unwrap());
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let idle = hold_open(&addr, 3).await;
     assert!(!healthy(&portal).await, "a fourth connection waits");
     drop(idle);
     assert!(healthy(&portal).await, "and is served once one closes");
@@ -215,11 +244,7 @@ pub(crate) async fn recorded_address(
 
 #[tokio::test]
 async fn only_a_trusted_proxy_names_the_client_address() {
-    let portal = TestPortal::start_with(|c| {
-        c.server.trust_proxy_headers = true;
-        c.server.trusted_proxies = vec!["127.0.0.1".into(), "10.0.0.0/8".into()];
-    })
-    .await;
+    let portal = behind_proxies(&["127.0.0.1", "10.0.0.0/8"]).await;
     portal.invite("Jane Doe", "jane@example.com").await;
     // The client forges a line; the proxy (HAProxy's default) appends its own.
     let ip = recorded_address(&portal, forwarded(&["6.6.6.6", "203.0.113.7"])).await;
@@ -233,11 +258,7 @@ async fn only_a_trusted_proxy_names_the_client_address() {
     portal.stop().await;
 
     // From a peer that is not a listed proxy, the header is ignored.
-    let portal = TestPortal::start_with(|c| {
-        c.server.trust_proxy_headers = true;
-        c.server.trusted_proxies = vec!["192.0.2.1".into()];
-    })
-    .await;
+    let portal = behind_proxies(&["192.0.2.1"]).await;
     portal.invite("Jane Doe", "jane@example.com").await;
     let ip = recorded_address(&portal, forwarded(&["203.0.113.7"])).await;
     assert_eq!(ip, "127.0.0.1");

@@ -158,10 +158,15 @@ fn extraction(portal: &TestPortal, id: &str) -> (String, String, i64) {
     )
 }
 
+/// Searches for each word and expects the page to show the text paired with it.
+async fn finds(b: &Browser, searches: &[(&str, &str)]) {
+    for (word, shown) in searches {
+        b.search(word).await.expect(shown);
+    }
+}
+
 async fn download(b: &Browser, id: &str) -> Vec<u8> {
-    let r = b
-        .raw(b.http().get(b.url(&format!("/documents/{id}/download"))))
-        .await;
+    let r = b.get_raw(&format!("/documents/{id}/download"), &[]).await;
     assert_eq!(r.status, 200);
     r.body
 }
@@ -257,13 +262,15 @@ async fn pdf_bombs_neither_take_the_portal_down_nor_keep_it_down() {
             "{name} downloads intact"
         );
     }
-    jane.get("/documents?q=bomb")
-        .await
-        .expect("3 documents found");
-    jane.get("/documents?q=dividends")
-        .await
-        .expect("before.pdf");
-    jane.get("/documents?q=mortgage").await.expect("after.pdf");
+    finds(
+        &jane,
+        &[
+            ("bomb", "3 documents found"),
+            ("dividends", "before.pdf"),
+            ("mortgage", "after.pdf"),
+        ],
+    )
+    .await;
 
     // A restart rebuilds the lost index without reading the bombs again.
     portal.state.search.clear().unwrap();
@@ -277,12 +284,11 @@ async fn pdf_bombs_neither_take_the_portal_down_nor_keep_it_down() {
         2,
         "a good PDF is read again"
     );
-    jane.get("/documents?q=dividends")
-        .await
-        .expect("before.pdf");
-    jane.get("/documents?q=bomb")
-        .await
-        .expect("3 documents found");
+    finds(
+        &jane,
+        &[("dividends", "before.pdf"), ("bomb", "3 documents found")],
+    )
+    .await;
 
     // So does `portal reindex`; `--retry-failed` tries them once more, and survives.
     let halted = portal.halt().await;
@@ -299,7 +305,7 @@ async fn pdf_bombs_neither_take_the_portal_down_nor_keep_it_down() {
         let (state, _, attempts) = extraction(&portal, id);
         assert_eq!((state.as_str(), attempts), ("failed", 1), "read anew");
     }
-    jane.get("/documents?q=mortgage").await.expect("after.pdf");
+    jane.search("mortgage").await.expect("after.pdf");
     portal.stop().await;
 }
 
@@ -334,8 +340,11 @@ async fn a_pdf_that_never_finishes_is_stopped_and_indexing_goes_on() {
     assert!(reason.contains("2 seconds"), "{reason}");
     assert_eq!(extraction(&portal, &after).0, "done");
     wait_indexed(&portal, 2).await;
-    jane.get("/documents?q=mortgage").await.expect("after.pdf");
-    jane.get("/documents?q=endless").await.expect("endless.pdf");
+    finds(
+        &jane,
+        &[("mortgage", "after.pdf"), ("endless", "endless.pdf")],
+    )
+    .await;
     portal.stop().await;
 }
 
@@ -358,8 +367,11 @@ async fn a_damaged_pdf_does_not_stop_the_index_rebuild() {
         .await
         .unwrap();
     assert_eq!(n, 2);
-    jane.get("/documents?q=dividends").await.expect("good.pdf");
-    jane.get("/documents?q=damaged").await.expect("damaged.pdf");
+    finds(
+        &jane,
+        &[("dividends", "good.pdf"), ("damaged", "damaged.pdf")],
+    )
+    .await;
     portal.stop().await;
 }
 
@@ -381,12 +393,14 @@ async fn a_pdf_being_read_when_the_process_died_is_not_read_again_at_restart() {
         extraction(&portal, &id),
         ("pending".into(), String::new(), 1)
     );
-    jane.get("/documents?q=wages")
-        .await
-        .expect("No documents match");
-    jane.get("/documents?q=employer")
-        .await
-        .expect("Employer statement.pdf");
+    finds(
+        &jane,
+        &[
+            ("wages", "No documents match"),
+            ("employer", "Employer statement.pdf"),
+        ],
+    )
+    .await;
     portal.stop().await;
 }
 

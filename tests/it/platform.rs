@@ -160,10 +160,8 @@ async fn sign_in_events_are_in_the_audit_log() {
         .await;
     b.post("/signout", &[]).await;
     let other = portal.browser();
-    other
-        .post("/signin", &[("email", "jane@example.com")])
-        .await;
-    other.post("/signin/pin", &[("pin", "000001")]).await;
+    other.enter_email("jane@example.com").await;
+    other.submit_pin("000001").await;
     for event in [
         "client_invited",
         "access_code_requested",

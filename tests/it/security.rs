@@ -26,28 +26,23 @@ async fn merged_email_joins_the_portal_but_cannot_sign_in() {
         .expect("jane.doe@work.example");
     portal
         .smtp
-        .wait_nth("jane@example.com", "merged into your portal", 0)
+        .first("jane@example.com", "merged into your portal")
         .await;
 
     // The merged address cannot sign in, nor sign up for a separate portal.
     let other = portal.browser();
+    other.enter_email("jane.doe@work.example").await;
     other
-        .post("/signin", &[("email", "jane.doe@work.example")])
-        .await;
-    other
-        .post("/signin/pin", &[("pin", PIN)])
+        .submit_pin(PIN)
         .await
         .expect("The email or PIN is not right");
     portal
         .browser()
-        .post(
-            "/signup",
-            &[("name", "Jane"), ("email", "JANE.DOE@work.example")],
-        )
+        .start_sign_up("Jane", "JANE.DOE@work.example")
         .await;
     portal
         .smtp
-        .wait_nth("jane.doe@work.example", "You already have a portal", 0)
+        .first("jane.doe@work.example", "You already have a portal")
         .await;
     assert_eq!(
         portal.smtp.matching("jane.doe@work.example", "access code"),
@@ -113,7 +108,7 @@ async fn update_pin_needs_the_current_pin_and_a_code() {
     assert_eq!(other.get("/").await.path(), "/signin", "other sessions end");
     portal
         .smtp
-        .wait_nth("jane@example.com", "PIN was changed", 0)
+        .first("jane@example.com", "PIN was changed")
         .await;
     b.post("/signout", &[]).await;
     b.sign_in(&portal, "jane@example.com", "730264").await;
@@ -125,20 +120,12 @@ async fn update_email_takes_effect_after_the_new_address_is_verified() {
     let (portal, b) = TestPortal::with_jane().await;
     let mut seen = 0;
     // Re-authentication: the current PIN comes first.
-    let refused = b
-        .post(
-            "/security/email",
-            &[("current", "000001"), ("email", "Jane@New.Example")],
-        )
-        .await;
+    let refused = b.change_email("000001", "Jane@New.Example").await;
     refused.refused("That PIN is not right");
     assert_eq!(portal.smtp.matching("jane@new.example", ""), 0);
-    b.post(
-        "/security/email",
-        &[("current", PIN), ("email", "Jane@New.Example")],
-    )
-    .await
-    .expect("Verify your new email");
+    b.change_email(PIN, "Jane@New.Example")
+        .await
+        .expect("Verify your new email");
     // Until verified, nothing changes.
     assert_eq!(
         portal.query_i64("SELECT count(*) FROM client_emails WHERE email_key = 'jane@new.example'"),
@@ -154,7 +141,7 @@ async fn update_email_takes_effect_after_the_new_address_is_verified() {
     .expect("Your sign-in email was changed");
     let told = portal
         .smtp
-        .wait_nth("jane@example.com", "sign-in email was changed", 0)
+        .first("jane@example.com", "sign-in email was changed")
         .await;
     assert!(told.text().contains("J***@new.example"), "{}", told.text());
 
@@ -163,9 +150,7 @@ async fn update_email_takes_effect_after_the_new_address_is_verified() {
         .await
         .expect("Welcome, Jane Doe");
     let old = portal.browser();
-    old.enter_pin("jane@example.com", PIN)
-        .await
-        .expect("The email or PIN is not right");
+    old.pin_refused("jane@example.com", PIN).await;
     portal.stop().await;
 }
 
@@ -184,9 +169,7 @@ async fn trusted_devices_can_be_revoked() {
         .expect("The device was removed");
     b.post("/signout", &[]).await;
     assert_eq!(
-        b.post("/signin", &[("email", "jane@example.com")])
-            .await
-            .path(),
+        b.enter_email("jane@example.com").await.path(),
         "/signin/pin",
         "PIN asked again"
     );
@@ -238,10 +221,7 @@ async fn each_code_page_resends_for_its_own_flow() {
 
     let visitor = portal.browser();
     visitor
-        .post(
-            "/signup",
-            &[("name", "Ann Poe"), ("email", "ann@example.com")],
-        )
+        .start_sign_up("Ann Poe", "ann@example.com")
         .await
         .expect("Verify your email");
     let page = visitor.post("/signup/resend", &[]).await;
@@ -249,9 +229,7 @@ async fn each_code_page_resends_for_its_own_flow() {
 
     let b = portal.client("Jane Doe", "jane@example.com", PIN).await;
     let forgot = portal.browser();
-    forgot
-        .post("/signin", &[("email", "jane@example.com")])
-        .await;
+    forgot.enter_email("jane@example.com").await;
     forgot
         .post("/signin/forgot", &[])
         .await

@@ -113,24 +113,14 @@ async fn staff_invite_clients_and_answer_portal_requests() {
     let portal = TestPortal::start().await;
     add_staff(&portal).await;
     let (b, _, _) = staff_sign_in(&portal).await;
-    let page = b
-        .post(
-            "/staff/clients",
-            &[("name", "Jane Doe"), ("email", "jane@example.com")],
-        )
-        .await;
+    let page = b.add_client("Jane Doe", "jane@example.com").await;
     page.expect("The client was invited by email")
         .expect("jane@example.com");
     portal
         .smtp
-        .wait_nth("jane@example.com", "created a client portal", 0)
+        .first("jane@example.com", "created a client portal")
         .await;
-    let dup = b
-        .post(
-            "/staff/clients",
-            &[("name", "Jane Again"), ("email", "JANE@example.com")],
-        )
-        .await;
+    let dup = b.add_client("Jane Again", "JANE@example.com").await;
     dup.expect("already belongs to another portal");
     b.post("/staff/clients/resend", &[("email", "jane@example.com")])
         .await
@@ -144,7 +134,7 @@ async fn staff_invite_clients_and_answer_portal_requests() {
     b.post(&invite, &[]).await.expect("The request was handled");
     portal
         .smtp
-        .wait_nth("pat@example.com", "created a client portal", 0)
+        .first("pat@example.com", "created a client portal")
         .await;
     portal.stop().await;
 }
@@ -225,7 +215,7 @@ async fn request_link(portal: &TestPortal, b: &Browser, action: &str) -> String 
         .await;
     portal
         .smtp
-        .wait_nth("ann@smithlee.example", "Portal request from Pat Lee", 0)
+        .first("ann@smithlee.example", "Portal request from Pat Lee")
         .await;
     let home = b.get("/staff").await;
     home.expect("Pat Lee");

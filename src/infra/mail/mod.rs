@@ -181,7 +181,7 @@ impl Mailer {
             )?)
         };
         let policy = Policy {
-            max_attempts: m.max_attempts,
+            max_attempts: m.max_attempts.get(),
             send_timeout: Duration::from_secs(m.send_timeout_seconds.into()),
             retry_delays: m.retry_delays_seconds.iter().map(|&d| d.into()).collect(),
             code_retry: m.code_retry_seconds.into(),

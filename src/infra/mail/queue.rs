@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::infra::db::now;
+use crate::infra::db::{from_row, now};
 use crate::infra::render::RenderedEmail;
 
 /// Puts a rendered email in the queue, inside the caller's transaction.
@@ -79,15 +79,9 @@ pub(super) fn claim(
          RETURNING id, to_addr, subject, text_body, html_body, attempts, expires_at"
     );
     conn.query_row(&sql, params![now(), lease, only_to], |r| {
-        Ok(Pending {
-            id: r.get(0)?,
-            to: r.get(1)?,
-            subject: r.get(2)?,
-            text: r.get(3)?,
-            html: r.get(4)?,
-            attempts: r.get(5)?,
-            expires_at: r.get(6)?,
-        })
+        Ok(from_row!(r => Pending [
+            id to subject text html attempts expires_at
+        ]))
     })
     .optional()
 }
