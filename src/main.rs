@@ -65,6 +65,9 @@ enum Command {
     /// Check a theme before deploying it.
     #[command(subcommand)]
     Theme(ThemeCommand),
+    /// Check a task-type plugin, or list the installed ones.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Internal: read a PDF on standard input and print its text. The server
     /// runs this in a resource-limited child process; it reads no configuration.
     #[command(hide = true)]
@@ -85,6 +88,19 @@ enum ThemeCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Load a plugin file as the portal would (no data directory needed), print
+    /// its interface version, imports, exports, size and timings, and run each
+    /// export on sample data showing its log lines. Exits with 1 when a call fails.
+    Check {
+        /// The plugin's `.wasm` file.
+        file: PathBuf,
+    },
+    /// List the plugins in `plugins.dir` and each file that failed to load, with the reason.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -224,6 +240,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     if let Command::Theme(ThemeCommand::Check { dir }) = command {
         return theme_check(config, dir);
     }
+    if let Command::Plugin(cmd) = command {
+        let mut out = std::io::stdout().lock();
+        return match cmd {
+            PluginCommand::Check { file } => portal::plugin_cli::check(&file, &config, &mut out),
+            PluginCommand::List => portal::plugin_cli::list(&config, &mut out),
+        };
+    }
     let state = AppState::open(config)?;
     match command {
         Command::Serve => {
@@ -272,7 +295,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Client(cmd) => client(cmd, &state).await,
         Command::Mail(MailCommand::Status) => mail_status(&state).await,
         Command::Mail(MailCommand::Test { to }) => mail_test(&state, &to).await,
-        Command::Theme(_) => Ok(()),
+        Command::Theme(_) | Command::Plugin(_) => Ok(()),
         Command::ExtractText { .. } => {
             anyhow::bail!("extract-text runs before the configuration is loaded")
         }

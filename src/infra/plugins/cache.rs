@@ -5,7 +5,7 @@
 //! never run.
 
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -43,9 +43,10 @@ pub(super) fn compiled(
 }
 
 fn compile_error(e: &wasmtime::Error) -> String {
-    let message = format!("{e:#}");
-    let first = message.lines().next().unwrap_or_default();
-    format!("is not a valid WebAssembly component: {first}")
+    format!(
+        "is not a valid WebAssembly component: {}",
+        super::call::one_line(&format!("{e:#}"))
+    )
 }
 
 /// `Ok(None)` when there is no cached copy; `Err` when there is one but it is damaged.
@@ -108,7 +109,7 @@ impl Hasher for Sha256Hasher {
 
 /// The cache file for `wasm` in `dir` (for tests that damage it).
 #[cfg(test)]
-pub fn path_for(engine: &Engine, wasm: &[u8], dir: &Path) -> PathBuf {
+pub fn path_for(engine: &Engine, wasm: &[u8], dir: &Path) -> std::path::PathBuf {
     let sha256 = hex::encode(Sha256::digest(wasm));
     dir.join(format!("{sha256}-{}.cwasm", compatibility(engine)))
 }

@@ -281,7 +281,16 @@ fn classify(e: &wasmtime::Error, state: &CallState, limits: &Limits) -> Failure 
     if message.contains("fuel allocated for hostcalls") {
         return Failure::ResultTooLarge(limits.max_result_bytes);
     }
-    Failure::Failed(message.lines().next().unwrap_or_default().to_string())
+    Failure::Failed(one_line(&message))
+}
+
+/// An engine message on one line, cut to a readable length.
+pub(super) fn one_line(message: &str) -> String {
+    let joined = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    match joined.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &joined[..cut]),
+        None => joined,
+    }
 }
 
 impl Plugin {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Component;
 
 pub use call::{Called, Failure, LogLevel, LogLine, PluginError};
-pub use runtime::{Limits, Runtime};
+pub use runtime::{Limits, Runtime, describe_items};
 
 /// The interface versions this host serves, newest last. A later version is a
 /// new module beside `v0_1` and a new variant here.

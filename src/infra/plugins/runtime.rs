@@ -8,8 +8,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::types::{ComponentExtern, ComponentItem};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, component::types::ComponentItem};
 
 use super::call::{CallState, Label};
 use super::{Bindings, EXPORT, Interface, LoadTimes, Plugin, cache, v0_1, valid_type_id};
@@ -218,19 +219,27 @@ fn granted(import: &str) -> bool {
     import.starts_with("portal:task/") || import.starts_with("wasi:")
 }
 
-/// Names and kinds of a component's imports or exports, for `portal plugin check`.
+/// A component's imports or exports in words, for `portal plugin check`:
+/// each name, and for an interface the functions in it.
 pub fn describe_items<'a>(
-    items: impl Iterator<Item = (&'a str, ComponentItem)>,
-) -> Vec<(String, &'static str)> {
+    engine: &Engine,
+    items: impl Iterator<Item = (&'a str, ComponentExtern<'a>)>,
+) -> Vec<String> {
     items
-        .map(|(name, item)| {
-            let kind = match item {
-                ComponentItem::ComponentFunc(_) => "function",
-                ComponentItem::ComponentInstance(_) => "instance",
-                ComponentItem::Type(_) | ComponentItem::Resource(_) => "type",
-                _ => "item",
-            };
-            (name.to_string(), kind)
+        .map(|(name, item)| match item.ty {
+            ComponentItem::ComponentFunc(_) => format!("{name} (function)"),
+            ComponentItem::ComponentInstance(instance) => {
+                let functions: Vec<&str> = instance
+                    .exports(engine)
+                    .filter(|(_, e)| matches!(e.ty, ComponentItem::ComponentFunc(_)))
+                    .map(|(f, _)| f)
+                    .collect();
+                match functions.is_empty() {
+                    true => format!("{name} (types only)"),
+                    false => format!("{name}: {}", functions.join(", ")),
+                }
+            }
+            _ => name.to_string(),
         })
         .collect()
 }
