@@ -271,3 +271,12 @@ fn a_missing_plugins_directory_serves_nothing() {
     );
     assert!(host.plugins().is_empty() && host.failures().is_empty());
 }
+
+#[test]
+fn a_plugin_importing_wasi_gets_an_empty_environment_and_a_fixed_clock() {
+    // The fixture traps unless environment and arguments are empty and the
+    // wall clock reads the Unix epoch.
+    let runtime = runtime();
+    let plugin = load(&runtime, "wasi");
+    assert!(render(&plugin).result.unwrap().is_ok());
+}
