@@ -5,7 +5,7 @@
 //! never run.
 
 use std::hash::{Hash, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -18,16 +18,19 @@ pub const DIR: &str = "plugin-cache";
 
 const CHECKSUM: usize = 32;
 
-/// The compiled component for `wasm`, from `dir` when a sound copy is there;
-/// otherwise compiled and stored. `true` when it came from the cache.
+/// The cache file's name for a wasm file with this SHA-256.
+pub(super) fn file_name(engine: &Engine, sha256: &str) -> String {
+    format!("{sha256}-{}.cwasm", compatibility(engine))
+}
+
+/// The compiled component for `wasm`, from `path` when a sound copy is there;
+/// otherwise compiled and stored there. `true` when it came from the cache.
 pub(super) fn compiled(
     engine: &Engine,
     wasm: &[u8],
-    sha256: &str,
-    dir: &Path,
+    path: &Path,
 ) -> Result<(Component, bool), String> {
-    let path = dir.join(format!("{sha256}-{}.cwasm", compatibility(engine)));
-    match load(engine, &path) {
+    match load(engine, path) {
         Ok(Some(component)) => return Ok((component, true)),
         Ok(None) => {}
         Err(why) => {
@@ -35,7 +38,7 @@ pub(super) fn compiled(
         }
     }
     let component = Component::new(engine, wasm).map_err(|e| compile_error(&e))?;
-    if let Err(e) = store(&component, &path) {
+    if let Err(e) = store(&component, path) {
         // Serving goes on without the cache; the next start compiles again.
         tracing::warn!(file = %path.display(), error = %e, "cannot write the compiled plugin cache");
     }
@@ -107,9 +110,34 @@ impl Hasher for Sha256Hasher {
     }
 }
 
+/// Removes from `dir` the compiled copies not in `used` (plugins since
+/// replaced or removed) and temporary files a crash left behind.
+pub(super) fn prune(dir: &Path, used: &[PathBuf]) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.flatten().map(|e| e.path()) {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let stale = name.ends_with(".cwasm") && !used.contains(&path);
+        let leftover = name.starts_with('.') && name.ends_with(".tmp");
+        if stale || leftover {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::info!(file = %path.display(), "removed an unused compiled plugin")
+                }
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot remove an unused compiled plugin")
+                }
+            }
+        }
+    }
+}
+
 /// The cache file for `wasm` in `dir` (for tests that damage it).
 #[cfg(test)]
-pub fn path_for(engine: &Engine, wasm: &[u8], dir: &Path) -> std::path::PathBuf {
-    let sha256 = hex::encode(Sha256::digest(wasm));
-    dir.join(format!("{sha256}-{}.cwasm", compatibility(engine)))
+pub fn path_for(engine: &Engine, wasm: &[u8], dir: &Path) -> PathBuf {
+    dir.join(file_name(engine, &hex::encode(Sha256::digest(wasm))))
 }

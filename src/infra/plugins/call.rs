@@ -65,6 +65,9 @@ pub enum Failure {
 pub(super) struct Label {
     pub(super) id: String,
     pub(super) version: String,
+    /// Whether a failure is logged here; while loading, the loader logs it
+    /// once as the reason the file was not loaded.
+    pub(super) warn: bool,
 }
 
 impl Label {
@@ -72,6 +75,15 @@ impl Label {
         Label {
             id: id.to_string(),
             version: version.to_string(),
+            warn: true,
+        }
+    }
+
+    /// A file being loaded, known only by its name so far.
+    pub(super) fn loading(stem: &str) -> Label {
+        Label {
+            warn: false,
+            ..Label::new(stem, "(not yet described)")
         }
     }
 }
@@ -129,12 +141,13 @@ impl CallState {
             message.truncate(end);
             message.push_str(" […cut]");
         }
-        let plugin = self.plugin.as_str();
+        // Escaped: a plugin cannot forge server log lines with a newline.
+        let (plugin, text) = (self.plugin.as_str(), message.escape_debug());
         match level {
-            LogLevel::Debug => tracing::debug!(target: "plugin", plugin, "{message}"),
-            LogLevel::Info => tracing::info!(target: "plugin", plugin, "{message}"),
-            LogLevel::Warn => tracing::warn!(target: "plugin", plugin, "{message}"),
-            LogLevel::Error => tracing::error!(target: "plugin", plugin, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "plugin", plugin, "{text}"),
+            LogLevel::Info => tracing::info!(target: "plugin", plugin, "{text}"),
+            LogLevel::Warn => tracing::warn!(target: "plugin", plugin, "{text}"),
+            LogLevel::Error => tracing::error!(target: "plugin", plugin, "{text}"),
         }
         self.log.push(LogLine { level, message });
         Ok(())
@@ -253,7 +266,9 @@ pub(super) fn run<T>(
             function,
             failure: classify(&e, &state, &limits),
         };
-        tracing::warn!(plugin = %label.id, "{error}");
+        if label.warn {
+            tracing::warn!(plugin = %label.id, "{error}");
+        }
         error
     });
     Called {

@@ -158,17 +158,19 @@ impl PluginHost {
     }
 
     /// Loads every `*.wasm` in `dir` (in name order), compiling each once into
-    /// `cache`. A file that fails is reported (one warning) and skipped; a
-    /// second plugin with a type id already served is refused.
+    /// `cache` (and removing from it what no file there needs any more). A file
+    /// that fails is reported (one warning) and skipped; a second plugin with a
+    /// type id already served is refused.
     pub fn load(runtime: &Runtime, dir: &Path, cache: &Path) -> PluginHost {
         let mut host = PluginHost {
             dir: dir.to_path_buf(),
             plugins: Vec::new(),
             failures: Vec::new(),
         };
+        let mut used = Vec::new();
         for file in wasm_files(dir) {
             let loaded = runtime
-                .load_file(&file, cache)
+                .load_noting(&file, cache, &mut used)
                 .and_then(|(plugin, _)| host.refuse_duplicate(plugin));
             match loaded {
                 Ok(plugin) => {
@@ -181,6 +183,7 @@ impl PluginHost {
                 }
             }
         }
+        cache::prune(cache, &used);
         host
     }
 

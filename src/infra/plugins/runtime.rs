@@ -2,7 +2,7 @@
 //! enforces call deadlines, the linker holding what plugins may import, and
 //! loading one file into a [`Plugin`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use wasmtime::component::types::{ComponentExtern, ComponentItem};
 use wasmtime::component::{Component, Linker};
 
 use super::call::{CallState, Label};
-use super::{Bindings, EXPORT, Interface, LoadTimes, Plugin, cache, v0_1, valid_type_id};
+use super::{About, Bindings, EXPORT, Interface, LoadTimes, Plugin, cache, v0_1, valid_type_id};
 
 /// How often the epoch advances; a deadline is a whole number of ticks.
 pub const TICK: Duration = Duration::from_millis(5);
@@ -108,10 +108,22 @@ impl Runtime {
     /// Reads, compiles (or loads from `cache`), links and describes one file.
     /// The error is the reason in words, for the admin.
     pub fn load_file(&self, file: &Path, cache: &Path) -> Result<(Plugin, LoadTimes), String> {
+        self.load_noting(file, cache, &mut Vec::new())
+    }
+
+    /// [`Runtime::load_file`], adding the cache file it used to `used`.
+    pub(super) fn load_noting(
+        &self,
+        file: &Path,
+        cache: &Path,
+        used: &mut Vec<PathBuf>,
+    ) -> Result<(Plugin, LoadTimes), String> {
         let bytes = read_limited(file)?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let start = Instant::now();
-        let (component, from_cache) = cache::compiled(self.engine(), &bytes, &sha256, cache)?;
+        let cached = cache.join(cache::file_name(self.engine(), &sha256));
+        used.push(cached.clone());
+        let (component, from_cache) = cache::compiled(self.engine(), &bytes, &cached)?;
         let compile = start.elapsed();
         let start = Instant::now();
         let interface = interface_of(self.engine(), &component)?;
@@ -119,16 +131,11 @@ impl Runtime {
         let stem = file
             .file_stem()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-        let label = Label::new(&stem, "(not yet described)");
+        let label = Label::loading(&stem);
         let about = super::v0_1::describe_with(self, &label, &bindings)
             .result
             .map_err(|e| e.to_string())?;
-        if !valid_type_id(&about.id) {
-            return Err(format!(
-                "describe gave the type id `{}`; expected lowercase letters, digits and '-'",
-                about.id
-            ));
-        }
+        check_about(&about)?;
         let plugin = Plugin {
             file: file.to_path_buf(),
             about,
@@ -160,6 +167,42 @@ impl Runtime {
                 .map_err(|e| format!("does not implement the task-plugin world 0.1.0: {e}")),
         }
     }
+}
+
+/// What `describe` said is shown to staff and written to logs: it must be
+/// short, plain text.
+fn check_about(about: &About) -> Result<(), String> {
+    if !valid_type_id(&about.id) {
+        return Err(format!(
+            "describe gave the type id {:?}; expected 1 to 64 lowercase letters, digits and '-'",
+            about.id
+        ));
+    }
+    let version_ok = (1..=32).contains(&about.version.len())
+        && about
+            .version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".+-".contains(&b));
+    if !version_ok {
+        return Err(format!(
+            "describe gave the version {:?}; expected up to 32 letters, digits, '.', '+' and '-'",
+            about.version
+        ));
+    }
+    for (what, text, max) in [
+        ("name", &about.name, 100),
+        ("summary", &about.summary, 1000),
+    ] {
+        if text.trim().is_empty()
+            || text.chars().count() > max
+            || text.chars().any(char::is_control)
+        {
+            return Err(format!(
+                "describe gave a {what} that is empty, longer than {max} characters or has control characters"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn read_limited(file: &Path) -> Result<Vec<u8>, String> {

@@ -166,7 +166,7 @@ fn a_long_log_line_is_cut_at_8_kib() {
 
 #[test]
 fn files_that_cannot_be_served_are_reported_and_skipped() {
-    let dir = dir_with(&["good", "newer", "missing-export", "spy"]);
+    let dir = dir_with(&["good", "newer", "missing-export", "spy", "bad-describe"]);
     std::fs::write(
         dir.path().join("random.wasm"),
         b"\x00asm\x0d\x00\x01\x00garbage",
@@ -208,6 +208,7 @@ fn files_that_cannot_be_served_are_reported_and_skipped() {
         ("random.wasm", "is not a valid WebAssembly component"),
         ("text.wasm", "is not a valid WebAssembly component"),
         ("zz-again.wasm", "type id `control` is already served by "),
+        ("bad-describe.wasm", "describe gave the version \"1.0\\nERROR forged\"; expected"),
     ] {
         assert!(reason(file).starts_with(start), "{file}: {reasons:?}");
     }
@@ -215,7 +216,7 @@ fn files_that_cannot_be_served_are_reported_and_skipped() {
         reason("missing-export.wasm").contains("submit"),
         "{reasons:?}"
     );
-    assert_eq!(reasons.len(), 6);
+    assert_eq!(reasons.len(), 7);
     good_still_works(host.find("control").unwrap());
 }
 
@@ -279,4 +280,26 @@ fn a_plugin_importing_wasi_gets_an_empty_environment_and_a_fixed_clock() {
     let runtime = runtime();
     let plugin = load(&runtime, "wasi");
     assert!(render(&plugin).result.unwrap().is_ok());
+}
+
+#[test]
+fn compiled_copies_no_file_needs_are_removed_at_load() {
+    let dir = dir_with(&["good", "trap"]);
+    let cache = dir.path().join("cache");
+    let runtime = runtime();
+    PluginHost::load(&runtime, dir.path(), &cache);
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
+    std::fs::write(cache.join(".x.cwasm.123.tmp"), b"left by a crash").unwrap();
+    std::fs::remove_file(dir.path().join("trap.wasm")).unwrap();
+    let host = PluginHost::load(&runtime, dir.path(), &cache);
+    let left: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(
+        left,
+        vec![cache::path_for(runtime.engine(), &fixture("good"), &cache)]
+    );
+    good_still_works(host.find("control").unwrap());
 }
