@@ -236,17 +236,12 @@ fn account(e: AccountError) -> anyhow::Error {
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
-    // Checking a theme needs no data directory, and must run on a broken one.
-    if let Command::Theme(ThemeCommand::Check { dir }) = command {
-        return theme_check(config, dir);
-    }
-    if let Command::Plugin(cmd) = command {
-        let mut out = std::io::stdout().lock();
-        return match cmd {
-            PluginCommand::Check { file } => portal::plugin_cli::check(&file, &config, &mut out),
-            PluginCommand::List => portal::plugin_cli::list(&config, &mut out),
-        };
-    }
+    // Checking a theme or a plugin needs no data directory, and must run on a broken one.
+    let command = match command {
+        Command::Theme(ThemeCommand::Check { dir }) => return theme_check(config, dir),
+        Command::Plugin(cmd) => return plugin(cmd, &config),
+        other => other,
+    };
     let state = AppState::open(config)?;
     match command {
         Command::Serve => {
@@ -299,26 +294,28 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::ExtractText { .. } => {
             anyhow::bail!("extract-text runs before the configuration is loaded")
         }
-        Command::Audit(cmd) => {
-            let records = state
-                .db
-                .read(|conn| audit::all(conn).map_err(portal::infra::db::DbError::from))
-                .await?;
-            match cmd {
-                AuditCommand::Verify => match audit::verify(&records) {
-                    Ok(n) => {
-                        println!("audit log intact: {n} entries");
-                        Ok(())
-                    }
-                    Err(e) => anyhow::bail!("audit log damaged: {e}"),
-                },
-                AuditCommand::Export => {
-                    for r in records {
-                        println!("{}", serde_json::to_string(&r)?);
-                    }
-                    Ok(())
-                }
+        Command::Audit(cmd) => audit_command(cmd, &state).await,
+    }
+}
+
+async fn audit_command(cmd: AuditCommand, state: &AppState) -> anyhow::Result<()> {
+    let records = state
+        .db
+        .read(|conn| audit::all(conn).map_err(portal::infra::db::DbError::from))
+        .await?;
+    match cmd {
+        AuditCommand::Verify => match audit::verify(&records) {
+            Ok(n) => {
+                println!("audit log intact: {n} entries");
+                Ok(())
             }
+            Err(e) => anyhow::bail!("audit log damaged: {e}"),
+        },
+        AuditCommand::Export => {
+            for r in records {
+                println!("{}", serde_json::to_string(&r)?);
+            }
+            Ok(())
         }
     }
 }
@@ -413,6 +410,14 @@ async fn client(cmd: ClientCommand, state: &AppState) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+fn plugin(cmd: PluginCommand, config: &Config) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        PluginCommand::Check { file } => portal::plugin_cli::check(&file, config, &mut out),
+        PluginCommand::List => portal::plugin_cli::list(config, &mut out),
     }
 }
 

@@ -208,7 +208,10 @@ fn files_that_cannot_be_served_are_reported_and_skipped() {
         ("random.wasm", "is not a valid WebAssembly component"),
         ("text.wasm", "is not a valid WebAssembly component"),
         ("zz-again.wasm", "type id `control` is already served by "),
-        ("bad-describe.wasm", "describe gave the version \"1.0\\nERROR forged\"; expected"),
+        (
+            "bad-describe.wasm",
+            "describe gave the version \"1.0\\nERROR forged\"; expected",
+        ),
     ] {
         assert!(reason(file).starts_with(start), "{file}: {reasons:?}");
     }
