@@ -7,13 +7,15 @@ use super::call::{CallState, Label, run};
 use super::runtime::Runtime;
 use super::{About, Bindings, Called, LogLevel, Plugin};
 
+// The generated module is `portal` (from the package name); `self::` keeps
+// `use` paths apart from the crate itself (rustdoc links it as `portal` too).
 wasmtime::component::bindgen!({
     path: "plugins/wit/v0.1",
     world: "task-plugin",
     imports: { default: trappable },
 });
 
-pub use portal::task::types::{
+pub use self::portal::task::types::{
     Answer, Ctx, Field, Finish, Info, Issue, Kind, Outcome, Review, Section, Value, View,
 };
 
@@ -28,7 +30,7 @@ impl portal::task::types::Host for CallState {}
 
 impl portal::task::log::Host for CallState {
     fn write(&mut self, level: portal::task::log::Level, message: String) -> wasmtime::Result<()> {
-        use portal::task::log::Level;
+        use self::portal::task::log::Level;
         let level = match level {
             Level::Debug => LogLevel::Debug,
             Level::Info => LogLevel::Info,
