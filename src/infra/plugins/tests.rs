@@ -166,7 +166,14 @@ fn a_long_log_line_is_cut_at_8_kib() {
 
 #[test]
 fn files_that_cannot_be_served_are_reported_and_skipped() {
-    let dir = dir_with(&["good", "newer", "missing-export", "spy", "bad-describe"]);
+    let dir = dir_with(&[
+        "good",
+        "newer",
+        "missing-export",
+        "no-export",
+        "spy",
+        "bad-describe",
+    ]);
     std::fs::write(
         dir.path().join("random.wasm"),
         b"\x00asm\x0d\x00\x01\x00garbage",
@@ -209,6 +216,10 @@ fn files_that_cannot_be_served_are_reported_and_skipped() {
         ("text.wasm", "is not a valid WebAssembly component"),
         ("zz-again.wasm", "type id `control` is already served by "),
         (
+            "no-export.wasm",
+            "does not export portal:task/task-type (was it built for the task-plugin world",
+        ),
+        (
             "bad-describe.wasm",
             "describe gave the version \"1.0\\nERROR forged\"; expected",
         ),
@@ -219,7 +230,7 @@ fn files_that_cannot_be_served_are_reported_and_skipped() {
         reason("missing-export.wasm").contains("submit"),
         "{reasons:?}"
     );
-    assert_eq!(reasons.len(), 7);
+    assert_eq!(reasons.len(), 8);
     good_still_works(host.find("control").unwrap());
 }
 
