@@ -12,6 +12,7 @@ pub mod firm;
 pub mod home;
 pub mod ids;
 pub mod infra;
+pub mod plugin_cli;
 pub mod state;
 pub mod theme_check;
 pub mod web;

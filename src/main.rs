@@ -65,6 +65,9 @@ enum Command {
     /// Check a theme before deploying it.
     #[command(subcommand)]
     Theme(ThemeCommand),
+    /// Check a task-type plugin, or list the installed ones.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Internal: read a PDF on standard input and print its text. The server
     /// runs this in a resource-limited child process; it reads no configuration.
     #[command(hide = true)]
@@ -85,6 +88,19 @@ enum ThemeCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Load a plugin file as the portal would (no data directory needed), print
+    /// its interface version, imports, exports, size and timings, and run each
+    /// export on sample data showing its log lines. Exits with 1 when a call fails.
+    Check {
+        /// The plugin's `.wasm` file.
+        file: PathBuf,
+    },
+    /// List the plugins in `plugins.dir` and each file that failed to load, with the reason.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -220,10 +236,12 @@ fn account(e: AccountError) -> anyhow::Error {
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
-    // Checking a theme needs no data directory, and must run on a broken one.
-    if let Command::Theme(ThemeCommand::Check { dir }) = command {
-        return theme_check(config, dir);
-    }
+    // Checking a theme or a plugin needs no data directory, and must run on a broken one.
+    let command = match command {
+        Command::Theme(ThemeCommand::Check { dir }) => return theme_check(config, dir),
+        Command::Plugin(cmd) => return plugin(cmd, &config),
+        other => other,
+    };
     let state = AppState::open(config)?;
     match command {
         Command::Serve => {
@@ -272,30 +290,32 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Client(cmd) => client(cmd, &state).await,
         Command::Mail(MailCommand::Status) => mail_status(&state).await,
         Command::Mail(MailCommand::Test { to }) => mail_test(&state, &to).await,
-        Command::Theme(_) => Ok(()),
+        Command::Theme(_) | Command::Plugin(_) => Ok(()),
         Command::ExtractText { .. } => {
             anyhow::bail!("extract-text runs before the configuration is loaded")
         }
-        Command::Audit(cmd) => {
-            let records = state
-                .db
-                .read(|conn| audit::all(conn).map_err(portal::infra::db::DbError::from))
-                .await?;
-            match cmd {
-                AuditCommand::Verify => match audit::verify(&records) {
-                    Ok(n) => {
-                        println!("audit log intact: {n} entries");
-                        Ok(())
-                    }
-                    Err(e) => anyhow::bail!("audit log damaged: {e}"),
-                },
-                AuditCommand::Export => {
-                    for r in records {
-                        println!("{}", serde_json::to_string(&r)?);
-                    }
-                    Ok(())
-                }
+        Command::Audit(cmd) => audit_command(cmd, &state).await,
+    }
+}
+
+async fn audit_command(cmd: AuditCommand, state: &AppState) -> anyhow::Result<()> {
+    let records = state
+        .db
+        .read(|conn| audit::all(conn).map_err(portal::infra::db::DbError::from))
+        .await?;
+    match cmd {
+        AuditCommand::Verify => match audit::verify(&records) {
+            Ok(n) => {
+                println!("audit log intact: {n} entries");
+                Ok(())
             }
+            Err(e) => anyhow::bail!("audit log damaged: {e}"),
+        },
+        AuditCommand::Export => {
+            for r in records {
+                println!("{}", serde_json::to_string(&r)?);
+            }
+            Ok(())
         }
     }
 }
@@ -393,6 +413,14 @@ async fn client(cmd: ClientCommand, state: &AppState) -> anyhow::Result<()> {
 fn print_people<'a>(people: impl Iterator<Item = (&'a String, &'a String, &'a str)>) {
     for (name, email, status) in people {
         println!("{name} <{email}> ({status})");
+    }
+}
+
+fn plugin(cmd: PluginCommand, config: &Config) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        PluginCommand::Check { file } => portal::plugin_cli::check(&file, config, &mut out),
+        PluginCommand::List => portal::plugin_cli::list(config, &mut out),
     }
 }
 

@@ -10,6 +10,7 @@ use crate::infra::crypto::{PasswordHasher, SecretKey};
 use crate::infra::db::{Db, DbError};
 use crate::infra::fsutil;
 use crate::infra::mail::Mailer;
+use crate::infra::plugins::PluginHost;
 use crate::infra::ratelimit::RateLimiter;
 use crate::infra::render::{RenderedEmail, Renderer};
 use crate::infra::search::SearchIndex;
@@ -40,6 +41,9 @@ pub struct AppState {
     /// Bounds concurrent argon2 work (each hash takes its full memory cost), so a
     /// flood of sign-in attempts queues instead of exhausting memory.
     hash_slots: Arc<tokio::sync::Semaphore>,
+    /// Task-type plugins loaded from `plugins.dir` at start. Calls block: use
+    /// `spawn_blocking`.
+    pub plugins: Arc<PluginHost>,
 }
 
 impl AppState {
@@ -70,6 +74,7 @@ impl AppState {
         let search = Arc::new(SearchIndex::open(&data.join("search"))?);
         let hasher = PasswordHasher::new(&config.security)?;
         let mailer = Mailer::new(&config, db.clone())?;
+        let plugins = Arc::new(PluginHost::open(&config)?);
         let web = WebSettings {
             https: config.is_https(),
             trust_proxy_headers: config.server.trust_proxy_headers,
@@ -93,6 +98,7 @@ impl AppState {
             hash_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             )),
+            plugins,
         })
     }
 

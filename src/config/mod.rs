@@ -42,6 +42,7 @@ pub struct Config {
     pub log: Log,
     pub documents: Documents,
     pub retention: Retention,
+    pub plugins: Plugins,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,6 +119,51 @@ impl Default for Documents {
             extract_memory_mb: 512,
             extract_seconds: 20,
             extract_program: String::new(),
+        }
+    }
+}
+
+/// The WebAssembly plugin host: where task-type plugins are, and the limits
+/// of every call into one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Plugins {
+    /// Directory of `*.wasm` plugins; empty means `<data_dir>/plugins`.
+    #[serde(deserialize_with = "text")]
+    pub dir: String,
+    /// Memory (MiB) one call of a plugin may use.
+    pub memory_mb: u64,
+    /// Milliseconds one call of a plugin may run.
+    pub call_ms: u64,
+    /// Log lines one call of a plugin may write.
+    pub max_log_lines: u32,
+}
+
+impl Plugins {
+    fn validate(&self) -> Result<(), ConfigError> {
+        within(&[
+            ("plugins.memory_mb", self.memory_mb, 1..=4096),
+            ("plugins.call_ms", self.call_ms, 5..=60_000),
+            (
+                "plugins.max_log_lines",
+                u64::from(self.max_log_lines),
+                1..=10_000,
+            ),
+        ])?;
+        if !self.dir.is_empty() && Path::new(&self.dir).is_file() {
+            return invalid("plugins.dir", "expected a directory, found a file");
+        }
+        Ok(())
+    }
+}
+
+impl Default for Plugins {
+    fn default() -> Self {
+        Plugins {
+            dir: String::new(),
+            memory_mb: 16,
+            call_ms: 100,
+            max_log_lines: 100,
         }
     }
 }
@@ -630,6 +676,7 @@ impl Config {
         self.accounts.validate()?;
         self.documents.validate()?;
         self.security.validate()?;
+        self.plugins.validate()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid(
                 "log.level",
@@ -656,6 +703,15 @@ impl Config {
     /// The public URL without a trailing slash, for building links.
     pub fn base_url(&self) -> &str {
         self.server.public_url.as_str().trim_end_matches('/')
+    }
+
+    /// Where plugins are loaded from (`plugins.dir`, or `<data_dir>/plugins`).
+    pub fn plugins_dir(&self) -> PathBuf {
+        if self.plugins.dir.is_empty() {
+            self.storage.data_dir.join("plugins")
+        } else {
+            PathBuf::from(&self.plugins.dir)
+        }
     }
 
     pub fn outbox_dir(&self) -> PathBuf {

@@ -325,3 +325,44 @@ mod env_tests {
         );
     }
 }
+
+mod plugin_config_tests {
+    use super::super::*;
+
+    fn load(text: &str) -> Result<Loaded, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("portal.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load_from(Some(&path), Env::prefixed("PORTAL_PLUGIN_TEST_NOTHING_"))
+    }
+
+    #[test]
+    fn plugin_limits_are_checked_and_name_their_key() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let not_a_dir = format!("dir = {:?}", file.path().display().to_string());
+        for (text, key) in [
+            ("memory_mb = 0", "plugins.memory_mb"),
+            ("memory_mb = 100000", "plugins.memory_mb"),
+            ("call_ms = 1", "plugins.call_ms"),
+            ("call_ms = 3600000", "plugins.call_ms"),
+            ("max_log_lines = 0", "plugins.max_log_lines"),
+            (not_a_dir.as_str(), "plugins.dir"),
+        ] {
+            let err = load(&format!("[plugins]\n{text}\n")).err().unwrap();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_plugins_directory_defaults_to_the_data_directory() {
+        let config = load("[storage]\ndata_dir = \"/srv/portal\"\n")
+            .unwrap()
+            .config;
+        assert_eq!(config.plugins_dir(), PathBuf::from("/srv/portal/plugins"));
+        let config = load("[plugins]\ndir = \"/opt/plugins\"\nmemory_mb = 32\n")
+            .unwrap()
+            .config;
+        assert_eq!(config.plugins_dir(), PathBuf::from("/opt/plugins"));
+        assert_eq!(config.plugins.memory_mb, 32);
+    }
+}

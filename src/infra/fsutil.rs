@@ -44,6 +44,7 @@ pub const DATA_ENTRIES: &[&str] = &[
     "documents",
     "search",
     "outbox",
+    "plugin-cache",
 ];
 
 /// Removes group and other permissions from the entries of `dir` whose names

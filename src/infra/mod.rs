@@ -8,6 +8,7 @@ pub mod db;
 pub mod extract;
 pub mod fsutil;
 pub mod mail;
+pub mod plugins;
 pub mod ratelimit;
 pub mod render;
 pub mod search;

@@ -20,6 +20,7 @@ mod mail;
 mod network;
 mod pdf_bombs;
 mod platform;
+mod plugins;
 mod search_ranking;
 mod security;
 mod staff;
