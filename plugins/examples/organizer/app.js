@@ -350,19 +350,34 @@ function help(q, priorValue) {
 // sets what depends on the answers. Saves a third of a render.
 const RECORDS = QUESTIONS.map((q) => wit(q));
 
+// Questions whose choices depend on the settings.
+const CHOICES_BY_SETTINGS = QUESTIONS.flatMap((q, i) => (typeof q.choices === "function" ? [i] : []));
+
+// Help is the question's own, as built, plus "Last year: ..." where there is a
+// prior-year answer. The records are rewritten only when this call or an
+// earlier one in the same instance has prior answers: the host's instances
+// are fresh per call, but the Node tests keep one.
+let priorHelpSet = false;
+function setHelp(prior) {
+  if (!prior.size && !priorHelpSet) return;
+  priorHelpSet = prior.size > 0;
+  QUESTIONS.forEach((q, i) => {
+    const last = prior.get(q.id);
+    RECORDS[i].help = last ? help(q, last) : q.help ?? null;
+  });
+}
+
 function view(resolved, settings, prior) {
+  setHelp(prior);
+  for (const i of CHOICES_BY_SETTINGS) RECORDS[i].choices = choicesOf(QUESTIONS[i], settings);
   let i = 0;
   return SECTIONS.map((s, n) => ({
     id: s.id,
     title: s.title,
     intro: n === 0 && settings.note ? `A note from your preparer: ${settings.note}` : s.intro ?? null,
-    fields: s.fields.map((q) => {
+    fields: s.fields.map(() => {
       const record = RECORDS[i];
       record.visible = resolved.visible[i++];
-      // Without a prior-year answer the help is the question's own, as built.
-      const last = prior.size ? prior.get(q.id) : undefined;
-      record.help = last ? help(q, last) : q.help ?? null;
-      if (typeof q.choices === "function") record.choices = choicesOf(q, settings);
       return record;
     }),
   }));
