@@ -168,83 +168,96 @@ function reader(shown, settings, taxYear) {
 }
 
 // Is the value an answer to the field? `wrong` explains a value of the wrong
-// form (which does not count as an answer).
+// form (which does not count as an answer). The verdicts are shared constants:
+// a render judges every question, and allocating costs more than judging.
+const UNANSWERED = Object.freeze({ answered: false });
+const ANSWERED = Object.freeze({ answered: true });
+const NOT_APPLICABLE = Object.freeze({ answered: true, na: true });
+const NA_REFUSED = Object.freeze({
+  answered: false,
+  wrong: "This question can't be marked not applicable; please answer it.",
+});
+const WRONG_FORM = Object.freeze({
+  answered: false,
+  wrong: "This answer is not in the form the question needs; please answer it again.",
+});
+
 function judge(field, v) {
-  if (!v) return { answered: false };
-  if (v.tag === "na") {
-    if (field.na) return { answered: true, na: true };
-    return { answered: false, wrong: "This question can't be marked not applicable; please answer it." };
-  }
-  if (v.tag !== TAG[field.kind]) {
-    return { answered: false, wrong: "This answer is not in the form the question needs; please answer it again." };
-  }
+  if (!v) return UNANSWERED;
+  if (v.tag === "na") return field.na ? NOT_APPLICABLE : NA_REFUSED;
+  if (v.tag !== TAG[field.kind]) return WRONG_FORM;
   switch (v.tag) {
     case "text":
-      return { answered: typeof v.val === "string" && v.val.trim() !== "" };
+      return typeof v.val === "string" && v.val.trim() !== "" ? ANSWERED : UNANSWERED;
     case "picked":
     case "files":
-      return { answered: Array.isArray(v.val) && v.val.length > 0 };
+      return Array.isArray(v.val) && v.val.length > 0 ? ANSWERED : UNANSWERED;
     case "number":
-      return { answered: Number.isFinite(v.val) };
+      return Number.isFinite(v.val) ? ANSWERED : UNANSWERED;
     default:
-      return { answered: v.val !== null && v.val !== undefined };
+      return v.val !== null && v.val !== undefined ? ANSWERED : UNANSWERED;
   }
 }
 
 // ---------------------------------------------------------------- resolving
 
-// Walks the questionnaire in order, deciding what is shown for these answers.
+// Every question in order. A render keeps what it works out per question in
+// arrays indexed like this one: an object per question costs more than the
+// rest of resolving it.
+const QUESTIONS = SECTIONS.flatMap((s) => s.fields);
+
+// Walks the questionnaire in order, deciding what is shown for these answers:
+// per question whether it is `visible`, its value and its `verdict` (judge).
 function resolve(settings, answers, taxYear) {
   const shown = new Map();
   const a = reader(shown, settings, taxYear);
-  const sections = [];
+  const visible = [];
+  const values = [];
+  const verdicts = [];
+  let i = 0;
   let known = 0;
   for (const s of SECTIONS) {
     const sectionShown = !(settings.short && s.full) && (!s.when || s.when(a));
-    const fields = [];
     for (const f of s.fields) {
-      const visible =
+      const shows =
         sectionShown &&
         !(settings.short && f.full) &&
         (!f.topic || settings.topics.has(f.topic)) &&
         (!f.when || f.when(a));
       const value = answers.get(f.id);
       if (value) known++;
-      if (visible && value) shown.set(f.id, value);
-      const { answered, na, wrong } = judge(f, value);
-      fields.push({ q: f, visible, value, answered, na, wrong });
+      if (shows && value) shown.set(f.id, value);
+      visible[i] = shows;
+      values[i] = value;
+      verdicts[i] = judge(f, value);
+      i++;
     }
-    sections.push({ s, fields });
   }
-  return { sections, shown, a, unknown: answers.size - known };
+  return { visible, values, verdicts, shown, a, unknown: answers.size - known };
 }
 
 function progress(resolved) {
   let done = 0;
   let total = 0;
   let visible = 0;
-  let all = 0;
-  for (const { fields } of resolved.sections) {
-    for (const f of fields) {
-      all++;
-      if (!f.visible) continue;
-      visible++;
-      if (!f.q.req) continue;
-      total++;
-      if (f.answered) done++;
-    }
+  for (let i = 0; i < QUESTIONS.length; i++) {
+    if (!resolved.visible[i]) continue;
+    visible++;
+    if (!QUESTIONS[i].req) continue;
+    total++;
+    if (resolved.verdicts[i].answered) done++;
   }
-  return { done, total, visible, all };
+  return { done, total, visible, all: QUESTIONS.length };
 }
 
 function validate(resolved, c) {
   const issues = [];
-  for (const { fields } of resolved.sections) {
-    for (const f of fields) {
-      if (!f.visible || !f.value) continue;
-      if (f.wrong) issues.push(issue(f.q.id, f.wrong, true));
-      else if (f.answered && !f.na) issues.push(...checkValue(f.q, f.value, resolved.settings));
-    }
+  const { visible, values, verdicts } = resolved;
+  for (let i = 0; i < QUESTIONS.length; i++) {
+    if (!visible[i] || !values[i]) continue;
+    const verdict = verdicts[i];
+    if (verdict.wrong) issues.push(issue(QUESTIONS[i].id, verdict.wrong, true));
+    else if (verdict.answered && !verdict.na) issues.push(...checkValue(QUESTIONS[i], values[i], resolved.settings));
   }
   const ctx = { ...resolved.a, value: (id) => resolved.shown.get(id), today: parseDate(c.today), taxYear: c.taxYear };
   for (const rule of fieldRules) issues.push(...rule(ctx));
@@ -335,18 +348,36 @@ function help(q, priorValue) {
 // The field records, built once when the module is initialised: that happens
 // at build time, so every call starts with them in its (fresh) memory and only
 // sets what depends on the answers. Saves a third of a render.
-const RECORDS = new Map(SECTIONS.flatMap((s) => s.fields).map((q) => [q.id, wit(q)]));
+const RECORDS = QUESTIONS.map((q) => wit(q));
+
+// Questions whose choices depend on the settings.
+const CHOICES_BY_SETTINGS = QUESTIONS.flatMap((q, i) => (typeof q.choices === "function" ? [i] : []));
+
+// Help is the question's own, as built, plus "Last year: ..." where there is a
+// prior-year answer. The records are rewritten only when this call or an
+// earlier one in the same instance has prior answers: the host's instances
+// are fresh per call, but the Node tests keep one.
+let priorHelpSet = false;
+function setHelp(prior) {
+  if (!prior.size && !priorHelpSet) return;
+  priorHelpSet = prior.size > 0;
+  QUESTIONS.forEach((q, i) => {
+    const last = prior.get(q.id);
+    RECORDS[i].help = last ? help(q, last) : q.help ?? null;
+  });
+}
 
 function view(resolved, settings, prior) {
-  return resolved.sections.map(({ s, fields }, i) => ({
+  setHelp(prior);
+  for (const i of CHOICES_BY_SETTINGS) RECORDS[i].choices = choicesOf(QUESTIONS[i], settings);
+  let i = 0;
+  return SECTIONS.map((s, n) => ({
     id: s.id,
     title: s.title,
-    intro: i === 0 && settings.note ? `A note from your preparer: ${settings.note}` : s.intro ?? null,
-    fields: fields.map((f) => {
-      const record = RECORDS.get(f.q.id);
-      record.visible = f.visible;
-      record.help = help(f.q, prior.get(f.q.id));
-      if (typeof f.q.choices === "function") record.choices = choicesOf(f.q, settings);
+    intro: n === 0 && settings.note ? `A note from your preparer: ${settings.note}` : s.intro ?? null,
+    fields: s.fields.map(() => {
+      const record = RECORDS[i];
+      record.visible = resolved.visible[i++];
       return record;
     }),
   }));
@@ -377,11 +408,11 @@ function render(c, settingsList, answerList, priorList) {
 function submit(c, settingsList, answerList) {
   const { resolved, issues } = evaluate(c, settingsList, answerList);
   const blocking = issues.filter((i) => i.blocking);
-  for (const { fields } of resolved.sections) {
-    for (const f of fields) {
-      if (f.visible && f.q.req && !f.answered && !f.wrong) {
-        blocking.push(issue(f.q.id, `Please answer: ${f.q.label}`, true));
-      }
+  const { visible, verdicts } = resolved;
+  for (let i = 0; i < QUESTIONS.length; i++) {
+    const q = QUESTIONS[i];
+    if (visible[i] && q.req && !verdicts[i].answered && !verdicts[i].wrong) {
+      blocking.push(issue(q.id, `Please answer: ${q.label}`, true));
     }
   }
   if (blocking.length) {
