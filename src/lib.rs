@@ -13,6 +13,7 @@ pub mod home;
 pub mod ids;
 pub mod infra;
 pub mod state;
+pub mod tasks;
 pub mod theme_check;
 pub mod web;
 

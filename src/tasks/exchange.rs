@@ -1,0 +1,141 @@
+//! Exchange (T1, built in): the thread of messages between the client and the
+//! firm, with attachments that land in the client's Documents. A new message
+//! tells the other side: the client by email, staff in the inbox and by email.
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+use super::flow::By;
+use super::kinds::exchange::ID;
+use super::{Task, TaskError, TaskResult, notify, refused, repo};
+use crate::accounts::Client;
+use crate::documents::repo::Document;
+use crate::firm::Staff;
+use crate::ids::DocumentId;
+use crate::infra::db::DbError;
+use crate::infra::web::Visitor;
+use crate::state::AppState;
+
+pub const MAX_MESSAGE: usize = 10_000;
+
+/// Whether a message may be posted to `task` now.
+pub fn check_open(task: &Task) -> TaskResult<()> {
+    if task.type_id != ID {
+        return refused("Messages belong to an Exchange task.");
+    }
+    if task.state != super::state::OPEN {
+        return refused("This conversation is closed. Your firm can reopen it.");
+    }
+    Ok(())
+}
+
+pub fn check_body(body: &str) -> TaskResult<()> {
+    if body.chars().count() > MAX_MESSAGE {
+        return refused(format!("Keep a message to at most {MAX_MESSAGE} characters."));
+    }
+    Ok(())
+}
+
+/// An attachment from the client, stored before its message is posted.
+pub async fn attach<S>(
+    state: &AppState,
+    client: &Client,
+    task: &Task,
+    name: &str,
+    body: S,
+    visitor: &Visitor,
+) -> TaskResult<Document>
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
+{
+    check_open(task)?;
+    let id = task.id;
+    let doc = crate::documents::upload::receive(
+        state,
+        client,
+        &super::answers::folder_of(task),
+        name,
+        body,
+        visitor,
+        move |tx, doc| repo::link_file(tx, doc.id, id, None, None),
+    )
+    .await?;
+    Ok(doc)
+}
+
+/// Who posts a message.
+pub enum Author<'a> {
+    Client(&'a Client),
+    Staff(&'a Staff),
+}
+
+/// Posts a message (with the attachments already stored) and tells the other side.
+pub async fn post(
+    state: &AppState,
+    author: Author<'_>,
+    client: &Client,
+    task: &Task,
+    body: &str,
+    attachments: Vec<DocumentId>,
+    ip: &str,
+) -> TaskResult<()> {
+    check_open(task)?;
+    let body = body.trim().to_string();
+    check_body(&body)?;
+    if body.is_empty() && attachments.is_empty() {
+        return refused("Write a message or attach a file.");
+    }
+    let (by, staff_id, to_client, to_staff) = match author {
+        Author::Client(c) => (
+            By::client(c, ip),
+            None,
+            None,
+            Some(notify::staff_notice(state, client, task, "message", "").await?),
+        ),
+        Author::Staff(s) => (
+            By::staff(s, ip),
+            Some(s.id),
+            Some(notify::message_to_client(state, client, task)?),
+            None,
+        ),
+    };
+    let t = task.clone();
+    state
+        .db
+        .write(move |tx| {
+            let message = repo::add_message(tx, t.id, staff_id, &body)?;
+            repo::attach_to_message(tx, t.id, message, &attachments)?;
+            let detail = format!("{} characters, {} file(s)", body.chars().count(), attachments.len());
+            by.record(tx, &t, "task_message_posted", &detail)?;
+            if let Some(mail) = &to_client {
+                mail.queue(tx)?;
+            }
+            if let Some(notice) = &to_staff {
+                notice.queue(tx)?;
+            }
+            Ok::<_, TaskError>(())
+        })
+        .await?;
+    state.mailer.wake();
+    Ok(())
+}
+
+/// The thread, oldest first, with each message's files.
+pub async fn thread(state: &AppState, task: &Task) -> TaskResult<Vec<(repo::Message, Vec<repo::TaskFile>)>> {
+    let id = task.id;
+    let (messages, files) = state
+        .db
+        .read(move |conn| Ok::<_, DbError>((repo::messages(conn, id)?, repo::files(conn, id)?)))
+        .await?;
+    Ok(messages
+        .into_iter()
+        .map(|m| {
+            let mine = files
+                .iter()
+                .filter(|f| f.message_id == Some(m.id))
+                .cloned()
+                .collect();
+            (m, mine)
+        })
+        .collect())
+}

@@ -1,0 +1,1 @@
+//! Engine logic with a test kind.
