@@ -22,6 +22,8 @@ pub struct TaskRow {
     pub total: i64,
     pub percent: i64,
     pub is_exchange: bool,
+    /// The client has opened it.
+    pub started: bool,
     pub created_at: i64,
     pub reopen_message: Option<String>,
     pub summary: Option<String>,
@@ -47,6 +49,7 @@ pub fn row(state: &AppState, task: &Task) -> TaskRow {
         total: task.progress_total,
         percent,
         is_exchange: task.type_id == kinds::exchange::ID,
+        started: task.opened_at.is_some(),
         created_at: task.created_at,
         reopen_message: task.reopen_message.clone(),
         summary: task.summary.clone(),

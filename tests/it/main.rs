@@ -23,3 +23,4 @@ mod platform;
 mod search_ranking;
 mod security;
 mod staff;
+mod tasks;

@@ -19,8 +19,20 @@ pub mod plugin;
 pub fn available(state: &AppState) -> Vec<Arc<dyn TaskKind>> {
     let mut kinds: Vec<Arc<dyn TaskKind>> = vec![Arc::new(exchange::Exchange)];
     kinds.extend(plugin::available(state));
+    #[cfg(test)]
+    kinds.extend(
+        TEST_KINDS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned(),
+    );
     kinds
 }
+
+/// Kinds the engine's unit tests add (each test its own id).
+#[cfg(test)]
+pub static TEST_KINDS: std::sync::Mutex<Vec<Arc<dyn TaskKind>>> = std::sync::Mutex::new(Vec::new());
 
 /// The task type with this id, if it is available now.
 pub fn find(state: &AppState, type_id: &str) -> Option<Arc<dyn TaskKind>> {

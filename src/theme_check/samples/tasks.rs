@@ -26,6 +26,7 @@ fn row(state: &str, exchange: bool) -> TaskRow {
         total: 7,
         percent: 42,
         is_exchange: exchange,
+        started: state != "open",
         created_at: JAN_1,
         reopen_message: Some("Please add your second W-2.".into()),
         summary: Some("7 answers, 2 files".into()),
