@@ -64,7 +64,10 @@ pub fn routes() -> Route {
         .at("/tasks/:id/save", post(tasks::routes::client::save))
         .at("/tasks/:id/upload", post(tasks::routes::client::upload))
         .at("/tasks/:id/submit", post(tasks::routes::client::submit))
-        .at("/tasks/:id/messages", post(tasks::routes::client::post_message))
+        .at(
+            "/tasks/:id/messages",
+            post(tasks::routes::client::post_message),
+        )
         .nest("/staff", staff())
 }
 
@@ -212,10 +215,7 @@ fn staff() -> Route {
         )
         .at("/documents/:id/saved", post(docs::mark_saved))
         // F3, T1–T3: assigning and reviewing tasks
-        .at(
-            "/clients/:id/tasks",
-            get(task::new_task).post(task::assign),
-        )
+        .at("/clients/:id/tasks", get(task::new_task).post(task::assign))
         .at("/tasks/:id", get(task::page))
         .at("/tasks/:id/review", post(task::review))
         .at("/tasks/:id/reopen", post(task::reopen))

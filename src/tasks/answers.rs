@@ -34,15 +34,16 @@ pub struct FieldError {
 /// The fields the client may answer now: those the last render showed.
 async fn open_fields(state: &AppState, task: &Task) -> TaskResult<View> {
     if task.state != super::state::OPEN {
-        return refused("This task is with your firm now, so it cannot be changed. Your firm can reopen it.");
+        return refused(
+            "This task is with your firm now, so it cannot be changed. Your firm can reopen it.",
+        );
     }
     if let Some(view) = super::last_view(task) {
         return Ok(view);
     }
-    super::render(state, task)
-        .await?
-        .view
-        .ok_or_else(|| TaskError::Refused("This task cannot be shown right now. Please try again later.".into()))
+    super::render(state, task).await?.view.ok_or_else(|| {
+        TaskError::Refused("This task cannot be shown right now. Please try again later.".into())
+    })
 }
 
 /// One field's change, read from the form.
@@ -59,7 +60,10 @@ fn values_of<'a>(form: &'a [(String, String)], key: &str) -> Vec<&'a str> {
 }
 
 /// What the form says about `field`: its value (or N/A with a reason) and note.
-fn read_field(field: &Field, form: &[(String, String)]) -> Result<(Change, Option<String>), String> {
+fn read_field(
+    field: &Field,
+    form: &[(String, String)],
+) -> Result<(Change, Option<String>), String> {
     let note = values_of(form, &format!("note:{}", field.id))
         .first()
         .map(|n| n.trim().to_string())
@@ -101,11 +105,7 @@ enum Pending {
 
 /// Saves the fields the form lists (`f` = field id, once per field shown), then
 /// renders. An answer in a bad format is not saved; the others are.
-pub async fn save(
-    state: &AppState,
-    task: &Task,
-    form: Vec<(String, String)>,
-) -> TaskResult<Saved> {
+pub async fn save(state: &AppState, task: &Task, form: Vec<(String, String)>) -> TaskResult<Saved> {
     let view = open_fields(state, task).await?;
     let stored = super::stored_answers(state, task).await?;
     let listed = values_of(&form, "f");
@@ -163,7 +163,11 @@ pub async fn save(
 }
 
 /// The answer of an upload question: the files sent against it.
-fn files_json(conn: &rusqlite::Connection, task: crate::ids::TaskId, field: &str) -> Option<String> {
+fn files_json(
+    conn: &rusqlite::Connection,
+    task: crate::ids::TaskId,
+    field: &str,
+) -> Option<String> {
     let ids: Vec<String> = repo::files(conn, task)
         .ok()?
         .into_iter()
@@ -195,7 +199,10 @@ pub async fn upload_field(state: &AppState, task: &Task, field: &str) -> TaskRes
         .iter()
         .any(|s| s.field == field && s.review == Review::Accepted)
     {
-        return refused(format!("{}: your firm already accepted this item.", f.label));
+        return refused(format!(
+            "{}: your firm already accepted this item.",
+            f.label
+        ));
     }
     Ok(f.clone())
 }

@@ -31,7 +31,9 @@ pub fn check_open(task: &Task) -> TaskResult<()> {
 
 pub fn check_body(body: &str) -> TaskResult<()> {
     if body.chars().count() > MAX_MESSAGE {
-        return refused(format!("Keep a message to at most {MAX_MESSAGE} characters."));
+        return refused(format!(
+            "Keep a message to at most {MAX_MESSAGE} characters."
+        ));
     }
     Ok(())
 }
@@ -105,7 +107,11 @@ pub async fn post(
         .write(move |tx| {
             let message = repo::add_message(tx, t.id, staff_id, &body)?;
             repo::attach_to_message(tx, t.id, message, &attachments)?;
-            let detail = format!("{} characters, {} file(s)", body.chars().count(), attachments.len());
+            let detail = format!(
+                "{} characters, {} file(s)",
+                body.chars().count(),
+                attachments.len()
+            );
             by.record(tx, &t, "task_message_posted", &detail)?;
             if let Some(mail) = &to_client {
                 mail.queue(tx)?;
@@ -121,7 +127,10 @@ pub async fn post(
 }
 
 /// The thread, oldest first, with each message's files.
-pub async fn thread(state: &AppState, task: &Task) -> TaskResult<Vec<(repo::Message, Vec<repo::TaskFile>)>> {
+pub async fn thread(
+    state: &AppState,
+    task: &Task,
+) -> TaskResult<Vec<(repo::Message, Vec<repo::TaskFile>)>> {
     let id = task.id;
     let (messages, files) = state
         .db

@@ -138,9 +138,9 @@ async fn check_settings(
     settings: Vec<Answer>,
 ) -> TaskResult<()> {
     let called = super::call(kind, move |k| k.check_settings(&settings)).await?;
-    let issues = called
-        .result
-        .map_err(|e| TaskError::Refused(format!("The task type could not check these settings: {e}")))?;
+    let issues = called.result.map_err(|e| {
+        TaskError::Refused(format!("The task type could not check these settings: {e}"))
+    })?;
     blocking(&issues)
 }
 
@@ -158,13 +158,11 @@ fn blocking(issues: &[Issue]) -> TaskResult<()> {
 }
 
 /// The settings form of a kind (its sections), or why it cannot be shown.
-pub async fn settings_form(
-    kind: std::sync::Arc<dyn kinds::TaskKind>,
-) -> TaskResult<Vec<Section>> {
+pub async fn settings_form(kind: std::sync::Arc<dyn kinds::TaskKind>) -> TaskResult<Vec<Section>> {
     let called = super::call(kind, |k| k.settings_form()).await?;
-    called
-        .result
-        .map_err(|e| TaskError::Refused(format!("The task type's settings could not be shown: {e}")))
+    called.result.map_err(|e| {
+        TaskError::Refused(format!("The task type's settings could not be shown: {e}"))
+    })
 }
 
 /// F3, T1: staff assign a task to a client; the client is emailed.
@@ -462,7 +460,9 @@ pub async fn reopen(
 ) -> TaskResult<()> {
     let message = message.trim().to_string();
     if message.is_empty() || message.chars().count() > 2000 {
-        return refused("Write a message for the client (at most 2000 characters) saying what to change.");
+        return refused(
+            "Write a message for the client (at most 2000 characters) saying what to change.",
+        );
     }
     let from = [AWAITING_REVIEW, CHANGES_REQUESTED, COMPLETED];
     if !from.contains(&task.state.as_str()) {

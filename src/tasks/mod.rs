@@ -184,9 +184,7 @@ pub async fn stored_answers(state: &AppState, task: &Task) -> AppResult<Vec<Stor
     let id = task.id;
     let (rows, files) = state
         .db
-        .read(move |conn| {
-            Ok::<_, DbError>((repo::answers(conn, id)?, repo::files(conn, id)?))
-        })
+        .read(move |conn| Ok::<_, DbError>((repo::answers(conn, id)?, repo::files(conn, id)?)))
         .await?;
     Ok(rows
         .into_iter()
@@ -310,7 +308,9 @@ pub async fn render(state: &AppState, task: &Task) -> AppResult<Rendered> {
 }
 
 pub fn kind_failure(e: &KindError) -> String {
-    format!("This task could not be updated just now ({e}). Everything you entered is saved; please try again later.")
+    format!(
+        "This task could not be updated just now ({e}). Everything you entered is saved; please try again later."
+    )
 }
 
 async fn store_view(state: &AppState, task: &Task, view: &View) -> AppResult<()> {
@@ -345,7 +345,11 @@ pub fn visible_answers(view: &View, answers: Vec<Answer>) -> Vec<Answer> {
 }
 
 /// The client opened the task: noted once, on the staff timeline.
-pub async fn opened(state: &AppState, client: &crate::accounts::Client, task: &Task) -> AppResult<()> {
+pub async fn opened(
+    state: &AppState,
+    client: &crate::accounts::Client,
+    task: &Task,
+) -> AppResult<()> {
     if task.opened_at.is_some() {
         return Ok(());
     }
@@ -363,7 +367,10 @@ pub async fn opened(state: &AppState, client: &crate::accounts::Client, task: &T
 }
 
 /// F3: every task of the client, for the staff's client page.
-pub async fn rows_for_client(state: &AppState, client_id: ClientId) -> AppResult<Vec<views::TaskRow>> {
+pub async fn rows_for_client(
+    state: &AppState,
+    client_id: ClientId,
+) -> AppResult<Vec<views::TaskRow>> {
     let all = list_for_client(state, client_id).await?;
     Ok(all.iter().map(|t| views::row(state, t)).collect())
 }
@@ -381,7 +388,11 @@ pub async fn home_lists(
             .collect::<Vec<_>>()
     };
     Ok((
-        rows(&[state::OPEN, state::AWAITING_REVIEW, state::CHANGES_REQUESTED]),
+        rows(&[
+            state::OPEN,
+            state::AWAITING_REVIEW,
+            state::CHANGES_REQUESTED,
+        ]),
         rows(&[state::COMPLETED]),
     ))
 }
@@ -390,7 +401,10 @@ pub async fn home_lists(
 pub fn client_label(client: &crate::accounts::Client) -> String {
     format!(
         "{} (client)",
-        client.account_name.clone().unwrap_or_else(|| client.name.clone())
+        client
+            .account_name
+            .clone()
+            .unwrap_or_else(|| client.name.clone())
     )
 }
 

@@ -410,9 +410,8 @@ pub fn add_log(
 }
 
 pub fn log(conn: &Connection, task: TaskId) -> rusqlite::Result<Vec<LogRow>> {
-    let mut stmt = conn.prepare(
-        "SELECT at, call, level, message FROM task_log WHERE task_id = ?1 ORDER BY id",
-    )?;
+    let mut stmt = conn
+        .prepare("SELECT at, call, level, message FROM task_log WHERE task_id = ?1 ORDER BY id")?;
     stmt.query_map([task], |r| {
         Ok(LogRow {
             at: r.get(0)?,

@@ -75,7 +75,11 @@ impl TaskKind for Quiz {
             question("spouse", FieldKind::Text, married),
             question("w2", FieldKind::Upload, true),
         ];
-        let shown: Vec<String> = fields.iter().filter(|f| f.visible).map(|f| f.id.clone()).collect();
+        let shown: Vec<String> = fields
+            .iter()
+            .filter(|f| f.visible)
+            .map(|f| f.id.clone())
+            .collect();
         let done = answers.iter().filter(|a| shown.contains(&a.field)).count();
         called(Ok(View {
             sections: vec![Section {
@@ -90,7 +94,12 @@ impl TaskKind for Quiz {
         }))
     }
 
-    fn submit(&self, _: &Ctx, _: &[Answer], answers: &[Answer]) -> Called<Result<Outcome, Vec<Issue>>> {
+    fn submit(
+        &self,
+        _: &Ctx,
+        _: &[Answer],
+        answers: &[Answer],
+    ) -> Called<Result<Outcome, Vec<Issue>>> {
         *self.submitted.lock().unwrap() = answers.to_vec();
         called(Ok(Ok(Outcome {
             summary: format!("{} answers", answers.len()),
@@ -115,12 +124,23 @@ async fn world(kind_id: &str) -> World {
     config.security.argon2_memory_kib = 64;
     config.security.argon2_iterations = 1;
     let state = AppState::open(config).unwrap();
-    let client = crate::accounts::invite::invite_client(&state, "Jane Doe", "jane@example.com", Actor::System, "")
-        .await
-        .unwrap();
-    crate::firm::add_staff(&state, "ann@example.com", "Ann", "correct horse battery staple")
-        .await
-        .unwrap();
+    let client = crate::accounts::invite::invite_client(
+        &state,
+        "Jane Doe",
+        "jane@example.com",
+        Actor::System,
+        "",
+    )
+    .await
+    .unwrap();
+    crate::firm::add_staff(
+        &state,
+        "ann@example.com",
+        "Ann",
+        "correct horse battery staple",
+    )
+    .await
+    .unwrap();
     let staff = crate::firm::list_staff(&state).await.unwrap().remove(0);
     let quiz = Arc::new(Quiz {
         info: KindInfo {
@@ -133,7 +153,13 @@ async fn world(kind_id: &str) -> World {
         submitted: Mutex::new(Vec::new()),
     });
     super::kinds::TEST_KINDS.lock().unwrap().push(quiz.clone());
-    World { state, client, staff, quiz, _dir: dir }
+    World {
+        state,
+        client,
+        staff,
+        quiz,
+        _dir: dir,
+    }
 }
 
 impl World {
@@ -145,16 +171,25 @@ impl World {
             tax_year: "2025".into(),
             settings: Vec::new(),
         };
-        flow::assign(&self.state, &self.staff, &self.client, a, "").await.unwrap()
+        flow::assign(&self.state, &self.staff, &self.client, a, "")
+            .await
+            .unwrap()
     }
 
     async fn task(&self, task: &Task) -> Task {
-        super::by_public_id(&self.state, &task.public_id).await.unwrap()
+        super::by_public_id(&self.state, &task.public_id)
+            .await
+            .unwrap()
     }
 
     async fn save(&self, task: &Task, pairs: &[(&str, &str)]) -> answers::Saved {
-        let form = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        answers::save(&self.state, &self.task(task).await, form).await.unwrap()
+        let form = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        answers::save(&self.state, &self.task(task).await, form)
+            .await
+            .unwrap()
     }
 
     async fn value(&self, task: &Task, field: &str) -> Option<Value> {
@@ -168,17 +203,33 @@ impl World {
 
     async fn upload_w2(&self, task: &Task, bytes: &'static [u8]) {
         let task = self.task(task).await;
-        let field = answers::upload_field(&self.state, &task, "w2").await.unwrap();
-        let body = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(bytes))]);
-        let visitor = Visitor { ip: String::new(), user_agent: String::new() };
-        answers::upload(&self.state, &self.client, &task, &field, "w2.pdf", body, &visitor)
+        let field = answers::upload_field(&self.state, &task, "w2")
             .await
             .unwrap();
+        let body =
+            futures_util::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(bytes))]);
+        let visitor = Visitor {
+            ip: String::new(),
+            user_agent: String::new(),
+        };
+        answers::upload(
+            &self.state,
+            &self.client,
+            &task,
+            &field,
+            "w2.pdf",
+            body,
+            &visitor,
+        )
+        .await
+        .unwrap();
     }
 
     async fn submit(&self, task: &Task) -> Result<Task, String> {
         let task = self.task(task).await;
-        flow::submit(&self.state, &self.client, &task, "").await.map_err(|e| e.to_string())
+        flow::submit(&self.state, &self.client, &task, "")
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -186,22 +237,44 @@ impl World {
 async fn hidden_answers_are_kept_but_never_submitted() {
     let w = world("quiz-hidden").await;
     let task = w.assign().await;
-    w.save(&task, &[("f", "married"), ("v:married", "yes")]).await;
+    w.save(&task, &[("f", "married"), ("v:married", "yes")])
+        .await;
     w.save(&task, &[("f", "spouse"), ("v:spouse", "Sam")]).await;
-    w.save(&task, &[("f", "married"), ("v:married", "no")]).await;
+    w.save(&task, &[("f", "married"), ("v:married", "no")])
+        .await;
     // Spouse is hidden now: kept, not destroyed.
-    assert_eq!(w.value(&task, "spouse").await, Some(Value::Text("Sam".into())));
+    assert_eq!(
+        w.value(&task, "spouse").await,
+        Some(Value::Text("Sam".into()))
+    );
     // A post naming a hidden field cannot change it.
     w.save(&task, &[("f", "spouse"), ("v:spouse", "")]).await;
-    assert_eq!(w.value(&task, "spouse").await, Some(Value::Text("Sam".into())));
-    w.save(&task, &[("f", "w2"), ("na:w2", "No job this year")]).await;
+    assert_eq!(
+        w.value(&task, "spouse").await,
+        Some(Value::Text("Sam".into()))
+    );
+    w.save(&task, &[("f", "w2"), ("na:w2", "No job this year")])
+        .await;
     let submitted = w.submit(&task).await.unwrap();
     assert_eq!(submitted.state, state::AWAITING_REVIEW);
-    let fields: Vec<String> = w.quiz.submitted.lock().unwrap().iter().map(|a| a.field.clone()).collect();
-    assert_eq!(fields, ["married", "w2"], "the hidden spouse answer is not submitted");
+    let fields: Vec<String> = w
+        .quiz
+        .submitted
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|a| a.field.clone())
+        .collect();
+    assert_eq!(
+        fields,
+        ["married", "w2"],
+        "the hidden spouse answer is not submitted"
+    );
     assert_eq!(submitted.summary.as_deref(), Some("2 answers"));
     // Staff were told, in the inbox and by mail.
-    let inbox = crate::documents::publish::unread_notifications(&w.state).await.unwrap();
+    let inbox = crate::documents::publish::unread_notifications(&w.state)
+        .await
+        .unwrap();
     assert_eq!(inbox, 1);
 }
 
@@ -211,16 +284,39 @@ async fn progress_is_the_last_render_and_required_questions_block_submit() {
     let task = w.assign().await;
     let t = w.task(&task).await;
     assert_eq!((t.progress_done, t.progress_total), (0, 2));
-    assert!(w.submit(&task).await.unwrap_err().contains("Please answer these before you submit: married; w2"));
-    w.save(&task, &[("f", "married"), ("v:married", "yes")]).await;
+    assert!(
+        w.submit(&task)
+            .await
+            .unwrap_err()
+            .contains("Please answer these before you submit: married; w2")
+    );
+    w.save(&task, &[("f", "married"), ("v:married", "yes")])
+        .await;
     let t = w.task(&task).await;
-    assert_eq!((t.progress_done, t.progress_total), (1, 3), "spouse now counts");
+    assert_eq!(
+        (t.progress_done, t.progress_total),
+        (1, 3),
+        "spouse now counts"
+    );
     // A bad value is refused for its field alone; the others are saved.
-    let saved = w.save(&task, &[("f", "married"), ("v:married", "maybe"), ("f", "spouse"), ("v:spouse", "Sam")]).await;
+    let saved = w
+        .save(
+            &task,
+            &[
+                ("f", "married"),
+                ("v:married", "maybe"),
+                ("f", "spouse"),
+                ("v:spouse", "Sam"),
+            ],
+        )
+        .await;
     assert_eq!(saved.errors.len(), 1);
     assert_eq!(saved.errors[0].field, "married");
     assert_eq!(w.value(&task, "married").await, Some(Value::Flag(true)));
-    assert_eq!(w.value(&task, "spouse").await, Some(Value::Text("Sam".into())));
+    assert_eq!(
+        w.value(&task, "spouse").await,
+        Some(Value::Text("Sam".into()))
+    );
     let t = w.task(&task).await;
     assert_eq!((t.progress_done, t.progress_total), (2, 3));
 }
@@ -230,42 +326,84 @@ async fn a_failing_kind_never_loses_what_was_typed() {
     let w = world("quiz-fail").await;
     let task = w.assign().await;
     w.quiz.fail.store(true, Ordering::SeqCst);
-    let saved = w.save(&task, &[("f", "married"), ("v:married", "yes"), ("note:married", "Since June")]).await;
-    assert!(saved.rendered.failure.unwrap().contains("quiz ran out of time"));
-    assert!(saved.rendered.view.is_some(), "the last good view is still shown");
+    let saved = w
+        .save(
+            &task,
+            &[
+                ("f", "married"),
+                ("v:married", "yes"),
+                ("note:married", "Since June"),
+            ],
+        )
+        .await;
+    assert!(
+        saved
+            .rendered
+            .failure
+            .unwrap()
+            .contains("quiz ran out of time")
+    );
+    assert!(
+        saved.rendered.view.is_some(),
+        "the last good view is still shown"
+    );
     assert_eq!(w.value(&task, "married").await, Some(Value::Flag(true)));
-    assert!(w.submit(&task).await.unwrap_err().contains("Everything you entered is saved"));
+    assert!(
+        w.submit(&task)
+            .await
+            .unwrap_err()
+            .contains("Everything you entered is saved")
+    );
     assert_eq!(w.task(&task).await.state, state::OPEN);
     w.quiz.fail.store(false, Ordering::SeqCst);
     let t = w.task(&task).await;
     let rendered = super::render(&w.state, &t).await.unwrap();
     assert!(rendered.failure.is_none());
     assert_eq!(w.task(&task).await.progress_total, 3);
-    let log = w.state.db.read(move |c| super::repo::log(c, t.id).map_err(crate::infra::db::DbError::from)).await.unwrap();
-    assert!(log.iter().any(|l| l.message == "quiz called"), "the kind's log lines are kept");
+    let log = w
+        .state
+        .db
+        .read(move |c| super::repo::log(c, t.id).map_err(crate::infra::db::DbError::from))
+        .await
+        .unwrap();
+    assert!(
+        log.iter().any(|l| l.message == "quiz called"),
+        "the kind's log lines are kept"
+    );
 }
 
 #[tokio::test]
 async fn a_returned_item_goes_back_and_accepting_every_item_completes() {
     let w = world("quiz-review").await;
     let task = w.assign().await;
-    w.save(&task, &[("f", "married"), ("v:married", "no")]).await;
+    w.save(&task, &[("f", "married"), ("v:married", "no")])
+        .await;
     w.upload_w2(&task, b"%PDF-1.4 last year").await;
     assert!(matches!(w.value(&task, "w2").await, Some(Value::Files(f)) if f.len() == 1));
     w.submit(&task).await.unwrap();
     let t = w.task(&task).await;
-    let back = vec![("w2".to_string(), Decision::Return("This is last year's W-2.".into()))];
-    let t = flow::review(&w.state, &w.staff, &w.client, &t, back, "").await.unwrap();
+    let back = vec![(
+        "w2".to_string(),
+        Decision::Return("This is last year's W-2.".into()),
+    )];
+    let t = flow::review(&w.state, &w.staff, &w.client, &t, back, "")
+        .await
+        .unwrap();
     assert_eq!(t.state, state::OPEN, "returned items go back to the client");
     let stored = super::stored_answers(&w.state, &t).await.unwrap();
     let w2 = stored.iter().find(|s| s.field == "w2").unwrap();
-    assert_eq!(w2.return_reason.as_deref(), Some("This is last year's W-2."));
+    assert_eq!(
+        w2.return_reason.as_deref(),
+        Some("This is last year's W-2.")
+    );
     // The client sends the right file: waiting again, submitted, accepted: done.
     w.upload_w2(&task, b"%PDF-1.4 this year").await;
     w.submit(&task).await.unwrap();
     let t = w.task(&task).await;
     let accept = vec![("w2".to_string(), Decision::Accept)];
-    let t = flow::review(&w.state, &w.staff, &w.client, &t, accept, "").await.unwrap();
+    let t = flow::review(&w.state, &w.staff, &w.client, &t, accept, "")
+        .await
+        .unwrap();
     assert_eq!(t.state, state::COMPLETED);
     // An accepted item is locked for the client.
     assert!(answers::upload_field(&w.state, &t, "w2").await.is_err());
@@ -276,7 +414,13 @@ async fn a_returned_item_goes_back_and_accepting_every_item_completes() {
         .await
         .unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
-    for kind in ["task_assigned", "task_submitted", "task_item_returned", "task_item_accepted", "task_completed"] {
+    for kind in [
+        "task_assigned",
+        "task_submitted",
+        "task_item_returned",
+        "task_item_accepted",
+        "task_completed",
+    ] {
         assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
     }
 }

@@ -29,7 +29,12 @@ pub fn parse(field: &Field, raw: &[String]) -> Result<Option<Value>, String> {
         FieldKind::Date => Value::Date(date(text)?),
         FieldKind::YesNo => Value::Flag(yes_no(text)?),
         FieldKind::Choice => Value::Picked(vec![choice(field, text)?]),
-        FieldKind::Ssn => Value::Text(digits(text, &[3, 2, 4], "123-45-6789", "a Social Security number")?),
+        FieldKind::Ssn => Value::Text(digits(
+            text,
+            &[3, 2, 4],
+            "123-45-6789",
+            "a Social Security number",
+        )?),
         FieldKind::Ein => Value::Text(digits(text, &[2, 7], "12-3456789", "an EIN")?),
         // Files arrive by upload and statements take no answer.
         FieldKind::Upload | FieldKind::Statement | FieldKind::MultiChoice => return Ok(None),
@@ -199,15 +204,27 @@ mod tests {
 
     #[test]
     fn formats_are_checked_and_normalised() {
-        assert_eq!(one(FieldKind::Money, "$1,250.5"), Ok(Some(Value::Cents(125_050))));
+        assert_eq!(
+            one(FieldKind::Money, "$1,250.5"),
+            Ok(Some(Value::Cents(125_050)))
+        );
         assert_eq!(one(FieldKind::Money, "(12)"), Ok(Some(Value::Cents(-1200))));
         assert!(one(FieldKind::Money, "12.345").is_err());
         assert!(one(FieldKind::Money, "abc").is_err());
-        assert_eq!(one(FieldKind::Ssn, "123456789"), Ok(Some(Value::Text("123-45-6789".into()))));
+        assert_eq!(
+            one(FieldKind::Ssn, "123456789"),
+            Ok(Some(Value::Text("123-45-6789".into())))
+        );
         assert!(one(FieldKind::Ssn, "123-45-678").is_err());
-        assert_eq!(one(FieldKind::Ein, "12-3456789"), Ok(Some(Value::Text("12-3456789".into()))));
+        assert_eq!(
+            one(FieldKind::Ein, "12-3456789"),
+            Ok(Some(Value::Text("12-3456789".into())))
+        );
         assert!(one(FieldKind::Date, "2025-02-30").is_err());
-        assert_eq!(one(FieldKind::Date, "2025-04-15"), Ok(Some(Value::Date("2025-04-15".into()))));
+        assert_eq!(
+            one(FieldKind::Date, "2025-04-15"),
+            Ok(Some(Value::Date("2025-04-15".into())))
+        );
         assert!(one(FieldKind::Choice, "Divorced").is_err());
         assert_eq!(one(FieldKind::YesNo, "yes"), Ok(Some(Value::Flag(true))));
         assert!(one(FieldKind::Number, "1e400").is_err());
@@ -216,7 +233,10 @@ mod tests {
             &field(FieldKind::MultiChoice),
             &["Single".into(), "Married".into(), "Single".into()],
         );
-        assert_eq!(multi, Ok(Some(Value::Picked(vec!["Single".into(), "Married".into()]))));
+        assert_eq!(
+            multi,
+            Ok(Some(Value::Picked(vec!["Single".into(), "Married".into()])))
+        );
     }
 
     #[test]

@@ -77,36 +77,68 @@ async fn exchange_from_assignment_through_attachments_to_reopen_and_cancel() {
         .expect("No completed tasks yet");
 
     // The staff client page offers Assign Task; the form checks what staff typed.
-    staff.get(&format!("/staff/clients/{cid}")).await.expect("Assign Task");
+    staff
+        .get(&format!("/staff/clients/{cid}"))
+        .await
+        .expect("Assign Task");
     staff
         .get(&format!("/staff/clients/{cid}/tasks"))
         .await
         .expect("Exchange")
         .expect("A message thread with attachments");
     let path = format!("/staff/clients/{cid}/tasks");
-    let base = [("type", "exchange"), ("title", "Questions about 2025"), ("tax_year", "2025")];
+    let base = [
+        ("type", "exchange"),
+        ("title", "Questions about 2025"),
+        ("tax_year", "2025"),
+    ];
     staff
         .post(&path, &[&base[..], &[("s:message", "  ")]].concat())
         .await
         .refused("First message to the client: this is required.");
     staff
-        .post(&path, &[&base[..], &[("s:message", "Hi"), ("due_date", "next week")]].concat())
+        .post(
+            &path,
+            &[&base[..], &[("s:message", "Hi"), ("due_date", "next week")]].concat(),
+        )
         .await
         .refused("Enter the due date as YYYY-MM-DD.");
     staff
-        .post(&path, &[("type", "no-such-type"), ("title", "x"), ("tax_year", "2025")])
+        .post(
+            &path,
+            &[
+                ("type", "no-such-type"),
+                ("title", "x"),
+                ("tax_year", "2025"),
+            ],
+        )
         .await
         .refused("Choose one of the task types offered.");
     assert_eq!(portal.query_i64("SELECT count(*) FROM tasks"), 0);
 
-    let task = assign_exchange(&staff, &cid, "Questions about 2025", "Did you sell any stock?").await;
+    let task = assign_exchange(
+        &staff,
+        &cid,
+        "Questions about 2025",
+        "Did you sell any stock?",
+    )
+    .await;
     let mail = portal.smtp.wait_nth(JANE, "New task from", 0).await;
-    assert!(mail.text().contains(&format!("/tasks/{task}")), "{}", mail.text());
-    assert!(!mail.text().contains("sell any stock"), "the message stays in the portal");
+    assert!(
+        mail.text().contains(&format!("/tasks/{task}")),
+        "{}",
+        mail.text()
+    );
+    assert!(
+        !mail.text().contains("sell any stock"),
+        "the message stays in the portal"
+    );
 
     // H2: Pending Tasks with Get Started, then Continue once opened.
     let home = jane.get("/").await;
-    home.expect("Questions about 2025").expect("Get Started").expect("2026-03-01");
+    home.expect("Questions about 2025")
+        .expect("Get Started")
+        .expect("2026-03-01");
     jane.get(&format!("/tasks/{task}"))
         .await
         .expect("Did you sell any stock?")
@@ -125,30 +157,55 @@ async fn exchange_from_assignment_through_attachments_to_reopen_and_cancel() {
     assert_eq!(reply.status, 200, "{}", text(&reply));
     assert!(text(&reply).contains("Your message was sent"));
     assert!(text(&reply).contains("1099-B.pdf"));
-    jane.get("/documents").await.expect("1099-B.pdf").expect("2025 / Tasks");
+    jane.get("/documents")
+        .await
+        .expect("1099-B.pdf")
+        .expect("2025 / Tasks");
     assert_eq!(
         portal.query_i64("SELECT count(*) FROM task_files WHERE message_id IS NOT NULL"),
         1
     );
-    let notice = portal.smtp.wait_nth(ANN, "sent a message in Questions about 2025", 0).await;
+    let notice = portal
+        .smtp
+        .wait_nth(ANN, "sent a message in Questions about 2025", 0)
+        .await;
     assert!(notice.text().contains(&format!("/staff/tasks/{task}")));
-    staff.get("/staff/inbox").await.expect("Jane Doe sent a message in Questions about 2025");
+    staff
+        .get("/staff/inbox")
+        .await
+        .expect("Jane Doe sent a message in Questions about 2025");
 
     // Staff see the thread with the attachment and answer; the client is emailed.
     let page = staff.get(&format!("/staff/tasks/{task}")).await;
-    page.expect("Yes, see the statement.").expect("1099-B.pdf").expect("task assigned");
+    page.expect("Yes, see the statement.")
+        .expect("1099-B.pdf")
+        .expect("task assigned");
     staff
-        .post(&format!("/staff/tasks/{task}/messages"), &[("message", "Thanks!")])
+        .post(
+            &format!("/staff/tasks/{task}/messages"),
+            &[("message", "Thanks!")],
+        )
         .await
         .expect("Your message was sent and the client was emailed.");
     portal.smtp.wait_nth(JANE, "New message from", 0).await;
     jane.get(&format!("/tasks/{task}")).await.expect("Thanks!");
 
     // The client marks it done: Completed Tasks, read-only.
-    jane.post(&format!("/tasks/{task}/submit"), &[]).await.expect("Completed");
+    jane.post(&format!("/tasks/{task}/submit"), &[])
+        .await
+        .expect("Completed");
     let home = jane.get("/").await;
-    home.expect("Completed Tasks").expect("View").expect("Nothing to do right now");
-    let closed = multipart(&jane, &format!("/tasks/{task}/messages"), &[("body", "one more")], &[], true).await;
+    home.expect("Completed Tasks")
+        .expect("View")
+        .expect("Nothing to do right now");
+    let closed = multipart(
+        &jane,
+        &format!("/tasks/{task}/messages"),
+        &[("body", "one more")],
+        &[],
+        true,
+    )
+    .await;
     assert_eq!(closed.status, 422);
     assert!(text(&closed).contains("This conversation is closed."));
     assert_eq!(portal.query_i64("SELECT count(*) FROM task_messages"), 3);
@@ -159,12 +216,21 @@ async fn exchange_from_assignment_through_attachments_to_reopen_and_cancel() {
         .await
         .refused("Write a message for the client");
     staff
-        .post(&format!("/staff/tasks/{task}/reopen"), &[("message", "One more question, please.")])
+        .post(
+            &format!("/staff/tasks/{task}/reopen"),
+            &[("message", "One more question, please.")],
+        )
         .await
         .expect("The task was reopened and the client was emailed.");
-    let reopened = portal.smtp.wait_nth(JANE, "reopened Questions about 2025", 0).await;
+    let reopened = portal
+        .smtp
+        .wait_nth(JANE, "reopened Questions about 2025", 0)
+        .await;
     assert!(reopened.text().contains("One more question, please."));
-    jane.get("/").await.expect("Questions about 2025").expect("Continue");
+    jane.get("/")
+        .await
+        .expect("Questions about 2025")
+        .expect("Continue");
 
     // Staff cancel: the client no longer sees it, even by its address.
     staff
@@ -187,7 +253,10 @@ async fn exchange_from_assignment_through_attachments_to_reopen_and_cancel() {
     ] {
         assert!(audited(&portal, event, &task) >= 1, "{event} is audited");
     }
-    staff.get(&format!("/staff/tasks/{task}")).await.expect("task cancelled");
+    staff
+        .get(&format!("/staff/tasks/{task}"))
+        .await
+        .expect("task cancelled");
     portal.stop().await;
 }
 
@@ -195,7 +264,13 @@ async fn exchange_from_assignment_through_attachments_to_reopen_and_cancel() {
 async fn another_client_gets_404_for_a_task_its_posts_and_its_files() {
     let (portal, jane) = TestPortal::with_jane().await;
     let staff = staff_browser(&portal).await;
-    let task = assign_exchange(&staff, &portal.client_id(JANE), "Jane's thread", "Hello Jane").await;
+    let task = assign_exchange(
+        &staff,
+        &portal.client_id(JANE),
+        "Jane's thread",
+        "Hello Jane",
+    )
+    .await;
     let sent = multipart(
         &jane,
         &format!("/tasks/{task}/messages"),
@@ -205,13 +280,20 @@ async fn another_client_gets_404_for_a_task_its_posts_and_its_files() {
     )
     .await;
     assert_eq!(sent.status, 200, "{}", text(&sent));
-    let doc = portal.query_text("SELECT d.public_id FROM documents d JOIN task_files f ON f.document_id = d.id");
+    let doc = portal.query_text(
+        "SELECT d.public_id FROM documents d JOIN task_files f ON f.document_id = d.id",
+    );
 
     let bob = portal.client("Bob Roe", BOB, BOB_PIN).await;
     assert!(!bob.get("/").await.has("Jane's thread"));
     assert_eq!(bob.get(&format!("/tasks/{task}")).await.status, 404);
     for path in ["save", "submit"] {
-        let page = bob.post(&format!("/tasks/{task}/{path}"), &[("f", "x"), ("v:x", "1")]).await;
+        let page = bob
+            .post(
+                &format!("/tasks/{task}/{path}"),
+                &[("f", "x"), ("v:x", "1")],
+            )
+            .await;
         assert_eq!(page.status, 404, "{path}: {}", page.body);
     }
     for path in ["messages", "upload"] {
@@ -225,7 +307,12 @@ async fn another_client_gets_404_for_a_task_its_posts_and_its_files() {
         .await;
         assert_eq!(raw.status, 404, "{path}");
     }
-    let download = bob.raw(bob.http().get(bob.url(&format!("/documents/{doc}/download")))).await;
+    let download = bob
+        .raw(
+            bob.http()
+                .get(bob.url(&format!("/documents/{doc}/download"))),
+        )
+        .await;
     assert_eq!(download.status, 404);
     assert_eq!(portal.query_i64("SELECT count(*) FROM task_messages"), 2);
     assert_eq!(portal.query_i64("SELECT count(*) FROM documents"), 1);
@@ -248,7 +335,12 @@ async fn every_task_post_needs_the_csrf_token() {
     let assign = staff
         .post_without_csrf(
             &format!("/staff/clients/{cid}/tasks"),
-            &[("type", "exchange"), ("title", "t"), ("tax_year", "2025"), ("s:message", "m")],
+            &[
+                ("type", "exchange"),
+                ("title", "t"),
+                ("tax_year", "2025"),
+                ("s:message", "m"),
+            ],
         )
         .await;
     assert_eq!(assign.status, 403);
@@ -257,7 +349,9 @@ async fn every_task_post_needs_the_csrf_token() {
     jane.get(&format!("/tasks/{task}")).await;
 
     for path in ["save", "submit"] {
-        let page = jane.post_without_csrf(&format!("/tasks/{task}/{path}"), &[]).await;
+        let page = jane
+            .post_without_csrf(&format!("/tasks/{task}/{path}"), &[])
+            .await;
         assert_eq!(page.status, 403, "{path}");
     }
     for path in ["messages", "upload"] {
@@ -279,7 +373,9 @@ async fn every_task_post_needs_the_csrf_token() {
         ("close", vec![]),
         ("cancel", vec![]),
     ] {
-        let page = staff.post_without_csrf(&format!("/staff/tasks/{task}/{path}"), &fields).await;
+        let page = staff
+            .post_without_csrf(&format!("/staff/tasks/{task}/{path}"), &fields)
+            .await;
         assert_eq!(page.status, 403, "{path}");
     }
     assert_eq!(portal.query_i64("SELECT count(*) FROM documents"), 0);
@@ -292,9 +388,22 @@ async fn every_task_post_needs_the_csrf_token() {
 async fn a_task_and_its_thread_survive_a_restart() {
     let (portal, jane) = TestPortal::with_jane().await;
     let staff = staff_browser(&portal).await;
-    let task = assign_exchange(&staff, &portal.client_id(JANE), "Kept", "Before the restart").await;
+    let task = assign_exchange(
+        &staff,
+        &portal.client_id(JANE),
+        "Kept",
+        "Before the restart",
+    )
+    .await;
     jane.get(&format!("/tasks/{task}")).await;
-    let sent = multipart(&jane, &format!("/tasks/{task}/messages"), &[("body", "Mine too")], &[], true).await;
+    let sent = multipart(
+        &jane,
+        &format!("/tasks/{task}/messages"),
+        &[("body", "Mine too")],
+        &[],
+        true,
+    )
+    .await;
     assert_eq!(sent.status, 200, "{}", text(&sent));
     let portal = portal.restart_on_same_address().await;
     jane.get(&format!("/tasks/{task}"))
@@ -311,7 +420,14 @@ async fn an_empty_message_or_a_refused_file_is_explained() {
     let staff = staff_browser(&portal).await;
     let task = assign_exchange(&staff, &portal.client_id(JANE), "Thread", "Hello").await;
     jane.get(&format!("/tasks/{task}")).await;
-    let empty = multipart(&jane, &format!("/tasks/{task}/messages"), &[("body", " ")], &[], true).await;
+    let empty = multipart(
+        &jane,
+        &format!("/tasks/{task}/messages"),
+        &[("body", " ")],
+        &[],
+        true,
+    )
+    .await;
     assert_eq!(empty.status, 422);
     assert!(text(&empty).contains("Write a message or attach a file."));
     let long = "x".repeat(10_001);
@@ -325,11 +441,25 @@ async fn an_empty_message_or_a_refused_file_is_explained() {
     .await;
     assert_eq!(too_long.status, 422);
     assert!(text(&too_long).contains("at most 10000 characters"));
-    let zero = multipart(&jane, &format!("/tasks/{task}/messages"), &[("body", "hi")], &[("empty.pdf", b"")], true).await;
+    let zero = multipart(
+        &jane,
+        &format!("/tasks/{task}/messages"),
+        &[("body", "hi")],
+        &[("empty.pdf", b"")],
+        true,
+    )
+    .await;
     assert_eq!(zero.status, 422);
     assert!(text(&zero).contains("empty.pdf is empty"));
     // An Exchange has no questions to upload against.
-    let upload = multipart(&jane, &format!("/tasks/{task}/upload"), &[("field", "message")], &[("a.pdf", b"%PDF-1.4 a")], true).await;
+    let upload = multipart(
+        &jane,
+        &format!("/tasks/{task}/upload"),
+        &[("field", "message")],
+        &[("a.pdf", b"%PDF-1.4 a")],
+        true,
+    )
+    .await;
     assert_eq!(upload.status, 422);
     assert!(text(&upload).contains("Choose a question that asks for a file."));
     assert_eq!(portal.query_i64("SELECT count(*) FROM documents"), 0);

@@ -32,10 +32,12 @@ fn called<T>(value: T) -> Called<T> {
 
 /// The firm's first message, from the settings.
 pub fn first_message(settings: &[Answer]) -> Option<&str> {
-    settings.iter().find_map(|a| match (&a.value, a.field.as_str()) {
-        (Value::Text(t), FIRST_MESSAGE) if !t.trim().is_empty() => Some(t.as_str()),
-        _ => None,
-    })
+    settings
+        .iter()
+        .find_map(|a| match (&a.value, a.field.as_str()) {
+            (Value::Text(t), FIRST_MESSAGE) if !t.trim().is_empty() => Some(t.as_str()),
+            _ => None,
+        })
 }
 
 impl TaskKind for Exchange {

@@ -86,8 +86,15 @@ async fn page_context(
     let sections = views::sections(&view, &known, true);
     let gap = views::first_gap(&sections);
     let thread = if task.type_id == tasks::kinds::exchange::ID {
-        let name = who.client.account_name.clone().unwrap_or_else(|| who.client.name.clone());
-        views::messages(exchange::thread(state, task).await.map_err(internal)?, &name)
+        let name = who
+            .client
+            .account_name
+            .clone()
+            .unwrap_or_else(|| who.client.name.clone());
+        views::messages(
+            exchange::thread(state, task).await.map_err(internal)?,
+            &name,
+        )
     } else {
         Vec::new()
     };
@@ -161,11 +168,22 @@ pub async fn save(
     }
     if !saved.errors.is_empty() || saved.rendered.failure.is_some() {
         let task = tasks::by_public_id(state, &task.public_id).await?;
-        return task_page(req, state, &who, &task, &saved.errors, saved.rendered.failure).await;
+        return task_page(
+            req,
+            state,
+            &who,
+            &task,
+            &saved.errors,
+            saved.rendered.failure,
+        )
+        .await;
     }
     let task = tasks::by_public_id(state, &task.public_id).await?;
     let anchor = resume_anchor(state, &who, &task).await?;
-    Ok(see_other(&format!("/tasks/{}?notice=saved{anchor}", task.public_id)))
+    Ok(see_other(&format!(
+        "/tasks/{}?notice=saved{anchor}",
+        task.public_id
+    )))
 }
 
 /// `#f-<field>` of the first gap, if any.
@@ -187,9 +205,18 @@ fn json_refusal(message: &str) -> Response {
 /// What the script needs after a save: what failed, and the new visibility and progress.
 fn saved_json(saved: &answers::Saved) -> Response {
     let view = saved.rendered.view.as_ref();
-    let fields = || view.into_iter().flat_map(|v| v.sections.iter().flat_map(|s| s.fields.iter()));
-    let visible: Vec<&str> = fields().filter(|f| f.visible).map(|f| f.id.as_str()).collect();
-    let hidden: Vec<&str> = fields().filter(|f| !f.visible).map(|f| f.id.as_str()).collect();
+    let fields = || {
+        view.into_iter()
+            .flat_map(|v| v.sections.iter().flat_map(|s| s.fields.iter()))
+    };
+    let visible: Vec<&str> = fields()
+        .filter(|f| f.visible)
+        .map(|f| f.id.as_str())
+        .collect();
+    let hidden: Vec<&str> = fields()
+        .filter(|f| !f.visible)
+        .map(|f| f.id.as_str())
+        .collect();
     let issues: Vec<_> = view.map(|v| v.issues.clone()).unwrap_or_default();
     Json(serde_json::json!({
         "saved": saved.errors.is_empty(),
@@ -232,7 +259,16 @@ pub async fn upload(
             }
         }
         let Some(f) = &field else { break Ok(()) };
-        let sent = answers::upload(state, &who.client, &task, f, &name, stream_of(part), &visitor).await;
+        let sent = answers::upload(
+            state,
+            &who.client,
+            &task,
+            f,
+            &name,
+            stream_of(part),
+            &visitor,
+        )
+        .await;
         if let Err(m) = user_error(sent)? {
             break Err(m);
         }
@@ -240,9 +276,22 @@ pub async fn upload(
     match (outcome, field) {
         (Ok(()), Some(f)) => {
             tasks::render(state, &tasks::by_public_id(state, &task.public_id).await?).await?;
-            Ok(see_other(&format!("/tasks/{}?notice=file-sent#f-{}", task.public_id, f.id)))
+            Ok(see_other(&format!(
+                "/tasks/{}?notice=file-sent#f-{}",
+                task.public_id, f.id
+            )))
         }
-        (Ok(()), None) => task_page(req, state, &who, &task, &[], Some("Choose a file to send.".into())).await,
+        (Ok(()), None) => {
+            task_page(
+                req,
+                state,
+                &who,
+                &task,
+                &[],
+                Some("Choose a file to send.".into()),
+            )
+            .await
+        }
         (Err(m), _) => {
             let task = tasks::by_public_id(state, &task.public_id).await?;
             task_page(req, state, &who, &task, &[], Some(m)).await
@@ -286,10 +335,14 @@ pub async fn post_message(
             Err(Stop::Refused(m)) => break Err(m),
         };
         // The message is checked before its files are stored.
-        if let Err(m) = user_error(exchange::check_open(&task).and(exchange::check_body(reader.text("body"))))? {
+        if let Err(m) =
+            user_error(exchange::check_open(&task).and(exchange::check_body(reader.text("body"))))?
+        {
             break Err(m);
         }
-        match user_error(exchange::attach(state, &who.client, &task, &name, stream_of(part), &visitor).await)? {
+        match user_error(
+            exchange::attach(state, &who.client, &task, &name, stream_of(part), &visitor).await,
+        )? {
             Ok(doc) => attached.push(doc.id),
             Err(m) => break Err(m),
         }
@@ -298,12 +351,26 @@ pub async fn post_message(
         Ok(()) => {
             let body = reader.text("body").to_string();
             let by = Author::Client(&who.client);
-            user_error(exchange::post(state, by, &who.client, &task, &body, attached, &client_ip(req)).await)?
+            user_error(
+                exchange::post(
+                    state,
+                    by,
+                    &who.client,
+                    &task,
+                    &body,
+                    attached,
+                    &client_ip(req),
+                )
+                .await,
+            )?
         }
         Err(m) => Err(m),
     };
     match posted {
-        Ok(()) => Ok(see_other(&format!("/tasks/{}?notice=message-sent#thread-end", task.public_id))),
+        Ok(()) => Ok(see_other(&format!(
+            "/tasks/{}?notice=message-sent#thread-end",
+            task.public_id
+        ))),
         Err(m) => task_page(req, state, &who, &task, &[], Some(m)).await,
     }
 }

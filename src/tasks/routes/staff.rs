@@ -19,7 +19,9 @@ use crate::state::AppState;
 use crate::tasks::flow::{self, Assignment, Decision};
 use crate::tasks::views::{self, Known};
 use crate::tasks::{self as tasks, Task, exchange, kinds, repo};
-use crate::web::{Empty, StaffSession, bad_request, form_status, see_other, staff_page, user_error};
+use crate::web::{
+    Empty, StaffSession, bad_request, form_status, see_other, staff_page, user_error,
+};
 
 type Pairs = Vec<(String, String)>;
 
@@ -118,7 +120,11 @@ fn typed_sections(form: &[kinds::Section], typed: &[(String, String)]) -> Vec<vi
         .flat_map(|s| s.fields.iter())
         .filter_map(|f| {
             let key = format!("s:{}", f.id);
-            let values: Vec<&str> = typed.iter().filter(|(k, _)| *k == key).map(|(_, v)| v.as_str()).collect();
+            let values: Vec<&str> = typed
+                .iter()
+                .filter(|(k, _)| *k == key)
+                .map(|(_, v)| v.as_str())
+                .collect();
             (!values.is_empty()).then(|| tasks::answers::FieldError {
                 field: f.id.clone(),
                 message: String::new(),
@@ -126,7 +132,12 @@ fn typed_sections(form: &[kinds::Section], typed: &[(String, String)]) -> Vec<vi
             })
         })
         .collect();
-    let known = Known { stored: &[], files: &[], errors: &errors, issues: &[] };
+    let known = Known {
+        stored: &[],
+        files: &[],
+        errors: &errors,
+        issues: &[],
+    };
     let mut sections = views::sections(&view, &known, false);
     for f in sections.iter_mut().flat_map(|s| s.fields.iter_mut()) {
         f.error = None;
@@ -168,7 +179,10 @@ pub async fn assign(
         settings: form.clone(),
     };
     match user_error(flow::assign(state, &who.staff, &client, a, &client_ip(req)).await)? {
-        Ok(task) => Ok(see_other(&format!("/staff/tasks/{}?notice=assigned", task.public_id))),
+        Ok(task) => Ok(see_other(&format!(
+            "/staff/tasks/{}?notice=assigned",
+            task.public_id
+        ))),
         Err(m) => assign_page(req, state, &who, &client, &form, Some(m)).await,
     }
 }
@@ -208,13 +222,28 @@ async fn task_page(
     let (files, events, log) = state
         .db
         .read(move |conn| {
-            Ok::<_, DbError>((repo::files(conn, id)?, repo::events(conn, id)?, repo::log(conn, id)?))
+            Ok::<_, DbError>((
+                repo::files(conn, id)?,
+                repo::events(conn, id)?,
+                repo::log(conn, id)?,
+            ))
         })
         .await?;
-    let view = rendered.view.unwrap_or(kinds::View { sections: Vec::new(), done: 0, total: 0, issues: Vec::new() });
-    let known = Known { stored: &stored, files: &files, errors: &[], issues: &view.issues };
+    let view = rendered.view.unwrap_or(kinds::View {
+        sections: Vec::new(),
+        done: 0,
+        total: 0,
+        issues: Vec::new(),
+    });
+    let known = Known {
+        stored: &stored,
+        files: &files,
+        errors: &[],
+        issues: &view.issues,
+    };
     let sections = views::sections(&view, &known, show_hidden);
-    let hidden_count = tasks::visible_fields(&view).len() < view.sections.iter().map(|s| s.fields.len()).sum::<usize>();
+    let hidden_count = tasks::visible_fields(&view).len()
+        < view.sections.iter().map(|s| s.fields.len()).sum::<usize>();
     let thread = exchange::thread(state, task).await.map_err(bad_request)?;
     let task = tasks::by_public_id(state, &task.public_id).await?;
     let st = task.state.as_str();
@@ -249,7 +278,16 @@ pub async fn page(
 ) -> AppResult<Response> {
     let task = tasks::by_public_id(state, &id).await?;
     let hidden = q.hidden.as_deref() == Some("1");
-    task_page(req, state, &who, &task, hidden, None, notice(q.notice.as_deref())).await
+    task_page(
+        req,
+        state,
+        &who,
+        &task,
+        hidden,
+        None,
+        notice(q.notice.as_deref()),
+    )
+    .await
 }
 
 /// After a change: back to the task with a notice, or the page with the refusal.
@@ -262,7 +300,10 @@ async fn done(
     key: &str,
 ) -> AppResult<Response> {
     match result {
-        Ok(()) => Ok(see_other(&format!("/staff/tasks/{}?notice={key}", task.public_id))),
+        Ok(()) => Ok(see_other(&format!(
+            "/staff/tasks/{}?notice={key}",
+            task.public_id
+        ))),
         Err(m) => {
             let task = tasks::by_public_id(state, &task.public_id).await?;
             task_page(req, state, who, &task, false, Some(m), None).await
@@ -287,12 +328,23 @@ pub async fn review(
             let field = k.strip_prefix("d:")?;
             match v.as_str() {
                 "accept" => Some((field.to_string(), Decision::Accept)),
-                "return" => Some((field.to_string(), Decision::Return(form_value(&form, &format!("why:{field}")).to_string()))),
+                "return" => Some((
+                    field.to_string(),
+                    Decision::Return(form_value(&form, &format!("why:{field}")).to_string()),
+                )),
                 _ => None,
             }
         })
         .collect();
-    let result = flow::review(state, &who.staff, &client, &task, decisions, &client_ip(req)).await;
+    let result = flow::review(
+        state,
+        &who.staff,
+        &client,
+        &task,
+        decisions,
+        &client_ip(req),
+    )
+    .await;
     let result = user_error(result)?.map(|_| ());
     done(req, state, &who, &task, result, "reviewed").await
 }
@@ -313,7 +365,15 @@ pub async fn reopen(
 ) -> AppResult<Response> {
     let task = tasks::by_public_id(state, &id).await?;
     let client = client_of(state, &task).await?;
-    let result = flow::reopen(state, &who.staff, &client, &task, &f.message, &client_ip(req)).await;
+    let result = flow::reopen(
+        state,
+        &who.staff,
+        &client,
+        &task,
+        &f.message,
+        &client_ip(req),
+    )
+    .await;
     done(req, state, &who, &task, user_error(result)?, "reopened").await
 }
 
@@ -354,7 +414,16 @@ pub async fn post_message(
     let task = tasks::by_public_id(state, &id).await?;
     let client = client_of(state, &task).await?;
     let by = exchange::Author::Staff(&who.staff);
-    let result = exchange::post(state, by, &client, &task, &f.message, Vec::new(), &client_ip(req)).await;
+    let result = exchange::post(
+        state,
+        by,
+        &client,
+        &task,
+        &f.message,
+        Vec::new(),
+        &client_ip(req),
+    )
+    .await;
     done(req, state, &who, &task, user_error(result)?, "message-sent").await
 }
 
@@ -387,7 +456,9 @@ fn saved_settings(task: &Task) -> Pairs {
         .flat_map(|a| {
             let key = format!("s:{}", a.field);
             match a.value {
-                kinds::Value::Picked(p) => p.into_iter().map(|v| (key.clone(), v)).collect::<Vec<_>>(),
+                kinds::Value::Picked(p) => {
+                    p.into_iter().map(|v| (key.clone(), v)).collect::<Vec<_>>()
+                }
                 v => vec![(key, tasks::values::shown(&v))],
             }
         })
@@ -415,8 +486,12 @@ pub async fn revise(
 ) -> AppResult<Response> {
     let task = tasks::by_public_id(state, &id).await?;
     let client = client_of(state, &task).await?;
-    match user_error(flow::revise(state, &who.staff, &client, &task, &form, &client_ip(req)).await)? {
-        Ok(()) => Ok(see_other(&format!("/staff/tasks/{}?notice=revised", task.public_id))),
+    match user_error(flow::revise(state, &who.staff, &client, &task, &form, &client_ip(req)).await)?
+    {
+        Ok(()) => Ok(see_other(&format!(
+            "/staff/tasks/{}?notice=revised",
+            task.public_id
+        ))),
         Err(m) => settings_page(req, state, &who, &task, &form, Some(m)).await,
     }
 }

@@ -181,7 +181,10 @@ pub fn pages() -> Vec<Sample> {
         sample(
             "task.html",
             "open, with an error",
-            client_page("/tasks/t1", client_task("open", false, true, Some("Not saved"))),
+            client_page(
+                "/tasks/t1",
+                client_task("open", false, true, Some("Not saved")),
+            ),
         ),
         sample(
             "task.html",
@@ -196,7 +199,10 @@ pub fn pages() -> Vec<Sample> {
         sample(
             "task.html",
             "with the firm",
-            client_page("/tasks/t1", client_task("awaiting_review", true, false, None)),
+            client_page(
+                "/tasks/t1",
+                client_task("awaiting_review", true, false, None),
+            ),
         ),
         staff_task("open", false, true),
         staff_task("completed", true, false),
@@ -254,8 +260,16 @@ fn assign(chosen: Option<&'static str>) -> Sample {
         title => "2025 Organizer", due_date => "2026-03-01", tax_year => "2025",
         error => chosen.map(|_| "Title: this is required."),
     };
-    let label = if chosen.is_some() { "settings" } else { "types" };
-    sample("staff/task_assign.html", label, staff_page("/staff/clients/c1/tasks", ctx))
+    let label = if chosen.is_some() {
+        "settings"
+    } else {
+        "types"
+    };
+    sample(
+        "staff/task_assign.html",
+        label,
+        staff_page("/staff/clients/c1/tasks", ctx),
+    )
 }
 
 pub fn emails() -> Vec<Sample> {
