@@ -219,8 +219,14 @@ fn staff() -> Route {
         .at("/tasks/:id", get(task::page))
         .at("/tasks/:id/review", post(task::review))
         .at("/tasks/:id/reopen", post(task::reopen))
-        .at("/tasks/:id/cancel", post(task::cancel))
-        .at("/tasks/:id/close", post(task::close))
+        .at(
+            "/tasks/:id/cancel",
+            post(task::finish).data(task::Finish::Cancel),
+        )
+        .at(
+            "/tasks/:id/close",
+            post(task::finish).data(task::Finish::Close),
+        )
         .at("/tasks/:id/messages", post(task::post_message))
         .at(
             "/tasks/:id/settings",

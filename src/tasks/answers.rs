@@ -180,11 +180,6 @@ fn files_json(
     serde_json::to_string(&Value::Files(ids)).ok()
 }
 
-/// The folder a task's files land in, in the client's Documents.
-pub fn folder_of(task: &Task) -> String {
-    format!("{} / Tasks", task.tax_year)
-}
-
 /// Checks that `field` takes uploads now, before any byte is stored.
 pub async fn upload_field(state: &AppState, task: &Task, field: &str) -> TaskResult<Field> {
     let view = open_fields(state, task).await?;
@@ -221,17 +216,38 @@ pub async fn upload<S>(
 where
     S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
 {
-    let (id, field_id) = (task.id, field.id.clone());
+    store_file(state, client, task, Some(&field.id), name, body, visitor).await
+}
+
+/// Stores a file the client sent for `task` in its Documents, tagged with the
+/// task and, for a question's upload, the question (whose answer it joins).
+pub async fn store_file<S>(
+    state: &AppState,
+    client: &Client,
+    task: &Task,
+    field: Option<&str>,
+    name: &str,
+    body: S,
+    visitor: &Visitor,
+) -> TaskResult<Document>
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
+{
+    let (id, field) = (task.id, field.map(str::to_string));
+    let folder = format!("{} / Tasks", task.tax_year);
     let doc = crate::documents::upload::receive(
         state,
         client,
-        &folder_of(task),
+        &folder,
         name,
         body,
         visitor,
         move |tx, doc| {
-            repo::link_file(tx, doc.id, id, Some(&field_id), None)?;
-            repo::set_value(tx, id, &field_id, files_json(tx, id, &field_id).as_deref())
+            repo::link_file(tx, doc.id, id, field.as_deref(), None)?;
+            match &field {
+                Some(f) => repo::set_value(tx, id, f, files_json(tx, id, f).as_deref()),
+                None => Ok(()),
+            }
         },
     )
     .await?;

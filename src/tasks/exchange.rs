@@ -12,7 +12,6 @@ use crate::accounts::Client;
 use crate::documents::repo::Document;
 use crate::firm::Staff;
 use crate::ids::DocumentId;
-use crate::infra::db::DbError;
 use crate::infra::web::Visitor;
 use crate::state::AppState;
 
@@ -51,18 +50,7 @@ where
     S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
 {
     check_open(task)?;
-    let id = task.id;
-    let doc = crate::documents::upload::receive(
-        state,
-        client,
-        &super::answers::folder_of(task),
-        name,
-        body,
-        visitor,
-        move |tx, doc| repo::link_file(tx, doc.id, id, None, None),
-    )
-    .await?;
-    Ok(doc)
+    super::answers::store_file(state, client, task, None, name, body, visitor).await
 }
 
 /// Who posts a message.
@@ -124,27 +112,4 @@ pub async fn post(
         .await?;
     state.mailer.wake();
     Ok(())
-}
-
-/// The thread, oldest first, with each message's files.
-pub async fn thread(
-    state: &AppState,
-    task: &Task,
-) -> TaskResult<Vec<(repo::Message, Vec<repo::TaskFile>)>> {
-    let id = task.id;
-    let (messages, files) = state
-        .db
-        .read(move |conn| Ok::<_, DbError>((repo::messages(conn, id)?, repo::files(conn, id)?)))
-        .await?;
-    Ok(messages
-        .into_iter()
-        .map(|m| {
-            let mine = files
-                .iter()
-                .filter(|f| f.message_id == Some(m.id))
-                .cloned()
-                .collect();
-            (m, mine)
-        })
-        .collect())
 }

@@ -7,6 +7,8 @@ use super::answers::FieldError;
 use super::kinds::{Field, FieldKind, Issue, Review, Value, View};
 use super::repo::{Message, TaskFile};
 use super::{Stored, Task, kinds, state, values};
+use crate::error::AppResult;
+use crate::infra::db::DbError;
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Serialize)]
@@ -279,4 +281,70 @@ pub fn messages(thread: Vec<(Message, Vec<TaskFile>)>, client_name: &str) -> Vec
                 .collect(),
         })
         .collect()
+}
+
+/// A task page's questions: rendered now (or the last good view), merged with
+/// the answers, files and the answers not saved.
+pub struct Assembled {
+    pub sections: Vec<SectionView>,
+    pub issues: Vec<String>,
+    pub failure: Option<String>,
+    /// Some question is hidden now (its answer is kept).
+    pub has_hidden: bool,
+    pub messages: Vec<MessageView>,
+}
+
+pub async fn assemble(
+    state: &AppState,
+    task: &Task,
+    errors: &[FieldError],
+    include_hidden: bool,
+    client_name: &str,
+) -> AppResult<Assembled> {
+    let rendered = super::render(state, task).await?;
+    let stored = super::stored_answers(state, task).await?;
+    let id = task.id;
+    let (files, thread) = state
+        .db
+        .read(move |conn| {
+            Ok::<_, DbError>((
+                super::repo::files(conn, id)?,
+                super::repo::messages(conn, id)?,
+            ))
+        })
+        .await?;
+    let view = rendered.view.unwrap_or(View {
+        sections: Vec::new(),
+        done: 0,
+        total: 0,
+        issues: Vec::new(),
+    });
+    let known = Known {
+        stored: &stored,
+        files: &files,
+        errors,
+        issues: &view.issues,
+    };
+    let thread = thread
+        .into_iter()
+        .map(|m| {
+            let mine = files
+                .iter()
+                .filter(|f| f.message_id == Some(m.id))
+                .cloned()
+                .collect();
+            (m, mine)
+        })
+        .collect();
+    Ok(Assembled {
+        sections: sections(&view, &known, include_hidden),
+        issues: general_issues(&view.issues),
+        failure: rendered.failure,
+        has_hidden: view
+            .sections
+            .iter()
+            .flat_map(|s| &s.fields)
+            .any(|f| !f.visible),
+        messages: messages(thread, client_name),
+    })
 }

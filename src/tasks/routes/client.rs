@@ -9,15 +9,15 @@ use poem::http::StatusCode;
 use poem::web::{Data, Json, Multipart, Path};
 use poem::{IntoResponse, Request, Response, handler};
 
-use super::{FormReader, Stop, stream_of};
+use super::{FormReader, stream_of};
 use crate::error::{AppError, AppResult};
-use crate::infra::web::csrf::{CsrfForm, CsrfRejected};
+use crate::infra::web::csrf::CsrfForm;
 use crate::infra::web::{Visitor, client_ip};
 use crate::state::AppState;
 use crate::tasks::answers::{self, FieldError};
 use crate::tasks::exchange::{self, Author};
-use crate::tasks::views::{self, Known};
-use crate::tasks::{self as tasks, Task, flow, repo};
+use crate::tasks::views;
+use crate::tasks::{self as tasks, Task, flow};
 use crate::web::{ClientSession, Empty, client_page, see_other, user_error};
 
 fn notice(key: Option<&str>) -> Option<&'static str> {
@@ -64,57 +64,20 @@ async fn page_context(
     task: &Task,
     errors: &[FieldError],
 ) -> AppResult<Ctx> {
-    let rendered = tasks::render(state, task).await?;
-    let stored = tasks::stored_answers(state, task).await?;
-    let id = task.id;
-    let files = state
-        .db
-        .read(move |conn| repo::files(conn, id).map_err(crate::infra::db::DbError::from))
-        .await?;
-    let view = rendered.view.unwrap_or(tasks::kinds::View {
-        sections: Vec::new(),
-        done: 0,
-        total: 0,
-        issues: Vec::new(),
-    });
-    let known = Known {
-        stored: &stored,
-        files: &files,
-        errors,
-        issues: &view.issues,
-    };
-    let sections = views::sections(&view, &known, true);
-    let gap = views::first_gap(&sections);
-    let thread = if task.type_id == tasks::kinds::exchange::ID {
-        let name = who
-            .client
-            .account_name
-            .clone()
-            .unwrap_or_else(|| who.client.name.clone());
-        views::messages(
-            exchange::thread(state, task).await.map_err(internal)?,
-            &name,
-        )
-    } else {
-        Vec::new()
-    };
+    let c = &who.client;
+    let name = c.account_name.clone().unwrap_or_else(|| c.name.clone());
+    let parts = views::assemble(state, task, errors, true, &name).await?;
+    let gap = views::first_gap(&parts.sections);
     let task = tasks::by_public_id(state, &task.public_id).await?;
     Ok(context! {
         task => Serde(views::row(state, &task)),
         editable => task.state == tasks::state::OPEN,
-        sections => Serde(sections),
+        sections => Serde(parts.sections),
         gap,
-        issues => views::general_issues(&view.issues),
-        failure => rendered.failure,
-        messages => Serde(thread),
+        issues => parts.issues,
+        failure => parts.failure,
+        messages => Serde(parts.messages),
     })
-}
-
-fn internal(e: tasks::TaskError) -> AppError {
-    match e {
-        tasks::TaskError::Internal(e) => e,
-        tasks::TaskError::Refused(m) => AppError::BadRequest(m),
-    }
 }
 
 #[handler]
@@ -245,11 +208,10 @@ pub async fn upload(
     let visitor = Visitor::of(req);
     let mut field = None;
     let outcome: Result<(), String> = loop {
-        let (name, part) = match reader.next_file().await {
+        let (name, part) = match reader.next().await? {
             Ok(Some(file)) => file,
-            Ok(None) if reader.csrf_ok() => break Ok(()),
-            Ok(None) | Err(Stop::Forbidden) => return Err(CsrfRejected.into()),
-            Err(Stop::Refused(m)) => break Err(m),
+            Ok(None) => break Ok(()),
+            Err(m) => break Err(m),
         };
         if field.is_none() {
             let wanted = reader.text("field").to_string();
@@ -328,11 +290,10 @@ pub async fn post_message(
     let visitor = Visitor::of(req);
     let mut attached = Vec::new();
     let outcome: Result<(), String> = loop {
-        let (name, part) = match reader.next_file().await {
+        let (name, part) = match reader.next().await? {
             Ok(Some(file)) => file,
-            Ok(None) if reader.csrf_ok() => break Ok(()),
-            Ok(None) | Err(Stop::Forbidden) => return Err(CsrfRejected.into()),
-            Err(Stop::Refused(m)) => break Err(m),
+            Ok(None) => break Ok(()),
+            Err(m) => break Err(m),
         };
         // The message is checked before its files are stored.
         if let Err(m) =

@@ -51,6 +51,19 @@ impl FormReader {
         csrf::matches(&self.expected, self.text("csrf"))
     }
 
+    /// The next file, `Ok(None)` at the end of a genuine form, or the refusal
+    /// to show; a forged form is refused outright (403).
+    pub async fn next(
+        &mut self,
+    ) -> crate::error::AppResult<Result<Option<(String, poem::web::Field)>, String>> {
+        match self.next_file().await {
+            Ok(Some(file)) => Ok(Ok(Some(file))),
+            Ok(None) if self.csrf_ok() => Ok(Ok(None)),
+            Ok(None) | Err(Stop::Forbidden) => Err(csrf::CsrfRejected.into()),
+            Err(Stop::Refused(m)) => Ok(Err(m)),
+        }
+    }
+
     /// The next file (its name as sent and its content), reading the text
     /// fields before it; `None` at the end of the form.
     pub async fn next_file(&mut self) -> Result<Option<(String, poem::web::Field)>, Stop> {

@@ -216,35 +216,12 @@ async fn task_page(
     notice: Option<&str>,
 ) -> AppResult<Response> {
     let client = client_of(state, task).await?;
-    let rendered = tasks::render(state, task).await?;
-    let stored = tasks::stored_answers(state, task).await?;
+    let parts = views::assemble(state, task, &[], show_hidden, &client.name).await?;
     let id = task.id;
-    let (files, events, log) = state
+    let (events, log) = state
         .db
-        .read(move |conn| {
-            Ok::<_, DbError>((
-                repo::files(conn, id)?,
-                repo::events(conn, id)?,
-                repo::log(conn, id)?,
-            ))
-        })
+        .read(move |conn| Ok::<_, DbError>((repo::events(conn, id)?, repo::log(conn, id)?)))
         .await?;
-    let view = rendered.view.unwrap_or(kinds::View {
-        sections: Vec::new(),
-        done: 0,
-        total: 0,
-        issues: Vec::new(),
-    });
-    let known = Known {
-        stored: &stored,
-        files: &files,
-        errors: &[],
-        issues: &view.issues,
-    };
-    let sections = views::sections(&view, &known, show_hidden);
-    let hidden_count = tasks::visible_fields(&view).len()
-        < view.sections.iter().map(|s| s.fields.len()).sum::<usize>();
-    let thread = exchange::thread(state, task).await.map_err(bad_request)?;
     let task = tasks::by_public_id(state, &task.public_id).await?;
     let st = task.state.as_str();
     use tasks::state::*;
@@ -252,12 +229,12 @@ async fn task_page(
     let ctx = context! {
         client => client_ctx(&client),
         task => Serde(views::row(state, &task)),
-        sections => Serde(sections),
-        show_hidden, has_hidden => hidden_count,
-        failure => rendered.failure,
+        sections => Serde(parts.sections),
+        show_hidden, has_hidden => parts.has_hidden,
+        failure => parts.failure,
         events => Serde(events),
         log => Serde(log),
-        messages => Serde(views::messages(thread, &client.name)),
+        messages => Serde(parts.messages),
         can_review => [OPEN, AWAITING_REVIEW].contains(&st),
         can_reopen => [AWAITING_REVIEW, CHANGES_REQUESTED, COMPLETED].contains(&st),
         can_cancel => [OPEN, AWAITING_REVIEW, CHANGES_REQUESTED].contains(&st),
@@ -377,30 +354,32 @@ pub async fn reopen(
     done(req, state, &who, &task, user_error(result)?, "reopened").await
 }
 
-#[handler]
-pub async fn cancel(
-    req: &Request,
-    Data(state): Data<&AppState>,
-    who: StaffSession,
-    Path(id): Path<String>,
-    CsrfForm(_): CsrfForm<Empty>,
-) -> AppResult<Response> {
-    let task = tasks::by_public_id(state, &id).await?;
-    let result = flow::cancel(state, &who.staff, &task, &client_ip(req)).await;
-    done(req, state, &who, &task, user_error(result)?, "cancelled").await
+/// Cancel a task, or close an Exchange (the route data says which).
+#[derive(Clone, Copy)]
+pub enum Finish {
+    Cancel,
+    Close,
 }
 
 #[handler]
-pub async fn close(
+pub async fn finish(
     req: &Request,
     Data(state): Data<&AppState>,
+    Data(action): Data<&Finish>,
     who: StaffSession,
     Path(id): Path<String>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> AppResult<Response> {
     let task = tasks::by_public_id(state, &id).await?;
-    let result = flow::close(state, &who.staff, &task, &client_ip(req)).await;
-    done(req, state, &who, &task, user_error(result)?, "closed").await
+    let ip = client_ip(req);
+    let (result, key) = match action {
+        Finish::Cancel => (
+            flow::cancel(state, &who.staff, &task, &ip).await,
+            "cancelled",
+        ),
+        Finish::Close => (flow::close(state, &who.staff, &task, &ip).await, "closed"),
+    };
+    done(req, state, &who, &task, user_error(result)?, key).await
 }
 
 #[handler]
