@@ -424,3 +424,5 @@ async fn a_returned_item_goes_back_and_accepting_every_item_completes() {
         assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
     }
 }
+
+mod http;
