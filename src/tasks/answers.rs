@@ -8,7 +8,7 @@ use futures_util::Stream;
 use super::kinds::{Field, FieldKind, Review, Value, View};
 use super::{Rendered, Task, TaskError, TaskResult, refused, repo, values};
 use crate::accounts::Client;
-use crate::documents::repo::Document;
+use crate::documents::Document;
 use crate::error::AppError;
 use crate::infra::db::DbError;
 use crate::infra::web::Visitor;

@@ -9,7 +9,7 @@ use super::flow::By;
 use super::kinds::exchange::ID;
 use super::{Task, TaskError, TaskResult, notify, refused, repo};
 use crate::accounts::Client;
-use crate::documents::repo::Document;
+use crate::documents::Document;
 use crate::firm::Staff;
 use crate::ids::DocumentId;
 use crate::infra::web::Visitor;

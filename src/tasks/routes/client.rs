@@ -149,13 +149,26 @@ pub async fn save(
     )))
 }
 
+/// `#f-<field>`, for a field id that is safe in a URL (a kind names its fields).
+fn anchor(field: &str) -> String {
+    let safe = !field.is_empty()
+        && field
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if safe {
+        format!("#f-{field}")
+    } else {
+        String::new()
+    }
+}
+
 /// `#f-<field>` of the first gap, if any.
 async fn resume_anchor(state: &AppState, who: &ClientSession, task: &Task) -> AppResult<String> {
     let ctx = page_context(state, who, task, &[]).await?;
     Ok(ctx
         .get_attr("gap")
         .ok()
-        .and_then(|g| g.as_str().map(|g| format!("#f-{g}")))
+        .and_then(|g| g.as_str().map(anchor))
         .unwrap_or_default())
 }
 
@@ -239,8 +252,9 @@ pub async fn upload(
         (Ok(()), Some(f)) => {
             tasks::render(state, &tasks::by_public_id(state, &task.public_id).await?).await?;
             Ok(see_other(&format!(
-                "/tasks/{}?notice=file-sent#f-{}",
-                task.public_id, f.id
+                "/tasks/{}?notice=file-sent{}",
+                task.public_id,
+                anchor(&f.id)
             )))
         }
         (Ok(()), None) => {
