@@ -10,6 +10,7 @@ use super::kinds::exchange::ID;
 use super::{Task, TaskError, TaskResult, notify, refused, repo};
 use crate::accounts::Client;
 use crate::documents::Document;
+use crate::documents::publish::{self, Publication, Received};
 use crate::firm::Staff;
 use crate::ids::DocumentId;
 use crate::infra::web::Visitor;
@@ -51,6 +52,43 @@ where
 {
     check_open(task)?;
     super::answers::store_file(state, client, task, None, name, body, visitor).await
+}
+
+/// Files staff attach to a reply: published into the client's Documents
+/// (without the "new documents" email: the reply's own email tells the client)
+/// and tagged with the task. On a refusal the caller removes the sealed files.
+pub async fn staff_attach(
+    state: &AppState,
+    staff: &Staff,
+    client: &Client,
+    task: &Task,
+    files: Vec<Received>,
+    ip: &str,
+) -> TaskResult<Vec<DocumentId>> {
+    check_open(task)?;
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let folder = format!("{} / Tasks", task.tax_year);
+    let publication = Publication {
+        folder: &folder,
+        message: "",
+        kind: "other",
+        tax_year: Some(task.tax_year),
+    };
+    let docs = publish::publish_quietly(state, staff, client, publication, files, ip).await?;
+    let (id, ids): (_, Vec<DocumentId>) = (task.id, docs.iter().map(|d| d.id).collect());
+    let linked = ids.clone();
+    state
+        .db
+        .write(move |tx| {
+            for d in &linked {
+                repo::link_file(tx, *d, id, None, None)?;
+            }
+            Ok::<_, crate::infra::db::DbError>(())
+        })
+        .await?;
+    Ok(ids)
 }
 
 /// Who posts a message.

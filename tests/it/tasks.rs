@@ -180,15 +180,30 @@ async fn exchange_from_assignment_through_attachments_to_reopen_and_cancel() {
     page.expect("Yes, see the statement.")
         .expect("1099-B.pdf")
         .expect("task assigned");
-    staff
-        .post(
-            &format!("/staff/tasks/{task}/messages"),
-            &[("message", "Thanks!")],
-        )
-        .await
-        .expect("Your message was sent and the client was emailed.");
+    let reply = multipart(
+        &staff,
+        &format!("/staff/tasks/{task}/messages"),
+        &[("message", "Thanks! Here is the engagement letter.")],
+        &[("Engagement letter.pdf", &pdf_with_text("Engagement"))],
+        true,
+    )
+    .await;
+    assert!(
+        text(&reply).contains("Your message was sent and the client was emailed."),
+        "{}",
+        text(&reply)
+    );
     portal.smtp.wait_nth(JANE, "New message from", 0).await;
-    jane.get(&format!("/tasks/{task}")).await.expect("Thanks!");
+    jane.get(&format!("/tasks/{task}"))
+        .await
+        .expect("Here is the engagement letter.")
+        .expect("Engagement letter.pdf");
+    jane.get("/documents").await.expect("Engagement letter.pdf");
+    assert_eq!(
+        portal.smtp.matching(JANE, "New documents"),
+        0,
+        "one email for a reply with files"
+    );
 
     // The client marks it done: Completed Tasks, read-only.
     jane.post(&format!("/tasks/{task}/submit"), &[])
@@ -365,8 +380,16 @@ async fn every_task_post_needs_the_csrf_token() {
         .await;
         assert_eq!(raw.status, 403, "{path}");
     }
+    let forged = multipart(
+        &staff,
+        &format!("/staff/tasks/{task}/messages"),
+        &[("message", "forged")],
+        &[("forged.pdf", b"%PDF-1.4 forged")],
+        false,
+    )
+    .await;
+    assert_eq!(forged.status, 403);
     for (path, fields) in [
-        ("messages", vec![("message", "forged")]),
         ("reopen", vec![("message", "forged")]),
         ("review", vec![]),
         ("settings", vec![]),

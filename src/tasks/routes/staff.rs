@@ -9,8 +9,9 @@ use minijinja::value::Serde;
 use poem::web::{Data, Path, Query};
 use poem::{Request, Response, handler};
 
-use super::form_value;
+use super::{FormReader, form_value, stream_of};
 use crate::accounts::{Client, invite};
+use crate::documents::publish::Received;
 use crate::error::{AppError, AppResult};
 use crate::infra::db::DbError;
 use crate::infra::web::client_ip;
@@ -22,6 +23,7 @@ use crate::tasks::{self as tasks, Task, exchange, kinds, repo};
 use crate::web::{
     Empty, StaffSession, bad_request, form_status, see_other, staff_page, user_error,
 };
+use poem::web::Multipart;
 
 type Pairs = Vec<(String, String)>;
 
@@ -382,28 +384,83 @@ pub async fn finish(
     done(req, state, &who, &task, user_error(result)?, key).await
 }
 
+/// A reply in an Exchange, with attachments (multipart: csrf, message, files).
 #[handler]
 pub async fn post_message(
     req: &Request,
     Data(state): Data<&AppState>,
     who: StaffSession,
     Path(id): Path<String>,
-    CsrfForm(f): CsrfForm<MessageForm>,
+    form: Multipart,
 ) -> AppResult<Response> {
     let task = tasks::by_public_id(state, &id).await?;
     let client = client_of(state, &task).await?;
+    let mut reader = FormReader::new(req, form);
+    let mut files = Vec::new();
+    let read: Result<(), String> = loop {
+        let (name, part) = match reader.next().await? {
+            Ok(Some(file)) => file,
+            Ok(None) => break Ok(()),
+            Err(m) => break Err(m),
+        };
+        let max = state.config.documents.max_file_mb * 1024 * 1024;
+        match user_error(crate::documents::upload::seal(state, stream_of(part), max).await)? {
+            Ok(sealed) if sealed.len == 0 => {
+                files.push(Received {
+                    name: name.clone(),
+                    sealed,
+                });
+                break Err(crate::documents::empty_file_message(&name));
+            }
+            Ok(sealed) => files.push(Received { name, sealed }),
+            Err(m) => break Err(format!("{name}: {m}")),
+        }
+    };
+    let blobs: Vec<String> = files.iter().map(|f| f.sealed.blob.clone()).collect();
+    let ip = client_ip(req);
+    let result = match read {
+        Ok(()) => {
+            reply(
+                state,
+                &who,
+                &client,
+                &task,
+                reader.text("message"),
+                files,
+                &ip,
+            )
+            .await?
+        }
+        Err(m) => Err(m),
+    };
+    if result.is_err() {
+        for blob in blobs {
+            let _ = state.store.remove(&blob);
+        }
+    }
+    done(req, state, &who, &task, result, "message-sent").await
+}
+
+async fn reply(
+    state: &AppState,
+    who: &StaffSession,
+    client: &Client,
+    task: &Task,
+    message: &str,
+    files: Vec<Received>,
+    ip: &str,
+) -> AppResult<Result<(), String>> {
+    if let Err(m) = user_error(exchange::check_open(task).and(exchange::check_body(message)))? {
+        return Ok(Err(m));
+    }
+    let attached =
+        match user_error(exchange::staff_attach(state, &who.staff, client, task, files, ip).await)?
+        {
+            Ok(ids) => ids,
+            Err(m) => return Ok(Err(m)),
+        };
     let by = exchange::Author::Staff(&who.staff);
-    let result = exchange::post(
-        state,
-        by,
-        &client,
-        &task,
-        &f.message,
-        Vec::new(),
-        &client_ip(req),
-    )
-    .await;
-    done(req, state, &who, &task, user_error(result)?, "message-sent").await
+    user_error(exchange::post(state, by, client, task, message, attached, ip).await)
 }
 
 /// Edit settings & resend: the form with the task's settings.

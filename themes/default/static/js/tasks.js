@@ -67,9 +67,15 @@
         headers: { 'Accept': 'application/json', 'Content-Type': 'application/x-www-form-urlencoded' },
         body: body
       }).then(function (r) {
+        if (r.status === 403 || r.status === 404) { return { stop: true }; }
         return r.json().then(function (data) { return { ok: r.ok, data: data }; });
       }).then(function (res) {
         busy = false;
+        if (res.stop) {
+          // The session or the form expired: retrying cannot help.
+          say('Not saved: this page has expired. Reload it (or sign in again) and try again.');
+          return;
+        }
         var data = res.data || {};
         showVisibility(data);
         showErrors(data);
