@@ -286,8 +286,9 @@ pub async fn render(state: &AppState, task: &Task) -> AppResult<Rendered> {
         }
     };
     let answers = as_answers(&stored_answers(state, task).await?);
+    let prior = prior_answers(state, task).await?;
     let (ctx, settings) = (ctx_of(task), settings_of(task));
-    let called = call(kind, move |k| k.render(&ctx, &settings, &answers, &[])).await?;
+    let called = call(kind, move |k| k.render(&ctx, &settings, &answers, &prior)).await?;
     keep_log(state, task, "render", &called.log).await?;
     match called.result {
         Ok(view) => {
@@ -304,6 +305,19 @@ pub async fn render(state: &AppState, task: &Task) -> AppResult<Rendered> {
                 failure: Some(kind_failure(&e)),
             })
         }
+    }
+}
+
+/// The answers of the client's task of this type for the year before.
+async fn prior_answers(state: &AppState, task: &Task) -> AppResult<Vec<Answer>> {
+    let t = task.clone();
+    let prior = state
+        .db
+        .read(move |conn| repo::prior_year(conn, &t).map_err(DbError::from))
+        .await?;
+    match prior {
+        Some(p) => Ok(as_answers(&stored_answers(state, &p).await?)),
+        None => Ok(Vec::new()),
     }
 }
 

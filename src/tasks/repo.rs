@@ -145,6 +145,21 @@ pub fn list_for_client(conn: &Connection, client_id: ClientId) -> rusqlite::Resu
     stmt.query_map([client_id], row)?.collect()
 }
 
+/// The client's task of the same type for the year before, if any (its answers
+/// are the prior-year answers a kind may prefill from): a completed one first,
+/// then the newest.
+pub fn prior_year(conn: &Connection, task: &Task) -> rusqlite::Result<Option<Task>> {
+    conn.query_row(
+        &format!(
+            "SELECT {COLUMNS} FROM tasks WHERE client_id = ?1 AND type_id = ?2 AND tax_year = ?3
+             AND state != 'cancelled' ORDER BY state = 'completed' DESC, id DESC LIMIT 1"
+        ),
+        params![task.client_id, task.type_id, task.tax_year - 1],
+        row,
+    )
+    .optional()
+}
+
 /// Moves a task from one of `from` to `to`, stamping the matching time;
 /// false if it was not in one of those states (someone else moved it first).
 pub fn set_state(conn: &Connection, id: TaskId, from: &[&str], to: &str) -> rusqlite::Result<bool> {

@@ -23,6 +23,7 @@ struct Quiz {
     info: KindInfo,
     fail: AtomicBool,
     submitted: Mutex<Vec<Answer>>,
+    prior: Mutex<Vec<Answer>>,
 }
 
 fn called<T>(result: Result<T, KindError>) -> Called<T> {
@@ -63,7 +64,8 @@ impl TaskKind for Quiz {
         called(Ok(Vec::new()))
     }
 
-    fn render(&self, _: &Ctx, _: &[Answer], answers: &[Answer], _: &[Answer]) -> Called<View> {
+    fn render(&self, _: &Ctx, _: &[Answer], answers: &[Answer], prior: &[Answer]) -> Called<View> {
+        *self.prior.lock().unwrap() = prior.to_vec();
         if self.fail.load(Ordering::SeqCst) {
             return called(Err(KindError::Failed("quiz ran out of time".into())));
         }
@@ -151,6 +153,7 @@ async fn world(kind_id: &str) -> World {
         },
         fail: AtomicBool::new(false),
         submitted: Mutex::new(Vec::new()),
+        prior: Mutex::new(Vec::new()),
     });
     super::kinds::TEST_KINDS.lock().unwrap().push(quiz.clone());
     World {
@@ -164,11 +167,15 @@ async fn world(kind_id: &str) -> World {
 
 impl World {
     async fn assign(&self) -> Task {
+        self.assign_for("2025").await
+    }
+
+    async fn assign_for(&self, year: &str) -> Task {
         let a = Assignment {
             type_id: self.quiz.info.id.clone(),
             title: "Quiz".into(),
             due_date: String::new(),
-            tax_year: "2025".into(),
+            tax_year: year.into(),
             settings: Vec::new(),
         };
         flow::assign(&self.state, &self.staff, &self.client, a, "")
@@ -423,6 +430,19 @@ async fn a_returned_item_goes_back_and_accepting_every_item_completes() {
     ] {
         assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
     }
+}
+
+#[tokio::test]
+async fn last_years_answers_reach_the_kind_as_prior_answers() {
+    let w = world("quiz-prior").await;
+    let last_year = w.assign_for("2024").await;
+    w.save(&last_year, &[("f", "married"), ("v:married", "yes")])
+        .await;
+    let task = w.assign().await;
+    super::render(&w.state, &w.task(&task).await).await.unwrap();
+    let prior = w.quiz.prior.lock().unwrap().clone();
+    assert_eq!(prior.len(), 1);
+    assert_eq!(prior[0].value, Value::Flag(true));
 }
 
 mod http;
