@@ -17,6 +17,8 @@ use crate::infra::web::Visitor;
 use crate::state::AppState;
 
 pub const MAX_MESSAGE: usize = 10_000;
+/// A client may post this many messages an hour (each one emails the firm).
+pub const CLIENT_MESSAGES_PER_HOUR: u32 = 30;
 
 /// Whether a message may be posted to `task` now.
 pub fn check_open(task: &Task) -> TaskResult<()> {
@@ -89,6 +91,20 @@ pub async fn staff_attach(
         })
         .await?;
     Ok(ids)
+}
+
+/// Counts a client's message against the hourly limit (each one emails the
+/// firm); called before anything of the message, its files included, is stored.
+pub fn allow_client_message(state: &AppState, client: &Client) -> TaskResult<()> {
+    let key = format!("task-messages:{}", client.public_id);
+    let hour = std::time::Duration::from_secs(3600);
+    if state.limiter.allow(&key, CLIENT_MESSAGES_PER_HOUR, hour) {
+        return Ok(());
+    }
+    refused(format!(
+        "You have sent {CLIENT_MESSAGES_PER_HOUR} messages in the last hour, the most the portal accepts. \
+         Please wait a while, or call the firm."
+    ))
 }
 
 /// Who posts a message.

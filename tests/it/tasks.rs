@@ -489,3 +489,28 @@ async fn an_empty_message_or_a_refused_file_is_explained() {
     assert_eq!(portal.query_i64("SELECT count(*) FROM task_messages"), 1);
     portal.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_cannot_flood_the_firm_with_messages() {
+    let (portal, jane) = TestPortal::with_jane().await;
+    let staff = staff_browser(&portal).await;
+    let task = assign_exchange(&staff, &portal.client_id(JANE), "Thread", "Hello").await;
+    jane.get(&format!("/tasks/{task}")).await;
+    let path = format!("/tasks/{task}/messages");
+    for i in 0..30 {
+        let sent = multipart(
+            &jane,
+            &path,
+            &[("body", &format!("message {i}"))],
+            &[],
+            true,
+        )
+        .await;
+        assert_eq!(sent.status, 200, "{i}: {}", text(&sent));
+    }
+    let refused = multipart(&jane, &path, &[("body", "one too many")], &[], true).await;
+    assert_eq!(refused.status, 422);
+    assert!(text(&refused).contains("You have sent 30 messages in the last hour"));
+    assert_eq!(portal.query_i64("SELECT count(*) FROM task_messages"), 31);
+    portal.stop().await;
+}

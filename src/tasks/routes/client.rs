@@ -303,6 +303,9 @@ pub async fn post_message(
     let mut reader = FormReader::new(req, form);
     let visitor = Visitor::of(req);
     let mut attached = Vec::new();
+    if let Err(m) = user_error(exchange::allow_client_message(state, &who.client))? {
+        return task_page(req, state, &who, &task, &[], Some(m)).await;
+    }
     let outcome: Result<(), String> = loop {
         let (name, part) = match reader.next().await? {
             Ok(Some(file)) => file,
