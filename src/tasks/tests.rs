@@ -445,4 +445,5 @@ async fn last_years_answers_reach_the_kind_as_prior_answers() {
     assert_eq!(prior[0].value, Value::Flag(true));
 }
 
+mod browser;
 mod http;
