@@ -165,7 +165,48 @@ async fn world(kind_id: &str) -> World {
     }
 }
 
+/// The real server on a loopback port, for the HTTP and browser tests.
+struct Served {
+    base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Served {
+    async fn shut_down(self) {
+        let _ = self.stop.send(());
+        self.server.await.unwrap().unwrap();
+    }
+}
+
 impl World {
+    async fn serve(&self) -> Served {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::serve(self.state.clone(), listener, async move {
+            let _ = stopped.await;
+        }));
+        Served { base, stop, server }
+    }
+
+    /// A session token for the client or staff member, as after signing in.
+    async fn session(&self, subject: crate::accounts::session::Subject) -> String {
+        let st = self.state.clone();
+        let visitor = Visitor {
+            ip: "127.0.0.1".into(),
+            user_agent: "test".into(),
+        };
+        self.state
+            .db
+            .write(move |tx| {
+                crate::accounts::session::open(tx, &st, subject, &visitor)
+                    .map_err(crate::infra::db::DbError::from)
+            })
+            .await
+            .unwrap()
+    }
+
     async fn assign(&self) -> Task {
         self.assign_for("2025").await
     }

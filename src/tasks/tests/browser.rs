@@ -11,8 +11,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 use super::world;
-use crate::accounts::session::{self, Subject};
-use crate::infra::web::Visitor;
+use crate::accounts::session::Subject;
 use crate::tasks::kinds::Value;
 
 /// chromedriver in its own process group, killed with any Chromium it started;
@@ -69,6 +68,15 @@ async fn phone() -> (Chromedriver, Client) {
     panic!("chromedriver did not start");
 }
 
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn until(c: &Client, script: &str, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while c.execute(script, Vec::new()).await.unwrap() != json!(true) {
@@ -86,27 +94,10 @@ async fn until(c: &Client, script: &str, what: &str) {
 #[tokio::test]
 async fn every_change_is_saved_within_a_second_and_a_reload_keeps_it() {
     let w = world("quiz-browser").await;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::serve(w.state.clone(), listener, async move {
-        let _ = stopped.await;
-    }));
+    let served = w.serve().await;
+    let base = served.base.clone();
     let task = w.assign().await;
-    let (st, id) = (w.state.clone(), w.client.id);
-    let visitor = Visitor {
-        ip: "127.0.0.1".into(),
-        user_agent: "chromium".into(),
-    };
-    let token = w
-        .state
-        .db
-        .write(move |tx| {
-            session::open(tx, &st, Subject::Client(id), &visitor)
-                .map_err(crate::infra::db::DbError::from)
-        })
-        .await
-        .unwrap();
+    let token = w.session(Subject::Client(w.client.id)).await;
     let (_driver, c) = phone().await;
     c.goto(&format!("{base}/help")).await.unwrap();
     let set = format!("document.cookie = 'portal_session={token}; path=/'; return true;");
@@ -122,12 +113,7 @@ async fn every_change_is_saved_within_a_second_and_a_reload_keeps_it() {
     .await;
 
     // Yes reveals the spouse question without a reload.
-    c.find(Locator::Css("input[name='v:married'][value='yes']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "input[name='v:married'][value='yes']").await;
     until(
         &c,
         "return document.getElementById('f-spouse').hidden === false",
@@ -165,12 +151,7 @@ async fn every_change_is_saved_within_a_second_and_a_reload_keeps_it() {
     .await;
 
     // No hides it again; after a reload the answers are there, the hidden one kept.
-    c.find(Locator::Css("input[name='v:married'][value='no']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "input[name='v:married'][value='no']").await;
     until(
         &c,
         "return document.getElementById('f-spouse').hidden === true",
@@ -191,6 +172,5 @@ async fn every_change_is_saved_within_a_second_and_a_reload_keeps_it() {
     );
 
     c.close().await.unwrap();
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    served.shut_down().await;
 }

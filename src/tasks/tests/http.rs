@@ -6,8 +6,7 @@
 use std::sync::Arc;
 
 use super::{World, world};
-use crate::accounts::session::{self, Subject};
-use crate::infra::web::Visitor;
+use crate::accounts::session::Subject;
 
 struct Browser {
     http: reqwest::Client,
@@ -17,19 +16,7 @@ struct Browser {
 
 impl Browser {
     async fn signed_in(w: &World, base: &str, subject: Subject, cookie: &str) -> Browser {
-        let st = w.state.clone();
-        let visitor = Visitor {
-            ip: "127.0.0.1".into(),
-            user_agent: "test".into(),
-        };
-        let token = w
-            .state
-            .db
-            .write(move |tx| {
-                session::open(tx, &st, subject, &visitor).map_err(crate::infra::db::DbError::from)
-            })
-            .await
-            .unwrap();
+        let token = w.session(subject).await;
         let jar = Arc::new(reqwest::cookie::Jar::default());
         jar.add_cookie_str(&format!("{cookie}={token}; Path=/"), &base.parse().unwrap());
         let http = reqwest::Client::builder()
@@ -119,12 +106,8 @@ impl Browser {
 #[tokio::test]
 async fn a_questionnaire_from_first_answer_to_accepted() {
     let w = world("quiz-http").await;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::serve(w.state.clone(), listener, async move {
-        let _ = stopped.await;
-    }));
+    let served = w.serve().await;
+    let base = served.base.clone();
     let task = w.assign().await;
     let path = format!("/tasks/{}", task.public_id);
     let jane = Browser::signed_in(&w, &base, Subject::Client(w.client.id), "portal_session").await;
@@ -285,6 +268,5 @@ async fn a_questionnaire_from_first_answer_to_accepted() {
         "read-only once completed"
     );
 
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    served.shut_down().await;
 }
