@@ -83,3 +83,12 @@ CREATE TABLE task_files (
     message_id   INTEGER REFERENCES task_messages(id) ON DELETE CASCADE
 ) STRICT;
 CREATE INDEX task_files_task ON task_files(task_id, field_id);
+
+-- Due-date reminders sent (or made needless by the assignment email), one row
+-- per task and threshold of `tasks.reminder_days`.
+CREATE TABLE task_reminders (
+    task_id  INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+    days     INTEGER NOT NULL,
+    sent_at  INTEGER NOT NULL,
+    PRIMARY KEY (task_id, days)
+) STRICT;

@@ -300,6 +300,13 @@ pub fn jobs() -> Vec<Job> {
             ),
         ),
         job(
+            "task due-date reminders",
+            Schedule::Every(
+                |_| HOUSEKEEPING,
+                |state| Box::pin(tasks::reminders::run(state)),
+            ),
+        ),
+        job(
             "search index repair",
             Schedule::AtStart(|state| Box::pin(documents::jobs::repair_index(state))),
         ),

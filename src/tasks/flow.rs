@@ -247,12 +247,15 @@ async fn announce(
         .filter(|_| task.type_id == kinds::exchange::ID)
         .map(str::to_string);
     let by = By::staff(staff, ip);
+    // Reminders already due are covered by this email.
+    let covered = super::reminders::reached(state, task, &[]);
     let (t, staff_id, client_id) = (task.clone(), staff.id, client.public_id.clone());
     state
         .db
         .write(move |tx| {
             let detail = format!("{} ({}) for {client_id}", t.title, t.type_id);
             by.record(tx, &t, "task_assigned", &detail)?;
+            repo::mark_reminded(tx, t.id, &covered)?;
             if let Some(body) = &first {
                 repo::add_message(tx, t.id, Some(staff_id), body)?;
             }

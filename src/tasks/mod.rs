@@ -13,6 +13,7 @@ pub mod exchange;
 pub mod flow;
 pub mod kinds;
 pub mod notify;
+pub mod reminders;
 pub mod repo;
 pub mod routes;
 pub mod values;

@@ -87,6 +87,17 @@ pub fn returned(
     for_client(state, client, "task_returned", task, context! { items })
 }
 
+/// A reminder of an open task's due date, `days` from today (0: today,
+/// negative: past).
+pub fn reminder(
+    state: &AppState,
+    client: &Client,
+    task: &Task,
+    days: i64,
+) -> AppResult<ClientMail> {
+    for_client(state, client, "task_reminder", task, context! { days })
+}
+
 /// A new message from the firm in an Exchange.
 pub fn message_to_client(state: &AppState, client: &Client, task: &Task) -> AppResult<ClientMail> {
     for_client(state, client, "task_message", task, context! {})

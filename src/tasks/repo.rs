@@ -494,3 +494,33 @@ pub fn files(conn: &Connection, task: TaskId) -> rusqlite::Result<Vec<TaskFile>>
     })?
     .collect()
 }
+
+// ---- due-date reminders ----
+
+/// Open tasks with a due date, with the reminder thresholds already covered.
+pub fn open_with_due_date(conn: &Connection) -> rusqlite::Result<Vec<(Task, Vec<i64>)>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM tasks WHERE state = 'open' AND due_date IS NOT NULL ORDER BY id"
+    ))?;
+    let tasks: Vec<Task> = stmt.query_map([], row)?.collect::<rusqlite::Result<_>>()?;
+    let mut covered = conn.prepare("SELECT days FROM task_reminders WHERE task_id = ?1")?;
+    tasks
+        .into_iter()
+        .map(|t| {
+            let days = covered
+                .query_map([t.id], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<i64>>>()?;
+            Ok((t, days))
+        })
+        .collect()
+}
+
+pub fn mark_reminded(conn: &Connection, task: TaskId, days: &[i64]) -> rusqlite::Result<()> {
+    for d in days {
+        conn.execute(
+            "INSERT OR IGNORE INTO task_reminders (task_id, days, sent_at) VALUES (?1, ?2, ?3)",
+            params![task, d, now()],
+        )?;
+    }
+    Ok(())
+}

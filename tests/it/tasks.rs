@@ -514,3 +514,55 @@ async fn a_client_cannot_flood_the_firm_with_messages() {
     assert_eq!(portal.query_i64("SELECT count(*) FROM task_messages"), 31);
     portal.stop().await;
 }
+
+/// `YYYY-MM-DD`, `days` from today.
+fn in_days(days: i64) -> String {
+    let date = time::OffsetDateTime::now_utc().date() + time::Duration::days(days);
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    date.format(format).unwrap()
+}
+
+#[tokio::test]
+async fn due_date_reminders_go_once_per_threshold_and_stop_when_done() {
+    let (portal, jane) = TestPortal::with_jane().await;
+    let staff = staff_browser(&portal).await;
+    let cid = portal.client_id(JANE);
+    let due = in_days(7);
+    let fields = [
+        ("type", "exchange"),
+        ("title", "Sign the engagement"),
+        ("due_date", due.as_str()),
+        ("tax_year", "2025"),
+        ("s:message", "Please read and reply."),
+    ];
+    let page = staff
+        .post(&format!("/staff/clients/{cid}/tasks"), &fields)
+        .await;
+    let task = page.path().trim_start_matches("/staff/tasks/").to_string();
+    let send = || portal::tasks::reminders::send_due(&portal.state);
+    // A week out: the assignment email was the reminder.
+    assert_eq!(send().await.unwrap(), 0);
+
+    let set_due = |days: i64| {
+        portal.sql(&format!(
+            "UPDATE tasks SET due_date = '{}' WHERE public_id = '{task}'",
+            in_days(days)
+        ))
+    };
+    set_due(1);
+    assert_eq!(send().await.unwrap(), 1);
+    assert_eq!(send().await.unwrap(), 0, "once per threshold");
+    let mail = portal.smtp.wait_nth(JANE, "is due tomorrow", 0).await;
+    assert!(mail.text().contains(&format!("/tasks/{task}")));
+    set_due(0);
+    assert_eq!(send().await.unwrap(), 1);
+    portal.smtp.wait_nth(JANE, "is due today", 0).await;
+
+    // Done: no more reminders, whatever the thresholds.
+    jane.post(&format!("/tasks/{task}/submit"), &[])
+        .await
+        .expect("Completed");
+    portal.sql("DELETE FROM task_reminders");
+    assert_eq!(send().await.unwrap(), 0);
+    portal.stop().await;
+}

@@ -296,6 +296,17 @@ pub fn emails() -> Vec<Sample> {
         sample("email/task_returned", "", base(context! { items })),
         sample("email/task_message", "", base(context! {})),
         sample(
+            "email/task_reminder",
+            "in a week",
+            base(context! { days => 7 }),
+        ),
+        sample(
+            "email/task_reminder",
+            "tomorrow",
+            base(context! { days => 1 }),
+        ),
+        sample("email/task_reminder", "today", base(context! { days => 0 })),
+        sample(
             "email/task_staff_notice",
             "submitted",
             staff("submitted", "40 answers"),
