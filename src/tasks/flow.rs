@@ -177,9 +177,9 @@ pub async fn assign(
         .ok_or_else(|| TaskError::Refused("Choose one of the task types offered.".into()))?;
     let (title, due, year) = check_basics(&a)?;
     let settings = parse_settings(&settings_form(kind.clone()).await?, &a.settings)?;
-    check_settings(kind.clone(), settings.clone()).await?;
-    let json = serde_json::to_string(&settings).map_err(AppError::internal)?;
     let info = kind.info().clone();
+    check_settings(kind, settings.clone()).await?;
+    let json = serde_json::to_string(&settings).map_err(AppError::internal)?;
     let (staff_id, client_id) = (staff.id, client.id);
     let task = state
         .db
@@ -198,7 +198,7 @@ pub async fn assign(
         })
         .await?;
     // The first render proves the kind can serve this task before the client hears of it.
-    if let Err(e) = first_render(state, &task, kind).await {
+    if let Err(e) = first_render(state, &task).await {
         forget(state, &task).await?;
         return Err(e);
     }
@@ -206,20 +206,10 @@ pub async fn assign(
     Ok(task)
 }
 
-async fn first_render(
-    state: &AppState,
-    task: &Task,
-    kind: std::sync::Arc<dyn kinds::TaskKind>,
-) -> TaskResult<()> {
-    let (ctx, settings) = (super::ctx_of(task), super::settings_of(task));
-    let called = super::call(kind, move |k| k.render(&ctx, &settings, &[], &[])).await?;
-    super::keep_log(state, task, "render", &called.log).await?;
-    match called.result {
-        Ok(_) => {
-            super::render(state, task).await?;
-            Ok(())
-        }
-        Err(e) => refused(format!("The task type could not show this task: {e}")),
+async fn first_render(state: &AppState, task: &Task) -> TaskResult<()> {
+    match super::render(state, task).await?.failure {
+        None => Ok(()),
+        Some(failure) => refused(format!("The task type could not show this task. {failure}")),
     }
 }
 
@@ -401,20 +391,35 @@ pub async fn review(
                         && (s.review == Review::Accepted || matches!(s.value, Some(Value::Na(_))))
                 })
         });
-    apply_review(state, staff, client, task, accepted, returned, complete, ip).await
+    let verdict = Verdict {
+        accepted,
+        returned,
+        complete,
+    };
+    apply_review(state, staff, client, task, verdict, ip).await
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a review decided: items accepted and returned (field, label[, reason]),
+/// and whether the task is now complete.
+struct Verdict {
+    accepted: Vec<(String, String)>,
+    returned: Vec<(String, String, String)>,
+    complete: bool,
+}
+
 async fn apply_review(
     state: &AppState,
     staff: &Staff,
     client: &Client,
     task: &Task,
-    accepted: Vec<(String, String)>,
-    returned: Vec<(String, String, String)>,
-    complete: bool,
+    verdict: Verdict,
     ip: &str,
 ) -> TaskResult<Task> {
+    let Verdict {
+        accepted,
+        returned,
+        complete,
+    } = verdict;
     let reasons: Vec<(String, String)> = returned
         .iter()
         .map(|(_, label, reason)| (label.clone(), reason.clone()))

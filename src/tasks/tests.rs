@@ -486,5 +486,27 @@ async fn last_years_answers_reach_the_kind_as_prior_answers() {
     assert_eq!(prior[0].value, Value::Flag(true));
 }
 
+#[tokio::test]
+async fn a_kind_that_cannot_render_is_not_assigned() {
+    let w = world("quiz-broken").await;
+    w.quiz.fail.store(true, Ordering::SeqCst);
+    let a = Assignment {
+        type_id: "quiz-broken".into(),
+        title: "Quiz".into(),
+        due_date: String::new(),
+        tax_year: "2025".into(),
+        settings: Vec::new(),
+    };
+    let refused = flow::assign(&w.state, &w.staff, &w.client, a, "")
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("quiz ran out of time"),
+        "{refused}"
+    );
+    let tasks = super::list_for_client(&w.state, w.client.id).await.unwrap();
+    assert!(tasks.is_empty(), "nothing reached the client");
+}
+
 mod browser;
 mod http;
