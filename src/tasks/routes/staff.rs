@@ -33,6 +33,13 @@ async fn client_of(state: &AppState, task: &Task) -> AppResult<Client> {
         .ok_or(AppError::NotFound)
 }
 
+/// Any task (staff see every client's) and its client.
+async fn task_and_client(state: &AppState, id: &str) -> AppResult<(Task, Client)> {
+    let task = tasks::by_public_id(state, id).await?;
+    let client = client_of(state, &task).await?;
+    Ok((task, client))
+}
+
 async fn client_by_id(state: &AppState, id: &str) -> AppResult<Client> {
     invite::client_by_public_id(state, id)
         .await
@@ -299,8 +306,7 @@ pub async fn review(
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<Pairs>,
 ) -> AppResult<Response> {
-    let task = tasks::by_public_id(state, &id).await?;
-    let client = client_of(state, &task).await?;
+    let (task, client) = task_and_client(state, &id).await?;
     let decisions = form
         .iter()
         .filter_map(|(k, v)| {
@@ -342,8 +348,7 @@ pub async fn reopen(
     Path(id): Path<String>,
     CsrfForm(f): CsrfForm<MessageForm>,
 ) -> AppResult<Response> {
-    let task = tasks::by_public_id(state, &id).await?;
-    let client = client_of(state, &task).await?;
+    let (task, client) = task_and_client(state, &id).await?;
     let result = flow::reopen(
         state,
         &who.staff,
@@ -393,8 +398,7 @@ pub async fn post_message(
     Path(id): Path<String>,
     form: Multipart,
 ) -> AppResult<Response> {
-    let task = tasks::by_public_id(state, &id).await?;
-    let client = client_of(state, &task).await?;
+    let (task, client) = task_and_client(state, &id).await?;
     let mut reader = FormReader::new(req, form);
     let mut files = Vec::new();
     let read: Result<(), String> = loop {
@@ -520,8 +524,7 @@ pub async fn revise(
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<Pairs>,
 ) -> AppResult<Response> {
-    let task = tasks::by_public_id(state, &id).await?;
-    let client = client_of(state, &task).await?;
+    let (task, client) = task_and_client(state, &id).await?;
     match user_error(flow::revise(state, &who.staff, &client, &task, &form, &client_ip(req)).await)?
     {
         Ok(()) => Ok(see_other(&format!(
