@@ -79,8 +79,8 @@ pub struct Assignment {
 
 fn check_basics(a: &Assignment) -> TaskResult<(String, Option<String>, i64)> {
     let title = a.title.trim();
-    if title.is_empty() || title.chars().count() > 200 {
-        return refused("Give the task a title of at most 200 characters.");
+    if title.is_empty() || title.chars().count() > 200 || title.chars().any(char::is_control) {
+        return refused("Give the task a title of at most 200 characters, on one line.");
     }
     let due = a.due_date.trim();
     let due = if due.is_empty() {

@@ -103,6 +103,13 @@ async fn exchange_from_assignment_through_attachments_to_reopen_and_cancel() {
         )
         .await
         .refused("Enter the due date as YYYY-MM-DD.");
+    let two_lines = [
+        ("type", "exchange"),
+        ("title", "Taxes\r\nBcc: someone@example.com"),
+        ("tax_year", "2025"),
+        ("s:message", "Hi"),
+    ];
+    staff.post(&path, &two_lines).await.refused("on one line");
     staff
         .post(
             &path,
