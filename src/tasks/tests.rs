@@ -508,5 +508,34 @@ async fn a_kind_that_cannot_render_is_not_assigned() {
     assert!(tasks.is_empty(), "nothing reached the client");
 }
 
+#[tokio::test]
+async fn a_task_whose_type_is_gone_keeps_its_answers_and_says_so() {
+    let w = world("quiz-gone").await;
+    let task = w.assign().await;
+    w.save(&task, &[("f", "married"), ("v:married", "yes")])
+        .await;
+    super::kinds::TEST_KINDS
+        .lock()
+        .unwrap()
+        .retain(|k| k.info().id != "quiz-gone");
+    let saved = w
+        .save(&task, &[("f", "married"), ("v:married", "no")])
+        .await;
+    assert!(
+        saved
+            .rendered
+            .failure
+            .unwrap()
+            .contains("is not installed right now")
+    );
+    assert_eq!(
+        w.value(&task, "married").await,
+        Some(Value::Flag(false)),
+        "still saved"
+    );
+    assert!(w.submit(&task).await.unwrap_err().contains("not installed"));
+    assert_eq!(w.task(&task).await.state, state::OPEN);
+}
+
 mod browser;
 mod http;
