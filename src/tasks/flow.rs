@@ -510,16 +510,20 @@ pub async fn cancel(state: &AppState, staff: &Staff, task: &Task, ip: &str) -> T
     Ok(())
 }
 
-/// Staff close an Exchange (the client can mark it done by submitting).
+/// Staff close an open Exchange, or mark complete a task the client submitted
+/// for review (when there is nothing, or nothing more, to review item by item).
 pub async fn close(state: &AppState, staff: &Staff, task: &Task, ip: &str) -> TaskResult<()> {
-    if task.state != OPEN {
-        return refused("Only an open task can be closed.");
-    }
+    let exchange = task.type_id == kinds::exchange::ID;
+    let from = match task.state.as_str() {
+        OPEN if exchange => OPEN,
+        AWAITING_REVIEW => AWAITING_REVIEW,
+        _ => return refused("Only an open conversation or a task awaiting review can be closed."),
+    };
     let (t, by) = (task.clone(), By::staff(staff, ip));
     state
         .db
         .write(move |tx| {
-            move_state(tx, &t, &[OPEN], COMPLETED)?;
+            move_state(tx, &t, &[from], COMPLETED)?;
             by.record(tx, &t, "task_completed", "closed by the firm")?;
             Ok::<_, TaskError>(())
         })

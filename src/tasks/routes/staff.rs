@@ -249,6 +249,7 @@ async fn task_page(
         can_cancel => [OPEN, AWAITING_REVIEW, CHANGES_REQUESTED].contains(&st),
         can_revise => [OPEN, CHANGES_REQUESTED].contains(&st) && task.type_id != kinds::exchange::ID,
         can_post => st == OPEN && task.type_id == kinds::exchange::ID,
+        can_complete => st == AWAITING_REVIEW,
         error, notice,
     };
     staff_page(req, state, who, "staff/task.html", status, ctx)

@@ -245,7 +245,7 @@ fn staff_task(state: &'static str, exchange: bool, all: bool) -> Sample {
         events => Serde(if all { events } else { Vec::new() }),
         log => Serde(if all { log } else { Vec::new() }),
         messages => Serde(messages()), can_review => all, can_reopen => !all, can_cancel => all,
-        can_revise => all, can_post => exchange, error => all.then_some("Say why."),
+        can_revise => all, can_post => exchange, can_complete => !all, error => all.then_some("Say why."),
         notice => all.then_some("Saved."),
     };
     sample("staff/task.html", state, staff_page("/staff/tasks/t1", ctx))
