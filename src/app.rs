@@ -217,6 +217,7 @@ fn staff() -> Route {
         // F3, T1–T3: assigning and reviewing tasks
         .at("/clients/:id/tasks", get(task::new_task).post(task::assign))
         .at("/tasks/:id", get(task::page))
+        .at("/tasks/:id/export", get(task::export))
         .at("/tasks/:id/review", post(task::review))
         .at("/tasks/:id/reopen", post(task::reopen))
         .at(

@@ -412,6 +412,41 @@ pub async fn home_lists(
     ))
 }
 
+/// Staff export a task's answers as JSON (the sections as the staff page shows
+/// them; hidden answers only when asked for). The export is audited.
+pub async fn export(
+    state: &AppState,
+    staff: &crate::firm::Staff,
+    task: &Task,
+    client_name: &str,
+    include_hidden: bool,
+    ip: &str,
+) -> AppResult<serde_json::Value> {
+    let parts = views::assemble(state, task, &[], include_hidden, client_name).await?;
+    let by = flow::By::staff(staff, ip);
+    let (t, detail) = (
+        task.clone(),
+        if include_hidden {
+            "with hidden answers"
+        } else {
+            "shown answers"
+        },
+    );
+    state
+        .db
+        .write(move |tx| {
+            by.record(tx, &t, "task_exported", detail)
+                .map_err(DbError::from)
+        })
+        .await?;
+    Ok(serde_json::json!({
+        "task": views::row(state, task),
+        "client": client_name,
+        "sections": parts.sections,
+        "messages": parts.messages,
+    }))
+}
+
 /// A timeline and audit label for who did something.
 pub fn client_label(client: &crate::accounts::Client) -> String {
     format!(

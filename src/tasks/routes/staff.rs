@@ -277,6 +277,37 @@ pub async fn page(
     .await
 }
 
+/// The answers as a JSON file (`?hidden=1` adds hidden ones).
+#[handler]
+pub async fn export(
+    req: &Request,
+    Data(state): Data<&AppState>,
+    who: StaffSession,
+    Path(id): Path<String>,
+    Query(q): Query<TaskQuery>,
+) -> AppResult<Response> {
+    let (task, client) = task_and_client(state, &id).await?;
+    let hidden = q.hidden.as_deref() == Some("1");
+    let json = tasks::export(
+        state,
+        &who.staff,
+        &task,
+        &client.name,
+        hidden,
+        &client_ip(req),
+    )
+    .await?;
+    let body = serde_json::to_vec_pretty(&json).map_err(AppError::internal)?;
+    Ok(Response::builder()
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store")
+        .header(
+            "content-disposition",
+            format!("attachment; filename=\"task-{}.json\"", task.public_id),
+        )
+        .body(body))
+}
+
 /// After a change: back to the task with a notice, or the page with the refusal.
 async fn done(
     req: &Request,

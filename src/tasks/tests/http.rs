@@ -224,6 +224,19 @@ async fn a_questionnaire_from_first_answer_to_accepted() {
     );
     let (_, page) = ann.get(&format!("{staff_path}?hidden=1")).await;
     assert!(page.contains("Sam"), "{page}");
+    let (status, json) = ann.get(&format!("{staff_path}/export")).await;
+    assert_eq!(status, 200);
+    assert!(
+        json.contains("\"married\"") && json.contains("w2-2025.pdf") && !json.contains("Sam"),
+        "{json}"
+    );
+    let (_, json) = ann.get(&format!("{staff_path}/export?hidden=1")).await;
+    assert!(json.contains("Sam"), "{json}");
+    let (_, body) = jane.get(&format!("{staff_path}/export")).await;
+    assert!(
+        !body.contains("w2-2025.pdf"),
+        "a client is sent to the staff sign-in"
+    );
 
     // Return with a reason: back to the client, who sees why and sends another file.
     let (_, page) = ann
