@@ -542,5 +542,36 @@ async fn a_task_whose_type_is_gone_keeps_its_answers_and_says_so() {
     assert_eq!(w.task(&task).await.state, state::OPEN);
 }
 
+#[tokio::test]
+async fn answers_survive_a_restart() {
+    let w = world("quiz-restart").await;
+    let task = w.assign().await;
+    w.save(
+        &task,
+        &[
+            ("f", "married"),
+            ("v:married", "yes"),
+            ("note:married", "Since June"),
+        ],
+    )
+    .await;
+    w.save(&task, &[("f", "spouse"), ("v:spouse", "Sam")]).await;
+    let config = (*w.state.config).clone();
+    let World { state, _dir, .. } = w;
+    drop(state);
+    let state = AppState::open(config).unwrap();
+    let task = super::by_public_id(&state, &task.public_id).await.unwrap();
+    let stored = super::stored_answers(&state, &task).await.unwrap();
+    let married = stored.iter().find(|s| s.field == "married").unwrap();
+    assert_eq!(married.value, Some(Value::Flag(true)));
+    assert_eq!(married.note.as_deref(), Some("Since June"));
+    assert!(
+        stored
+            .iter()
+            .any(|s| s.value == Some(Value::Text("Sam".into())))
+    );
+    assert_eq!((task.progress_done, task.progress_total), (2, 3));
+}
+
 mod browser;
 mod http;
