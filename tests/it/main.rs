@@ -24,3 +24,4 @@ mod plugins;
 mod search_ranking;
 mod security;
 mod staff;
+mod tasks;
