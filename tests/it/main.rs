@@ -25,3 +25,4 @@ mod search_ranking;
 mod security;
 mod staff;
 mod tasks;
+mod tasks_plugins;

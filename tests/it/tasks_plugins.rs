@@ -1,0 +1,398 @@
+//! The task engine with the REAL example plugins (plugins/build builds them
+//! into target/plugins): Organizer, Gather and Extension through HTTP, from
+//! staff assigning to the client submitting and staff reviewing; isolation
+//! between clients and between tasks; a misbehaving plugin as a task type.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+
+pub const JANE: &str = "jane@example.com";
+pub const ANN: &str = "ann@smithlee.example";
+
+/// target/plugins, where plugins/build puts the example plugins.
+pub fn example_plugins() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/plugins");
+    for name in ["organizer", "gather", "extension"] {
+        assert!(
+            dir.join(format!("{name}.wasm")).is_file(),
+            "{name}.wasm is missing from {}: run plugins/build first",
+            dir.display()
+        );
+    }
+    dir
+}
+
+/// A portal serving the example plugins, with Jane signed in and Ann (staff).
+pub async fn portal_with_plugins(dir: &Path) -> (TestPortal, Browser, Browser) {
+    let dir = dir.to_string_lossy().into_owned();
+    let portal = TestPortal::start_with(|c| c.plugins.dir = dir).await;
+    let jane = portal.client("Jane Doe", JANE, PIN).await;
+    let staff = staff_browser(&portal).await;
+    (portal, jane, staff)
+}
+
+/// Staff assign a task of `kind` from the client's page; returns its id.
+pub async fn assign(
+    staff: &Browser,
+    client_id: &str,
+    kind: &str,
+    title: &str,
+    settings: &[(&str, &str)],
+) -> String {
+    staff
+        .get(&format!("/staff/clients/{client_id}"))
+        .await
+        .expect("Assign Task");
+    let form = staff
+        .get(&format!("/staff/clients/{client_id}/tasks?type={kind}"))
+        .await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let mut fields = vec![
+        ("type", kind),
+        ("title", title),
+        ("due_date", "2026-03-15"),
+        ("tax_year", "2025"),
+    ];
+    fields.extend_from_slice(settings);
+    let page = staff
+        .post(&format!("/staff/clients/{client_id}/tasks"), &fields)
+        .await;
+    page.expect("The task was assigned and the client was emailed.");
+    page.path().trim_start_matches("/staff/tasks/").to_string()
+}
+
+/// Sends one file against the question `field` of a task.
+pub async fn upload(b: &Browser, task: &str, field: &str, name: &str, bytes: &[u8]) -> Raw {
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", b.csrf())
+        .text("field", field.to_string())
+        .part(
+            "files",
+            reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(name.to_string()),
+        );
+    b.raw(
+        b.http()
+            .post(b.url(&format!("/tasks/{task}/upload")))
+            .multipart(form),
+    )
+    .await
+}
+
+fn body(raw: &Raw) -> String {
+    String::from_utf8_lossy(&raw.body).into_owned()
+}
+
+/// The stored value of one answer (JSON), or "" if none.
+fn stored(portal: &TestPortal, task: &str, field: &str) -> String {
+    portal.query_text(&format!(
+        "SELECT coalesce((SELECT a.value FROM task_answers a JOIN tasks t ON t.id = a.task_id \
+         WHERE t.public_id = '{task}' AND a.field_id = '{field}'), '')"
+    ))
+}
+
+#[tokio::test]
+async fn organizer_from_assignment_through_restart_hidden_answers_and_reopen() {
+    let plugins = example_plugins();
+    let (portal, jane, staff) = portal_with_plugins(&plugins).await;
+    let cid = portal.client_id(JANE);
+
+    // The assign form offers the plugin types and shows the organizer's settings.
+    staff
+        .get(&format!("/staff/clients/{cid}/tasks"))
+        .await
+        .expect("Tax organizer")
+        .expect("Document request")
+        .expect("Extension review");
+    staff
+        .get(&format!("/staff/clients/{cid}/tasks?type=organizer"))
+        .await
+        .expect("Questionnaire")
+        .expect("Also ask about");
+    let task = assign(
+        &staff,
+        &cid,
+        "organizer",
+        "2025 organizer",
+        &[
+            ("s:questionnaire", "Full 1040 organizer"),
+            ("s:note", "Thanks for getting this to us early."),
+        ],
+    )
+    .await;
+    let mail = portal.smtp.wait_nth(JANE, "New task from", 0).await;
+    assert!(
+        mail.text().contains(&format!("/tasks/{task}")),
+        "{}",
+        mail.text()
+    );
+
+    let pending = assert_listed(&jane, "Pending Tasks", "2025 organizer").await;
+    assert!(pending.contains("Get Started"), "{pending}");
+    let path = format!("/tasks/{task}");
+    let page = jane.get(&path).await;
+    page.expect("About you and your filing status")
+        .expect("Thanks for getting this to us early.")
+        .expect("Save section");
+    let total_before = progress(&page.body);
+
+    // Plain POSTs, a section at a time: a bad SSN is refused by the field with
+    // the reason, the other answers are saved.
+    let about = [
+        ("f", "about.first-name"),
+        ("f", "about.last-name"),
+        ("f", "about.ssn"),
+        ("v:about.first-name", "Jane"),
+        ("v:about.last-name", "Doe"),
+        ("v:about.ssn", "12-34"),
+    ];
+    let page = jane.post(&format!("{path}/save"), &about).await;
+    assert_eq!(page.status, 422, "{}", page.body);
+    page.expect("Enter a Social Security number");
+    assert!(stored(&portal, &task, "about.first-name").contains("Jane"));
+    assert_eq!(stored(&portal, &task, "about.ssn"), "");
+    let page = jane
+        .post(
+            &format!("{path}/save"),
+            &[("f", "about.ssn"), ("v:about.ssn", "123-45-6789")],
+        )
+        .await;
+    page.expect("Saved.");
+    let after = progress(&page.body);
+    assert!(after.0 > total_before.0, "{after:?} after {total_before:?}");
+
+    // A plugin's own validation message shows next to its field.
+    let page = jane
+        .post(
+            &format!("{path}/save"),
+            &[
+                ("f", "about.birth-date"),
+                ("v:about.birth-date", "2030-01-01"),
+            ],
+        )
+        .await;
+    let issue = plugin_issue(&page.body, "about.birth-date");
+    assert!(
+        issue.contains("This birth date is in the future."),
+        "no message by the birth date in {}",
+        page.body
+    );
+    let after = progress(&page.body);
+
+    // Restart: the answers are there and the page resumes at the first gap.
+    let portal = portal.restart_on_same_address().await;
+    let page = jane.get(&path).await;
+    assert!(page.has("value=\"Jane\""), "{}", page.body);
+    assert!(page.has("value=\"123-45-6789\""), "{}", page.body);
+    assert_eq!(progress(&page.body), after, "progress after the restart");
+
+    // A conditional section: married filing jointly shows the spouse's questions.
+    let page = jane
+        .post(
+            &format!("{path}/save"),
+            &[
+                ("f", "about.filing-status"),
+                ("v:about.filing-status", "Married filing jointly"),
+            ],
+        )
+        .await;
+    page.expect("Spouse&#x27;s first name");
+    let page = jane
+        .post(
+            &format!("{path}/save"),
+            &[
+                ("f", "spouse.first-name"),
+                ("v:spouse.first-name", "Samuel"),
+            ],
+        )
+        .await;
+    page.expect("value=\"Samuel\"");
+    jane.post(
+        &format!("{path}/save"),
+        &[
+            ("f", "about.filing-status"),
+            ("v:about.filing-status", "Single"),
+        ],
+    )
+    .await;
+    assert!(
+        stored(&portal, &task, "spouse.first-name").contains("Samuel"),
+        "kept"
+    );
+
+    let page = jane.get(&path).await;
+    assert!(
+        page.has(r#"id="f-spouse.first-name" data-field="spouse.first-name" hidden disabled"#),
+        "hidden again (kept for when it shows): {}",
+        page.body
+    );
+
+    // Fill the remaining required questions the plugin shows; submitting is
+    // refused while the plugin's blocking message stands.
+    fill_required(&jane, &path).await;
+    jane.post(&format!("{path}/submit"), &[])
+        .await
+        .refused("This birth date is in the future.");
+    let page = jane
+        .post(
+            &format!("{path}/save"),
+            &[
+                ("f", "about.birth-date"),
+                ("v:about.birth-date", "1980-05-01"),
+            ],
+        )
+        .await;
+    assert!(
+        !page.has("This birth date is in the future."),
+        "{}",
+        page.body
+    );
+    let page = jane.post(&format!("{path}/submit"), &[]).await;
+    page.expect("Completed: Organizer: Single; 0 dependents; income: interest.");
+    assert!(!page.has("Save section"), "read-only once submitted");
+    assert_listed(&jane, "Completed Tasks", "2025 organizer").await;
+    let notice = portal.smtp.wait_nth(ANN, "2025 organizer", 0).await;
+    assert!(
+        notice.text().contains(&format!("/staff/tasks/{task}")),
+        "{}",
+        notice.text()
+    );
+    staff.get("/staff/inbox").await.expect("2025 organizer");
+
+    // Staff see the answers without the hidden one, unless they ask.
+    let staff_path = format!("/staff/tasks/{task}");
+    let page = staff.get(&staff_path).await;
+    page.expect("Jane").expect("Show hidden answers");
+    assert!(!page.has("Samuel"), "{}", page.body);
+    staff
+        .get(&format!("{staff_path}?hidden=1"))
+        .await
+        .expect("Samuel");
+    let export = staff.get(&format!("{staff_path}/export")).await;
+    assert!(
+        export.has("123-45-6789") && !export.has("Samuel"),
+        "{}",
+        export.body
+    );
+    assert!(stored(&portal, &task, "spouse.first-name").contains("Samuel"));
+
+    // Reopen with a message: the client is emailed, the task is pending again
+    // with the answers kept.
+    staff
+        .post(
+            &format!("{staff_path}/reopen"),
+            &[("message", "Please add your spouse's details after all.")],
+        )
+        .await
+        .expect("Open");
+    let mail = portal
+        .smtp
+        .wait_nth(JANE, "reopened 2025 organizer", 0)
+        .await;
+    assert!(
+        mail.text()
+            .contains("Please add your spouse's details after all."),
+        "{}",
+        mail.text()
+    );
+    assert_listed(&jane, "Pending Tasks", "2025 organizer").await;
+    let page = jane.get(&path).await;
+    page.expect("Save section")
+        .expect("Please add your spouse&#x27;s details after all.");
+    assert!(page.has("value=\"Jane\""), "{}", page.body);
+    portal.stop().await;
+}
+
+/// Answers every visible required question still open on the task page with
+/// a plausible value, a plain POST per field (the organizer's own rules apply).
+async fn fill_required(b: &Browser, path: &str) {
+    let mut last = String::new();
+    for _ in 0..40 {
+        let page = b.get(path).await;
+        let (done, total) = progress(&page.body);
+        if done == total {
+            return;
+        }
+        let gap = regex::Regex::new(r##"href="#f-([^"]+)""##).unwrap();
+        let field = gap
+            .captures(&page.body)
+            .map(|c| c[1].to_string())
+            .unwrap_or_else(|| panic!("no gap link at {done} of {total} in {}", page.body));
+        assert_ne!(field, last, "stuck at {}", plugin_issue(&page.body, &field));
+        last.clone_from(&field);
+        if plugin_issue(&page.body, &field).contains(r#"type="file""#) {
+            let task = path.trim_start_matches("/tasks/");
+            let name = format!("{field}.pdf");
+            let sent = upload(b, task, &field, &name, &pdf_with_text(&field)).await;
+            assert_eq!(sent.status, 200, "{}", body(&sent));
+            continue;
+        }
+        let value = plausible(&field, &plugin_issue(&page.body, &field));
+        let value = value.as_str();
+        let page = b
+            .post(
+                &format!("{path}/save"),
+                &[("f", field.as_str()), (&format!("v:{field}"), value)],
+            )
+            .await;
+        assert_eq!(page.status, 200, "{field}={value}: {}", page.body);
+    }
+    panic!("the organizer never reached its end");
+}
+
+/// The part of the client's home under `heading` (up to the next heading),
+/// which must list `title`.
+pub async fn assert_listed(b: &Browser, heading: &str, title: &str) -> String {
+    let home = b.get("/").await;
+    let start = home
+        .body
+        .find(&format!(">{heading}<"))
+        .unwrap_or_else(|| panic!("no {heading} on {}", home.body));
+    let rest = &home.body[start + heading.len() + 2..];
+    let part = &rest[..rest.find("<h2").unwrap_or(rest.len())];
+    assert!(part.contains(title), "{title} not under {heading}: {part}");
+    part.to_string()
+}
+
+/// A value the organizer accepts for a question, from how its input looks.
+fn plausible(field: &str, markup: &str) -> String {
+    let choice = regex::Regex::new(&format!(
+        r#"name="v:{}" value="([^"]+)""#,
+        regex::escape(field)
+    ))
+    .unwrap();
+    let option = regex::Regex::new(r#"<option value="([^"]+)""#).unwrap();
+    if markup.contains(r#"value="no""#) {
+        "no".into()
+    } else if markup.contains(r#"type="date""#) {
+        "1980-05-01".into()
+    } else if field == "income.sources" {
+        "Interest".into()
+    } else if let Some(c) = option.captures(markup).or_else(|| choice.captures(markup)) {
+        c[1].to_string()
+    } else if field.ends_with("ssn") {
+        "123-45-6780".into()
+    } else {
+        "1".into()
+    }
+}
+
+/// The "done of total" progress a task page shows.
+fn progress(page: &str) -> (u32, u32) {
+    let re = regex::Regex::new(r"(\d+) of (\d+) done").unwrap();
+    let c = re
+        .captures(page)
+        .unwrap_or_else(|| panic!("no progress in {page}"));
+    (c[1].parse().unwrap(), c[2].parse().unwrap())
+}
+
+/// The message shown by the field `id`, from the plugin's issues.
+fn plugin_issue(page: &str, id: &str) -> String {
+    let start = page.find(&format!("id=\"f-{id}\"")).unwrap_or(0);
+    let rest = &page[start..];
+    let end = rest
+        .find("</fieldset>")
+        .or_else(|| rest.find("</div>"))
+        .unwrap_or(rest.len());
+    rest[..end].to_string()
+}
