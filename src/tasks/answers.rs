@@ -243,6 +243,9 @@ where
         body,
         visitor,
         move |tx, doc| {
+            if let Some(f) = &field {
+                repo::release_returned(tx, id, f)?;
+            }
             repo::link_file(tx, doc.id, id, field.as_deref(), None)?;
             match &field {
                 Some(f) => repo::set_value(tx, id, f, files_json(tx, id, f).as_deref()),

@@ -274,7 +274,7 @@ pub async fn submit(state: &AppState, client: &Client, task: &Task, ip: &str) ->
         return refused("This task is already with your firm.");
     }
     let kind = super::kind_of(state, task)?;
-    let answers = super::as_answers(&super::stored_answers(state, task).await?);
+    let answers = super::answers_for_kind(state, task).await?;
     let rendered = super::render(state, task).await?;
     let view = match (rendered.view, rendered.failure) {
         (Some(view), None) => view,

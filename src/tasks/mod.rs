@@ -230,6 +230,27 @@ pub fn as_answers(stored: &[Stored]) -> Vec<Answer> {
         .collect()
 }
 
+/// The task's answers as its kind is called with them: an upload question's
+/// answer names the files (as the WIT contract says), not their document ids.
+pub async fn answers_for_kind(state: &AppState, task: &Task) -> AppResult<Vec<Answer>> {
+    let mut answers = as_answers(&stored_answers(state, task).await?);
+    let id = task.id;
+    let files = state
+        .db
+        .read(move |conn| repo::files(conn, id).map_err(DbError::from))
+        .await?;
+    for answer in &mut answers {
+        if let Value::Files(ids) = &mut answer.value {
+            for file in ids.iter_mut() {
+                if let Some(f) = files.iter().find(|f| f.document_id == *file) {
+                    file.clone_from(&f.name);
+                }
+            }
+        }
+    }
+    Ok(answers)
+}
+
 /// Runs a kind's call off the async runtime.
 pub async fn call<T: Send + 'static>(
     kind: Arc<dyn TaskKind>,
@@ -286,7 +307,7 @@ pub async fn render(state: &AppState, task: &Task) -> AppResult<Rendered> {
             });
         }
     };
-    let answers = as_answers(&stored_answers(state, task).await?);
+    let answers = answers_for_kind(state, task).await?;
     let prior = prior_answers(state, task).await?;
     let (ctx, settings) = (ctx_of(task), settings_of(task));
     let called = call(kind, move |k| k.render(&ctx, &settings, &answers, &prior)).await?;
@@ -317,7 +338,7 @@ async fn prior_answers(state: &AppState, task: &Task) -> AppResult<Vec<Answer>> 
         .read(move |conn| repo::prior_year(conn, &t).map_err(DbError::from))
         .await?;
     match prior {
-        Some(p) => Ok(as_answers(&stored_answers(state, &p).await?)),
+        Some(p) => answers_for_kind(state, &p).await,
         None => Ok(Vec::new()),
     }
 }

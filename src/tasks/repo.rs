@@ -462,6 +462,18 @@ pub fn link_file(
     Ok(())
 }
 
+/// A file sent against a returned answer replaces the files that were
+/// returned: they leave the answer (staying in Documents and with the task).
+pub fn release_returned(conn: &Connection, task: TaskId, field: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE task_files SET field_id = NULL WHERE task_id = ?1 AND field_id = ?2
+           AND EXISTS (SELECT 1 FROM task_answers
+                       WHERE task_id = ?1 AND field_id = ?2 AND review = 'returned')",
+        params![task, field],
+    )?;
+    Ok(())
+}
+
 /// Ties attachments stored for `task` to the message they were sent with.
 pub fn attach_to_message(
     conn: &Connection,

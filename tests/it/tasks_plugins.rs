@@ -396,3 +396,161 @@ fn plugin_issue(page: &str, id: &str) -> String {
         .unwrap_or(rest.len());
     rest[..end].to_string()
 }
+
+#[tokio::test]
+async fn gather_uploads_na_return_replace_and_accept_to_completed() {
+    let plugins = example_plugins();
+    let (portal, jane, staff) = portal_with_plugins(&plugins).await;
+    let cid = portal.client_id(JANE);
+    staff
+        .get(&format!("/staff/clients/{cid}/tasks?type=gather"))
+        .await
+        .expect("W-2 (wages)")
+        .expect("Other documents, one per line");
+    // The plugin checks the settings: nothing requested is refused with its message.
+    staff
+        .post(
+            &format!("/staff/clients/{cid}/tasks"),
+            &[
+                ("type", "gather"),
+                ("title", "Documents for 2025"),
+                ("tax_year", "2025"),
+            ],
+        )
+        .await
+        .refused("Choose at least one document, or add one under Other documents.");
+    let task = assign(
+        &staff,
+        &cid,
+        "gather",
+        "Documents for 2025",
+        &[
+            ("s:documents", "W-2 (wages)"),
+            ("s:documents", "1099-INT (interest)"),
+            ("s:custom", "Closing statement for the condo"),
+        ],
+    )
+    .await;
+    portal.smtp.wait_nth(JANE, "New task from", 0).await;
+    let path = format!("/tasks/{task}");
+    let page = jane.get(&path).await;
+    page.expect("Documents we need")
+        .expect("W-2 (wages)")
+        .expect("1099-INT (interest)")
+        .expect("Closing statement for the condo")
+        .expect(r#"capture="environment""#)
+        .expect("0 of 3 done");
+
+    // A file against an item lands in Documents; another item is N/A with a reason.
+    let sent = upload(
+        &jane,
+        &task,
+        "doc.w2",
+        "W-2 Acme.pdf",
+        &pdf_with_text("W-2"),
+    )
+    .await;
+    assert_eq!(sent.status, 200, "{}", body(&sent));
+    assert!(body(&sent).contains("Your file was received."));
+    jane.get("/documents")
+        .await
+        .expect("W-2 Acme.pdf")
+        .expect("2025 &#x2f; Tasks");
+    assert_eq!(
+        portal.query_i64("SELECT count(*) FROM task_files WHERE field_id = 'doc.w2'"),
+        1
+    );
+    let page = jane
+        .post(
+            &format!("{path}/save"),
+            &[("f", "doc.1099-int"), ("na:doc.1099-int", "")],
+        )
+        .await;
+    assert_eq!(page.status, 200, "an empty reason is no N/A: {}", page.body);
+    let page = jane
+        .post(
+            &format!("{path}/save"),
+            &[
+                ("f", "doc.1099-int"),
+                ("na:doc.1099-int", "No bank paid me interest in 2025"),
+            ],
+        )
+        .await;
+    page.expect("Saved.").expect("1 of 3 done");
+    let sent = upload(
+        &jane,
+        &task,
+        "custom.closing-statement-for-the-condo",
+        "closing.pdf",
+        &pdf_with_text("Closing"),
+    )
+    .await;
+    assert_eq!(sent.status, 200, "{}", body(&sent));
+    jane.post(&format!("{path}/submit"), &[])
+        .await
+        .expect("You sent this to your firm");
+    portal.smtp.wait_nth(ANN, "Documents for 2025", 0).await;
+
+    // Staff return the W-2 with a reason; the client sees it and replaces the file.
+    let staff_path = format!("/staff/tasks/{task}");
+    staff
+        .get(&staff_path)
+        .await
+        .expect("W-2 Acme.pdf")
+        .expect("No bank paid me interest in 2025");
+    staff
+        .post(
+            &format!("{staff_path}/review"),
+            &[
+                ("d:doc.w2", "return"),
+                ("why:doc.w2", "This is the 2024 form; we need 2025."),
+                ("d:custom.closing-statement-for-the-condo", "accept"),
+            ],
+        )
+        .await
+        .expect("Your review was saved.");
+    let page = jane.get(&path).await;
+    page.expect("Returned by your firm: This is the 2024 form; we need 2025.")
+        .expect("Save section");
+    let sent = upload(
+        &jane,
+        &task,
+        "doc.w2",
+        "W-2 Acme 2025.pdf",
+        &pdf_with_text("W-2 2025"),
+    )
+    .await;
+    assert_eq!(sent.status, 200, "{}", body(&sent));
+    // An accepted item is locked.
+    let sent = upload(
+        &jane,
+        &task,
+        "custom.closing-statement-for-the-condo",
+        "other.pdf",
+        &pdf_with_text("x"),
+    )
+    .await;
+    assert_eq!(sent.status, 422, "{}", body(&sent));
+    jane.post(&format!("{path}/submit"), &[]).await;
+
+    let page = staff
+        .post(
+            &format!("{staff_path}/review"),
+            &[("d:doc.w2", "accept"), ("d:doc.1099-int", "accept")],
+        )
+        .await;
+    page.expect("Completed");
+    assert_eq!(
+        portal.query_text(&format!(
+            "SELECT state FROM tasks WHERE public_id = '{task}'"
+        )),
+        "completed"
+    );
+    assert_listed(&jane, "Completed Tasks", "Documents for 2025").await;
+    let page = jane.get(&path).await;
+    page.expect("W-2 Acme 2025.pdf").expect("3 of 3 done");
+    assert!(!page.has("W-2 Acme.pdf"), "the returned file was replaced");
+    jane.get("/documents").await.expect("W-2 Acme.pdf");
+    assert!(!page.has("Save section"), "read-only once completed");
+    portal.stop().await;
+}
