@@ -554,3 +554,92 @@ async fn gather_uploads_na_return_replace_and_accept_to_completed() {
     assert!(!page.has("Save section"), "read-only once completed");
     portal.stop().await;
 }
+
+#[tokio::test]
+async fn extension_request_changes_then_revised_and_approved() {
+    let plugins = example_plugins();
+    let (portal, jane, staff) = portal_with_plugins(&plugins).await;
+    let cid = portal.client_id(JANE);
+    let figures = |pay: &'static str| {
+        vec![
+            ("s:form", "Form 4868 (individual)"),
+            ("s:liability", "12,500.00"),
+            ("s:payments", "9,000"),
+            ("s:pay", pay),
+            ("s:due", "2026-10-15"),
+            ("s:note", "Your K-1 has not arrived yet."),
+        ]
+    };
+    let task = assign(&staff, &cid, "extension", "2025 extension", &figures("3,500")).await;
+    portal.smtp.wait_nth(JANE, "New task from", 0).await;
+
+    let path = format!("/tasks/{task}");
+    let page = jane.get(&path).await;
+    page.expect("Form 4868 (individual)")
+        .expect("12,500.00")
+        .expect("9,000.00")
+        .expect(r#"id="h-figure.pay">$3,500.00</p>"#)
+        .expect("Your K-1 has not arrived yet.")
+        .expect("Do you approve this extension?");
+    // Asking for changes without saying which is refused by the plugin.
+    let page = jane
+        .post(
+            &format!("{path}/save"),
+            &[("f", "decision"), ("v:decision", "Request changes")],
+        )
+        .await;
+    page.expect("What should we change?");
+    jane.post(&format!("{path}/submit"), &[]).await.refused("What should we change?");
+    jane.post(
+        &format!("{path}/save"),
+        &[
+            ("f", "decision"),
+            ("v:decision", "Request changes"),
+            ("f", "comment"),
+            ("v:comment", "I already paid 1,000 in January; please pay 2,500 instead."),
+        ],
+    )
+    .await
+    .expect("Saved.");
+    jane.post(&format!("{path}/submit"), &[]).await;
+    assert_eq!(
+        portal.query_text(&format!("SELECT state FROM tasks WHERE public_id = '{task}'")),
+        "changes_requested"
+    );
+    portal.smtp.wait_nth(ANN, "2025 extension", 0).await;
+
+    // Staff see the comment, revise the figures and resend; the client is emailed.
+    let staff_path = format!("/staff/tasks/{task}");
+    staff
+        .get(&staff_path)
+        .await
+        .expect("I already paid 1,000 in January; please pay 2,500 instead.");
+    staff
+        .get(&format!("{staff_path}/settings"))
+        .await
+        .expect("value=\"3500.00\"");
+    let page = staff
+        .post(&format!("{staff_path}/settings"), &figures("2,500"))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    portal
+        .smtp
+        .wait_nth(JANE, "reopened 2025 extension", 0)
+        .await;
+    let page = jane.get(&path).await;
+    page.expect(r#"id="h-figure.pay">$2,500.00"#)
+        .expect("Save section");
+    jane.post(
+        &format!("{path}/save"),
+        &[("f", "decision"), ("v:decision", "Approve")],
+    )
+    .await
+    .expect("Saved.");
+    jane.post(&format!("{path}/submit"), &[]).await.expect("Completed");
+    assert_eq!(
+        portal.query_text(&format!("SELECT state FROM tasks WHERE public_id = '{task}'")),
+        "completed"
+    );
+    assert_listed(&jane, "Completed Tasks", "2025 extension").await;
+    portal.stop().await;
+}
