@@ -643,3 +643,57 @@ async fn extension_request_changes_then_revised_and_approved() {
     assert_listed(&jane, "Completed Tasks", "2025 extension").await;
     portal.stop().await;
 }
+
+#[tokio::test]
+async fn another_client_gets_404_and_tasks_do_not_see_each_other() {
+    let plugins = example_plugins();
+    let (portal, jane, staff) = portal_with_plugins(&plugins).await;
+    let cid = portal.client_id(JANE);
+    let organizer = [("s:questionnaire", "Full 1040 organizer")];
+    let first = assign(&staff, &cid, "organizer", "Organizer A", &organizer).await;
+    let second = assign(&staff, &cid, "organizer", "Organizer B", &organizer).await;
+    let gather = assign(&staff, &cid, "gather", "Docs", &[("s:documents", "W-2 (wages)")]).await;
+    jane.get(&format!("/tasks/{first}")).await;
+    jane.post(
+        &format!("/tasks/{first}/save"),
+        &[("f", "about.first-name"), ("v:about.first-name", "Janet")],
+    )
+    .await
+    .expect("Saved.");
+    let sent = upload(&jane, &gather, "doc.w2", "jane-w2.pdf", &pdf_with_text("W-2")).await;
+    assert_eq!(sent.status, 200, "{}", body(&sent));
+    let doc = portal.query_text("SELECT d.public_id FROM task_files f JOIN documents d ON d.id = f.document_id");
+
+    // The plugin is called with one task's answers only: B starts empty.
+    let page = jane.get(&format!("/tasks/{second}")).await;
+    page.expect("0 of");
+    assert!(!page.has("Janet"), "{}", page.body);
+    assert!(stored(&portal, &second, "about.first-name").is_empty());
+
+    // Bob: 404 for every URL of Jane's tasks, and nothing is stored.
+    let bob = portal.client("Bob Roe", "bob@example.com", PIN).await;
+    bob.get("/").await.expect("Nothing to do right now");
+    let docs_before = portal.query_i64("SELECT count(*) FROM documents");
+    for task in [&first, &gather] {
+        assert_eq!(bob.get(&format!("/tasks/{task}")).await.status, 404);
+        let save = bob
+            .post(
+                &format!("/tasks/{task}/save"),
+                &[("f", "about.first-name"), ("v:about.first-name", "Bob")],
+            )
+            .await;
+        assert_eq!(save.status, 404, "{}", save.body);
+        assert_eq!(bob.post(&format!("/tasks/{task}/submit"), &[]).await.status, 404);
+        let sent = upload(&bob, task, "doc.w2", "bob.pdf", &pdf_with_text("Bob")).await;
+        assert_eq!(sent.status, 404, "{}", body(&sent));
+    }
+    assert_eq!(portal.query_i64("SELECT count(*) FROM documents"), docs_before);
+    assert!(stored(&portal, &first, "about.first-name").contains("Janet"));
+    assert_eq!(portal.query_text(&format!("SELECT state FROM tasks WHERE public_id = '{gather}'")), "open");
+    let download = bob.get(&format!("/documents/{doc}/download")).await;
+    assert_eq!(download.status, 404);
+    assert!(!download.body.contains("W-2"));
+    // The task's files are Jane's alone.
+    assert!(!bob.get("/documents").await.has("jane-w2.pdf"));
+    portal.stop().await;
+}
