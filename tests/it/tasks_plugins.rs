@@ -570,7 +570,14 @@ async fn extension_request_changes_then_revised_and_approved() {
             ("s:note", "Your K-1 has not arrived yet."),
         ]
     };
-    let task = assign(&staff, &cid, "extension", "2025 extension", &figures("3,500")).await;
+    let task = assign(
+        &staff,
+        &cid,
+        "extension",
+        "2025 extension",
+        &figures("3,500"),
+    )
+    .await;
     portal.smtp.wait_nth(JANE, "New task from", 0).await;
 
     let path = format!("/tasks/{task}");
@@ -589,21 +596,28 @@ async fn extension_request_changes_then_revised_and_approved() {
         )
         .await;
     page.expect("What should we change?");
-    jane.post(&format!("{path}/submit"), &[]).await.refused("What should we change?");
+    jane.post(&format!("{path}/submit"), &[])
+        .await
+        .refused("What should we change?");
     jane.post(
         &format!("{path}/save"),
         &[
             ("f", "decision"),
             ("v:decision", "Request changes"),
             ("f", "comment"),
-            ("v:comment", "I already paid 1,000 in January; please pay 2,500 instead."),
+            (
+                "v:comment",
+                "I already paid 1,000 in January; please pay 2,500 instead.",
+            ),
         ],
     )
     .await
     .expect("Saved.");
     jane.post(&format!("{path}/submit"), &[]).await;
     assert_eq!(
-        portal.query_text(&format!("SELECT state FROM tasks WHERE public_id = '{task}'")),
+        portal.query_text(&format!(
+            "SELECT state FROM tasks WHERE public_id = '{task}'"
+        )),
         "changes_requested"
     );
     portal.smtp.wait_nth(ANN, "2025 extension", 0).await;
@@ -635,9 +649,13 @@ async fn extension_request_changes_then_revised_and_approved() {
     )
     .await
     .expect("Saved.");
-    jane.post(&format!("{path}/submit"), &[]).await.expect("Completed");
+    jane.post(&format!("{path}/submit"), &[])
+        .await
+        .expect("Completed");
     assert_eq!(
-        portal.query_text(&format!("SELECT state FROM tasks WHERE public_id = '{task}'")),
+        portal.query_text(&format!(
+            "SELECT state FROM tasks WHERE public_id = '{task}'"
+        )),
         "completed"
     );
     assert_listed(&jane, "Completed Tasks", "2025 extension").await;
@@ -652,7 +670,14 @@ async fn another_client_gets_404_and_tasks_do_not_see_each_other() {
     let organizer = [("s:questionnaire", "Full 1040 organizer")];
     let first = assign(&staff, &cid, "organizer", "Organizer A", &organizer).await;
     let second = assign(&staff, &cid, "organizer", "Organizer B", &organizer).await;
-    let gather = assign(&staff, &cid, "gather", "Docs", &[("s:documents", "W-2 (wages)")]).await;
+    let gather = assign(
+        &staff,
+        &cid,
+        "gather",
+        "Docs",
+        &[("s:documents", "W-2 (wages)")],
+    )
+    .await;
     jane.get(&format!("/tasks/{first}")).await;
     jane.post(
         &format!("/tasks/{first}/save"),
@@ -660,9 +685,18 @@ async fn another_client_gets_404_and_tasks_do_not_see_each_other() {
     )
     .await
     .expect("Saved.");
-    let sent = upload(&jane, &gather, "doc.w2", "jane-w2.pdf", &pdf_with_text("W-2")).await;
+    let sent = upload(
+        &jane,
+        &gather,
+        "doc.w2",
+        "jane-w2.pdf",
+        &pdf_with_text("W-2"),
+    )
+    .await;
     assert_eq!(sent.status, 200, "{}", body(&sent));
-    let doc = portal.query_text("SELECT d.public_id FROM task_files f JOIN documents d ON d.id = f.document_id");
+    let doc = portal.query_text(
+        "SELECT d.public_id FROM task_files f JOIN documents d ON d.id = f.document_id",
+    );
 
     // The plugin is called with one task's answers only: B starts empty.
     let page = jane.get(&format!("/tasks/{second}")).await;
@@ -683,17 +717,138 @@ async fn another_client_gets_404_and_tasks_do_not_see_each_other() {
             )
             .await;
         assert_eq!(save.status, 404, "{}", save.body);
-        assert_eq!(bob.post(&format!("/tasks/{task}/submit"), &[]).await.status, 404);
+        assert_eq!(
+            bob.post(&format!("/tasks/{task}/submit"), &[]).await.status,
+            404
+        );
         let sent = upload(&bob, task, "doc.w2", "bob.pdf", &pdf_with_text("Bob")).await;
         assert_eq!(sent.status, 404, "{}", body(&sent));
     }
-    assert_eq!(portal.query_i64("SELECT count(*) FROM documents"), docs_before);
+    assert_eq!(
+        portal.query_i64("SELECT count(*) FROM documents"),
+        docs_before
+    );
     assert!(stored(&portal, &first, "about.first-name").contains("Janet"));
-    assert_eq!(portal.query_text(&format!("SELECT state FROM tasks WHERE public_id = '{gather}'")), "open");
+    assert_eq!(
+        portal.query_text(&format!(
+            "SELECT state FROM tasks WHERE public_id = '{gather}'"
+        )),
+        "open"
+    );
     let download = bob.get(&format!("/documents/{doc}/download")).await;
     assert_eq!(download.status, 404);
     assert!(!download.body.contains("W-2"));
     // The task's files are Jane's alone.
     assert!(!bob.get("/documents").await.has("jane-w2.pdf"));
+    portal.stop().await;
+}
+
+/// A fixture from tests/fixtures/plugins compiled to `dir/<as_name>.wasm`.
+fn install_fixture(dir: &Path, name: &str, as_name: &str) {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/plugins")
+        .join(format!("{name}.wat"));
+    std::fs::write(
+        dir.join(format!("{as_name}.wasm")),
+        wat::parse_file(source).unwrap(),
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_plugin_that_traps_in_render_keeps_answers_and_the_rest_of_the_portal() {
+    let examples = example_plugins();
+    let plugins = tempfile::tempdir().unwrap();
+    for name in ["organizer", "gather"] {
+        let file = format!("{name}.wasm");
+        std::fs::copy(examples.join(&file), plugins.path().join(&file)).unwrap();
+    }
+    install_fixture(plugins.path(), "good", "control");
+    let (portal, jane, staff) = portal_with_plugins(plugins.path()).await;
+    let cid = portal.client_id(JANE);
+    let control = assign(&staff, &cid, "control", "Checklist", &[("s:name", "Smith")]).await;
+    let organizer = assign(
+        &staff,
+        &cid,
+        "organizer",
+        "Organizer",
+        &[("s:questionnaire", "Full 1040 organizer")],
+    )
+    .await;
+    jane.get(&format!("/tasks/{control}"))
+        .await
+        .expect("Your name");
+
+    // The same type, now a plugin that traps whenever it renders.
+    let halted = portal.halt().await;
+    install_fixture(plugins.path(), "trap", "control");
+    let portal = halted.start().await;
+    let path = format!("/tasks/{control}");
+    let page = jane.get(&path).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    page.expect("This task could not be updated just now")
+        .expect("plugin `control` 1.0.0")
+        .expect("Everything you entered is saved");
+    let page = jane
+        .post(
+            &format!("{path}/save"),
+            &[("f", "name"), ("v:name", "Jane Q")],
+        )
+        .await;
+    page.expect("plugin `control` 1.0.0");
+    assert!(page.status < 500, "{}", page.body);
+    assert!(stored(&portal, &control, "name").contains("Jane Q"));
+    jane.post(&format!("{path}/submit"), &[])
+        .await
+        .refused("This task could not be updated just now");
+    // Staff see the failure on the task; a new task of that type still assigns.
+    staff
+        .get(&format!("/staff/tasks/{control}"))
+        .await
+        .expect("plugin `control` 1.0.0");
+    let page = staff
+        .post(
+            &format!("/staff/clients/{cid}/tasks"),
+            &[
+                ("type", "control"),
+                ("title", "Another checklist"),
+                ("tax_year", "2025"),
+                ("s:name", "x"),
+            ],
+        )
+        .await;
+    page.refused("The task type could not show this task.")
+        .expect("plugin `control` 1.0.0: render trapped");
+    assert_eq!(
+        portal.query_i64("SELECT count(*) FROM tasks WHERE title = 'Another checklist'"),
+        0
+    );
+
+    // Everything else keeps working: another task, Documents, home.
+    jane.post(
+        &format!("/tasks/{organizer}/save"),
+        &[("f", "about.first-name"), ("v:about.first-name", "Jane")],
+    )
+    .await
+    .expect("Saved.");
+    let sent = upload(
+        &jane,
+        &organizer,
+        "about.id",
+        "id.pdf",
+        &pdf_with_text("ID"),
+    )
+    .await;
+    assert_eq!(sent.status, 200, "{}", body(&sent));
+    jane.get("/documents").await.expect("id.pdf");
+    assert_listed(&jane, "Pending Tasks", "Checklist").await;
+
+    // Put the good plugin back: the answer given meanwhile is there.
+    let halted = portal.halt().await;
+    install_fixture(plugins.path(), "good", "control");
+    let portal = halted.start().await;
+    let page = jane.get(&path).await;
+    assert!(!page.has("could not be updated"), "{}", page.body);
+    page.expect("value=\"Jane Q\"");
     portal.stop().await;
 }
