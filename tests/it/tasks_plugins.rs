@@ -497,7 +497,10 @@ async fn gather_uploads_na_return_replace_and_accept_to_completed() {
         .get(&staff_path)
         .await
         .expect("W-2 Acme.pdf")
-        .expect("No bank paid me interest in 2025");
+        .expect("No bank paid me interest in 2025")
+        // The plugin's own log lines, from its calls for this task.
+        .expect("rendered 3 item(s): 0 accepted, 1 not applicable, 2 to review")
+        .expect("Task type log");
     staff
         .post(
             &format!("{staff_path}/review"),
@@ -843,12 +846,103 @@ async fn a_plugin_that_traps_in_render_keeps_answers_and_the_rest_of_the_portal(
     jane.get("/documents").await.expect("id.pdf");
     assert_listed(&jane, "Pending Tasks", "Checklist").await;
 
+    // One that loops: stopped at its time limit, with the same care.
+    let halted = portal.halt().await;
+    install_fixture(plugins.path(), "loop", "control");
+    let portal = halted.start().await;
+    let page = jane
+        .post(
+            &format!("{path}/save"),
+            &[("f", "name"), ("v:name", "Jane R")],
+        )
+        .await;
+    page.expect("ran past its 100 ms limit");
+    assert!(stored(&portal, &control, "name").contains("Jane R"));
+    jane.get(&format!("/tasks/{organizer}"))
+        .await
+        .expect("value=\"Jane\"");
+
     // Put the good plugin back: the answer given meanwhile is there.
     let halted = portal.halt().await;
     install_fixture(plugins.path(), "good", "control");
     let portal = halted.start().await;
     let page = jane.get(&path).await;
     assert!(!page.has("could not be updated"), "{}", page.body);
-    page.expect("value=\"Jane Q\"");
+    page.expect("value=\"Jane R\"");
     portal.stop().await;
+}
+
+#[test]
+fn plugin_check_and_list_on_the_example_plugins() {
+    let examples = example_plugins();
+    let dir = tempfile::tempdir().unwrap();
+    let installed = dir.path().join("data/plugins");
+    std::fs::create_dir_all(&installed).unwrap();
+    for (name, exports_ok) in [
+        ("organizer", "Tax organizer"),
+        ("gather", "Document request"),
+        ("extension", "Extension review"),
+    ] {
+        let file = examples.join(format!("{name}.wasm"));
+        std::fs::copy(&file, installed.join(format!("{name}.wasm"))).unwrap();
+        let out = portal_binary(dir.path())
+            .args(["plugin", "check"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for expected in [
+            &format!("type: {name} \"{exports_ok}\" 1.0.0") as &str,
+            "interface 0.1.0",
+            "imports:",
+            "portal:task/log@0.1.0: write",
+            "exports:",
+            "log Info: ",
+            "portal:task/task-type@0.1.0: describe, settings-form, check-settings, render, submit",
+            "compile: ",
+            "start from the compiled cache: ",
+            "render (",
+            "fresh store + call over 20 calls: p50",
+            "All calls worked.",
+        ] {
+            assert!(
+                text.contains(expected),
+                "{expected:?} missing from {name}:\n{text}"
+            );
+        }
+    }
+    // A broken file: exit 1 with the reason.
+    let broken = dir.path().join("broken.wasm");
+    std::fs::write(&broken, b"\0asm garbage").unwrap();
+    let out = portal_binary(dir.path())
+        .args(["plugin", "check"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("broken.wasm is not a valid WebAssembly component"),
+        "{err}"
+    );
+
+    let out = portal_binary(dir.path())
+        .args(["plugin", "list"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for line in [
+        "organizer \"Tax organizer\" 1.0.0 (interface 0.1.0)",
+        "gather \"Document request\" 1.0.0 (interface 0.1.0)",
+        "extension \"Extension review\" 1.0.0 (interface 0.1.0)",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from\n{text}");
+    }
+    assert!(!text.contains("NOT LOADED"), "{text}");
 }
