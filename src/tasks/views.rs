@@ -96,6 +96,8 @@ pub struct FieldView {
     pub accept: String,
     pub files: Vec<FileView>,
     pub issues: Vec<String>,
+    /// The kind says this answer must change before the task can be submitted.
+    pub blocked: bool,
     pub error: Option<String>,
     pub hidden: bool,
 }
@@ -205,6 +207,10 @@ fn field_view(f: &Field, k: &Known) -> FieldView {
             .filter(|i| i.field.as_deref() == Some(f.id.as_str()))
             .map(|i| i.message.clone())
             .collect(),
+        blocked: k
+            .issues
+            .iter()
+            .any(|i| i.blocking && i.field.as_deref() == Some(f.id.as_str())),
         error: error.map(|e| e.message.clone()),
         hidden: !f.visible,
     }
@@ -238,7 +244,9 @@ pub fn first_gap(sections: &[SectionView]) -> Option<String> {
         .iter()
         .flat_map(|s| s.fields.iter())
         .filter(|f| !f.hidden && f.kind != "statement")
-        .find(|f| (f.required && !f.answered) || f.review == "returned" || f.error.is_some())
+        .find(|f| {
+            (f.required && !f.answered) || f.review == "returned" || f.error.is_some() || f.blocked
+        })
         .map(|f| f.id.clone())
 }
 
