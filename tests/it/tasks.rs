@@ -55,11 +55,11 @@ async fn multipart(
     b.raw(b.http().post(b.url(path)).multipart(form)).await
 }
 
-fn text(raw: &Raw) -> String {
+pub fn text(raw: &Raw) -> String {
     String::from_utf8_lossy(&raw.body).into_owned()
 }
 
-fn audited(portal: &TestPortal, event: &str, task: &str) -> i64 {
+pub fn audited(portal: &TestPortal, event: &str, task: &str) -> i64 {
     portal.query_i64(&format!(
         "SELECT count(*) FROM audit_log WHERE event = '{event}' AND subject = '{task}'"
     ))

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::*;
+use crate::tasks::{audited, text};
 
 pub const JANE: &str = "jane@example.com";
 pub const ANN: &str = "ann@smithlee.example";
@@ -77,10 +78,6 @@ pub async fn upload(b: &Browser, task: &str, field: &str, name: &str, bytes: &[u
             .multipart(form),
     )
     .await
-}
-
-fn body(raw: &Raw) -> String {
-    String::from_utf8_lossy(&raw.body).into_owned()
 }
 
 /// The stored value of one answer (JSON), or "" if none.
@@ -286,6 +283,14 @@ async fn organizer_from_assignment_through_restart_hidden_answers_and_reopen() {
         mail.text()
     );
     assert_listed(&jane, "Pending Tasks", "2025 organizer").await;
+    for event in [
+        "task_assigned",
+        "task_submitted",
+        "task_exported",
+        "task_reopened",
+    ] {
+        assert_eq!(audited(&portal, event, &task), 1, "{event}");
+    }
     let page = jane.get(&path).await;
     page.expect("Save section")
         .expect("Please add your spouse&#x27;s details after all.");
@@ -314,7 +319,7 @@ pub async fn fill_required(b: &Browser, path: &str) {
             let task = path.trim_start_matches("/tasks/");
             let name = format!("{field}.pdf");
             let sent = upload(b, task, &field, &name, &pdf_with_text(&field)).await;
-            assert_eq!(sent.status, 200, "{}", body(&sent));
+            assert_eq!(sent.status, 200, "{}", text(&sent));
             continue;
         }
         let value = plausible(&field, &plugin_issue(&page.body, &field));
@@ -442,8 +447,8 @@ async fn gather_uploads_na_return_replace_and_accept_to_completed() {
         &pdf_with_text("W-2"),
     )
     .await;
-    assert_eq!(sent.status, 200, "{}", body(&sent));
-    assert!(body(&sent).contains("Your file was received."));
+    assert_eq!(sent.status, 200, "{}", text(&sent));
+    assert!(text(&sent).contains("Your file was received."));
     jane.get("/documents")
         .await
         .expect("W-2 Acme.pdf")
@@ -477,7 +482,7 @@ async fn gather_uploads_na_return_replace_and_accept_to_completed() {
         &pdf_with_text("Closing"),
     )
     .await;
-    assert_eq!(sent.status, 200, "{}", body(&sent));
+    assert_eq!(sent.status, 200, "{}", text(&sent));
     jane.post(&format!("{path}/submit"), &[])
         .await
         .expect("You sent this to your firm");
@@ -515,7 +520,7 @@ async fn gather_uploads_na_return_replace_and_accept_to_completed() {
         &pdf_with_text("W-2 2025"),
     )
     .await;
-    assert_eq!(sent.status, 200, "{}", body(&sent));
+    assert_eq!(sent.status, 200, "{}", text(&sent));
     // An accepted item is locked.
     let sent = upload(
         &jane,
@@ -525,7 +530,7 @@ async fn gather_uploads_na_return_replace_and_accept_to_completed() {
         &pdf_with_text("x"),
     )
     .await;
-    assert_eq!(sent.status, 422, "{}", body(&sent));
+    assert_eq!(sent.status, 422, "{}", text(&sent));
     jane.post(&format!("{path}/submit"), &[]).await;
 
     let page = staff
@@ -542,6 +547,9 @@ async fn gather_uploads_na_return_replace_and_accept_to_completed() {
         "completed"
     );
     assert_listed(&jane, "Completed Tasks", "Documents for 2025").await;
+    assert_eq!(audited(&portal, "task_item_returned", &task), 1);
+    assert_eq!(audited(&portal, "task_item_accepted", &task), 3);
+    assert_eq!(audited(&portal, "task_completed", &task), 1);
     let page = jane.get(&path).await;
     page.expect("W-2 Acme 2025.pdf").expect("3 of 3 done");
     assert!(!page.has("W-2 Acme.pdf"), "the returned file was replaced");
@@ -688,7 +696,7 @@ async fn another_client_gets_404_and_tasks_do_not_see_each_other() {
         &pdf_with_text("W-2"),
     )
     .await;
-    assert_eq!(sent.status, 200, "{}", body(&sent));
+    assert_eq!(sent.status, 200, "{}", text(&sent));
     let doc = portal.query_text(
         "SELECT d.public_id FROM task_files f JOIN documents d ON d.id = f.document_id",
     );
@@ -717,7 +725,7 @@ async fn another_client_gets_404_and_tasks_do_not_see_each_other() {
             404
         );
         let sent = upload(&bob, task, "doc.w2", "bob.pdf", &pdf_with_text("Bob")).await;
-        assert_eq!(sent.status, 404, "{}", body(&sent));
+        assert_eq!(sent.status, 404, "{}", text(&sent));
     }
     assert_eq!(
         portal.query_i64("SELECT count(*) FROM documents"),
@@ -834,7 +842,7 @@ async fn a_plugin_that_traps_in_render_keeps_answers_and_the_rest_of_the_portal(
         &pdf_with_text("ID"),
     )
     .await;
-    assert_eq!(sent.status, 200, "{}", body(&sent));
+    assert_eq!(sent.status, 200, "{}", text(&sent));
     jane.get("/documents").await.expect("id.pdf");
     assert_listed(&jane, "Pending Tasks", "Checklist").await;
 
