@@ -33,12 +33,23 @@ pub async fn portal_with_plugins(dir: &Path) -> (TestPortal, Browser, Browser) {
     (portal, jane, staff)
 }
 
-/// Staff assign a task of `kind` from the client's page; returns its id.
+/// Staff assign a task of `kind` for 2025 from the client's page; returns its id.
 pub async fn assign(
     staff: &Browser,
     client_id: &str,
     kind: &str,
     title: &str,
+    settings: &[(&str, &str)],
+) -> String {
+    assign_for(staff, client_id, kind, title, "2025", settings).await
+}
+
+pub async fn assign_for(
+    staff: &Browser,
+    client_id: &str,
+    kind: &str,
+    title: &str,
+    tax_year: &str,
     settings: &[(&str, &str)],
 ) -> String {
     staff
@@ -53,7 +64,7 @@ pub async fn assign(
         ("type", kind),
         ("title", title),
         ("due_date", "2026-03-15"),
-        ("tax_year", "2025"),
+        ("tax_year", tax_year),
     ];
     fields.extend_from_slice(settings);
     let page = staff
@@ -707,9 +718,31 @@ async fn another_client_gets_404_and_tasks_do_not_see_each_other() {
     assert!(!page.has("Janet"), "{}", page.body);
     assert!(stored(&portal, &second, "about.first-name").is_empty());
 
-    // Bob: 404 for every URL of Jane's tasks, and nothing is stored.
+    // Last year's answers come from the same client's task only.
     let bob = portal.client("Bob Roe", "bob@example.com", PIN).await;
-    bob.get("/").await.expect("Nothing to do right now");
+    let bob_id = portal.client_id("bob@example.com");
+    for (b, client, job) in [(&jane, &cid, "Plumber"), (&bob, &bob_id, "Astronaut")] {
+        let last = assign_for(&staff, client, "organizer", "2024", "2024", &organizer).await;
+        b.get(&format!("/tasks/{last}")).await;
+        b.post(
+            &format!("/tasks/{last}/save"),
+            &[("f", "about.occupation"), ("v:about.occupation", job)],
+        )
+        .await
+        .expect("Saved.");
+    }
+    let this_year = assign(&staff, &cid, "organizer", "2025 again", &organizer).await;
+    let page = jane.get(&format!("/tasks/{this_year}")).await;
+    page.expect("Plumber");
+    assert!(!page.has("Astronaut"), "{}", page.body);
+
+    // Bob: 404 for every URL of Jane's tasks, and nothing is stored.
+    let home = bob.get("/").await;
+    assert!(
+        !home.has("Organizer A") && !home.has("Docs"),
+        "{}",
+        home.body
+    );
     let docs_before = portal.query_i64("SELECT count(*) FROM documents");
     for task in [&first, &gather] {
         assert_eq!(bob.get(&format!("/tasks/{task}")).await.status, 404);
