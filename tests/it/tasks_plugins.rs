@@ -238,6 +238,26 @@ async fn organizer_from_assignment_through_restart_hidden_answers_and_reopen() {
         page.body
     );
 
+    // A note to the preparer on a question, and the staff's list of the
+    // client's tasks with type, progress and state.
+    jane.post(
+        &format!("{path}/save"),
+        &[
+            ("f", "about.occupation"),
+            ("v:about.occupation", "Nurse"),
+            ("note:about.occupation", "Two part-time jobs."),
+        ],
+    )
+    .await
+    .expect("Saved.");
+    let (done, total) = progress(&jane.get(&path).await.body);
+    staff
+        .get(&format!("/staff/clients/{cid}"))
+        .await
+        .expect("2025 organizer")
+        .expect(&format!("Tax organizer · 2025 · due 2026-03-15 · {done} of {total}"))
+        .expect("Open");
+
     // Submitting is refused while the plugin's blocking message stands; the
     // rest is filled in from the first gap on (the birth date first).
     jane.post(&format!("{path}/submit"), &[])
@@ -260,7 +280,11 @@ async fn organizer_from_assignment_through_restart_hidden_answers_and_reopen() {
     // Staff see the answers without the hidden one, unless they ask.
     let staff_path = format!("/staff/tasks/{task}");
     let page = staff.get(&staff_path).await;
-    page.expect("Jane").expect("Show hidden answers");
+    page.expect("Jane")
+        .expect("Show hidden answers")
+        .expect("Note from the client: Two part-time jobs.")
+        .expect("income.1099-int.pdf");
+    jane.get("/documents").await.expect("income.1099-int.pdf");
     assert!(!page.has("Samuel"), "{}", page.body);
     staff
         .get(&format!("{staff_path}?hidden=1"))
