@@ -926,6 +926,21 @@ async fn a_plugin_that_traps_in_render_keeps_answers_and_the_rest_of_the_portal(
     let page = jane.get(&path).await;
     assert!(!page.has("could not be updated"), "{}", page.body);
     page.expect("value=\"Jane R\"");
+
+    // A plugin removed from the directory: its tasks say so and keep answers.
+    let halted = portal.halt().await;
+    std::fs::remove_file(plugins.path().join("control.wasm")).unwrap();
+    let portal = halted.start().await;
+    let page = jane
+        .post(&format!("{path}/save"), &[("f", "name"), ("v:name", "Jane S")])
+        .await;
+    assert!(page.status < 500, "{}", page.body);
+    page.expect("This task&#x27;s type (control) is not installed right now.");
+    assert!(stored(&portal, &control, "name").contains("Jane S"));
+    staff
+        .get(&format!("/staff/tasks/{control}"))
+        .await
+        .expect("is not installed right now");
     portal.stop().await;
 }
 
