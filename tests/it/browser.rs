@@ -634,6 +634,14 @@ async fn task_on_phone(driver: &Driver, portal: &TestPortal, task: &str) -> Clie
         .await
         .unwrap();
     wait_for(&c, "form.task-submit").await;
+    let width = c
+        .execute("return document.documentElement.scrollWidth;", vec![])
+        .await
+        .unwrap();
+    assert!(
+        width.as_u64().is_some_and(|w| w <= 375),
+        "the task page is {width} px wide on a 375 px phone"
+    );
     c
 }
 

@@ -255,7 +255,9 @@ async fn organizer_from_assignment_through_restart_hidden_answers_and_reopen() {
         .get(&format!("/staff/clients/{cid}"))
         .await
         .expect("2025 organizer")
-        .expect(&format!("Tax organizer · 2025 · due 2026-03-15 · {done} of {total}"))
+        .expect(&format!(
+            "Tax organizer · 2025 · due 2026-03-15 · {done} of {total}"
+        ))
         .expect("Open");
 
     // Submitting is refused while the plugin's blocking message stands; the
@@ -932,7 +934,10 @@ async fn a_plugin_that_traps_in_render_keeps_answers_and_the_rest_of_the_portal(
     std::fs::remove_file(plugins.path().join("control.wasm")).unwrap();
     let portal = halted.start().await;
     let page = jane
-        .post(&format!("{path}/save"), &[("f", "name"), ("v:name", "Jane S")])
+        .post(
+            &format!("{path}/save"),
+            &[("f", "name"), ("v:name", "Jane S")],
+        )
         .await;
     assert!(page.status < 500, "{}", page.body);
     page.expect("This task&#x27;s type (control) is not installed right now.");
