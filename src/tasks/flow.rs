@@ -133,15 +133,26 @@ pub fn parse_settings(form: &[Section], raw: &[(String, String)]) -> TaskResult<
 }
 
 /// The kind's own verdict on the settings; a blocking issue refuses them.
+/// Refuses settings with a blocking issue; returns the kind's other remarks,
+/// which go on the task's timeline for staff to read.
 async fn check_settings(
     kind: std::sync::Arc<dyn kinds::TaskKind>,
     settings: Vec<Answer>,
-) -> TaskResult<()> {
+) -> TaskResult<Vec<String>> {
     let called = super::call(kind, move |k| k.check_settings(&settings)).await?;
     let issues = called.result.map_err(|e| {
         TaskError::Refused(format!("The task type could not check these settings: {e}"))
     })?;
-    blocking(&issues)
+    blocking(&issues)?;
+    Ok(issues.into_iter().map(|i| i.message).collect())
+}
+
+/// The kind's remarks on the settings staff chose, on the task's timeline.
+fn note_remarks(tx: &Connection, task: &Task, by: &By, remarks: &[String]) -> rusqlite::Result<()> {
+    for remark in remarks {
+        repo::add_event(tx, task.id, &by.label, "settings_remark", remark)?;
+    }
+    Ok(())
 }
 
 fn blocking(issues: &[Issue]) -> TaskResult<()> {
@@ -178,7 +189,7 @@ pub async fn assign(
     let (title, due, year) = check_basics(&a)?;
     let settings = parse_settings(&settings_form(kind.clone()).await?, &a.settings)?;
     let info = kind.info().clone();
-    check_settings(kind, settings.clone()).await?;
+    let remarks = check_settings(kind, settings.clone()).await?;
     let json = serde_json::to_string(&settings).map_err(AppError::internal)?;
     let (staff_id, client_id) = (staff.id, client.id);
     let task = state
@@ -202,7 +213,7 @@ pub async fn assign(
         forget(state, &task).await?;
         return Err(e);
     }
-    announce(state, staff, client, &task, &settings, ip).await?;
+    announce(state, staff, client, &task, &settings, &remarks, ip).await?;
     Ok(task)
 }
 
@@ -230,6 +241,7 @@ async fn announce(
     client: &Client,
     task: &Task,
     settings: &[Answer],
+    remarks: &[String],
     ip: &str,
 ) -> TaskResult<()> {
     let mail = notify::assigned(state, client, task)?;
@@ -240,11 +252,13 @@ async fn announce(
     // Reminders already due are covered by this email.
     let covered = super::reminders::reached(state, task, &[]);
     let (t, staff_id, client_id) = (task.clone(), staff.id, client.public_id.clone());
+    let remarks = remarks.to_vec();
     state
         .db
         .write(move |tx| {
             let detail = format!("{} ({}) for {client_id}", t.title, t.type_id);
             by.record(tx, &t, "task_assigned", &detail)?;
+            note_remarks(tx, &t, &by, &remarks)?;
             repo::mark_reminded(tx, t.id, &covered)?;
             if let Some(body) = &first {
                 repo::add_message(tx, t.id, Some(staff_id), body)?;
@@ -546,7 +560,7 @@ pub async fn revise(
     }
     let kind = super::kind_of(state, task)?;
     let settings = parse_settings(&settings_form(kind.clone()).await?, raw)?;
-    check_settings(kind, settings.clone()).await?;
+    let remarks = check_settings(kind, settings.clone()).await?;
     let json = serde_json::to_string(&settings).map_err(AppError::internal)?;
     let message = "Your firm revised this task and sent it back to you.";
     let mail = notify::reopened(state, client, task, message)?;
@@ -559,6 +573,7 @@ pub async fn revise(
                 move_state(tx, &t, &[CHANGES_REQUESTED], OPEN)?;
             }
             by.record(tx, &t, "task_settings_revised", &t.title)?;
+            note_remarks(tx, &t, &by, &remarks)?;
             mail.queue(tx)?;
             Ok::<_, TaskError>(())
         })

@@ -117,6 +117,42 @@ async fn organizer_from_assignment_through_restart_hidden_answers_and_reopen() {
         .await
         .expect("Questionnaire")
         .expect("Also ask about");
+    // The plugin's remark on settings that work but may not be what staff
+    // meant is shown on the task's timeline; a blocking one refuses.
+    staff
+        .post(
+            &format!("/staff/clients/{cid}/tasks"),
+            &[
+                ("type", "organizer"),
+                ("title", "Quick"),
+                ("tax_year", "2025"),
+                ("s:questionnaire", "Nonsense"),
+            ],
+        )
+        .await
+        .refused("Choose one of the options offered.");
+    let quick = assign(
+        &staff,
+        &cid,
+        "organizer",
+        "Quick organizer",
+        &[
+            (
+                "s:questionnaire",
+                "Short organizer: income and changes only",
+            ),
+            ("s:ask-about", "Energy credits"),
+        ],
+    )
+    .await;
+    staff.get(&format!("/staff/tasks/{quick}")).await.expect(
+        "settings remark: The short organizer has no questions about Energy credits; \
+         choose the full organizer to ask about it.",
+    );
+    staff
+        .post(&format!("/staff/tasks/{quick}/cancel"), &[])
+        .await
+        .expect("The task was cancelled.");
     let task = assign(
         &staff,
         &cid,
@@ -128,7 +164,10 @@ async fn organizer_from_assignment_through_restart_hidden_answers_and_reopen() {
         ],
     )
     .await;
-    let mail = portal.smtp.wait_nth(JANE, "New task from", 0).await;
+    let mail = portal
+        .smtp
+        .wait_nth(JANE, "New task from Smith & Lee CPAs: 2025 organizer", 0)
+        .await;
     assert!(
         mail.text().contains(&format!("/tasks/{task}")),
         "{}",
