@@ -321,7 +321,16 @@ pub async fn render(state: &AppState, task: &Task) -> AppResult<Rendered> {
             })
         }
         Err(e) => {
-            tracing::warn!(task = %task.public_id, kind = %task.type_id, error = %e, "task kind failed to render");
+            // A plugin that failed was logged once by the host already; a
+            // refusal (the plugin's own answer) was not.
+            match e {
+                KindError::Failed(_) => {
+                    tracing::debug!(task = %task.public_id, kind = %task.type_id, error = %e, "task kind failed to render");
+                }
+                KindError::Refused(_) => {
+                    tracing::warn!(task = %task.public_id, kind = %task.type_id, error = %e, "task kind refused to render");
+                }
+            }
             Ok(Rendered {
                 view: last_view(task),
                 failure: Some(kind_failure(&e)),

@@ -853,6 +853,40 @@ async fn another_client_gets_404_and_tasks_do_not_see_each_other() {
     portal.stop().await;
 }
 
+/// Warnings and errors logged by this test process (a global subscriber, as
+/// the plugin host logs from blocking threads).
+static LOG: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct Capture;
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How many warning lines so far mention `text` (capturing from the first call).
+fn warnings_about(text: &str) -> usize {
+    static START: std::sync::Once = std::sync::Once::new();
+    START.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(|| Capture)
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+    String::from_utf8_lossy(&LOG.lock().unwrap())
+        .lines()
+        .filter(|l| l.contains(text))
+        .count()
+}
+
 /// A fixture from tests/fixtures/plugins compiled to `dir/<as_name>.wasm`.
 fn install_fixture(dir: &Path, name: &str, as_name: &str) {
     let source = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -894,8 +928,15 @@ async fn a_plugin_that_traps_in_render_keeps_answers_and_the_rest_of_the_portal(
     install_fixture(plugins.path(), "trap", "control");
     let portal = halted.start().await;
     let path = format!("/tasks/{control}");
+    let logged = warnings_about("render trapped");
     let page = jane.get(&path).await;
     assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        warnings_about("render trapped") - logged,
+        1,
+        "one log line for one failed call:\n{}",
+        String::from_utf8_lossy(&LOG.lock().unwrap())
+    );
     page.expect("This task could not be updated just now")
         .expect("plugin `control` 1.0.0")
         .expect("Everything you entered is saved");
