@@ -212,6 +212,10 @@ impl World {
     }
 
     async fn assign_for(&self, year: &str) -> Task {
+        self.try_assign(year).await.unwrap()
+    }
+
+    async fn try_assign(&self, year: &str) -> Result<Task, super::TaskError> {
         let a = Assignment {
             type_id: self.quiz.info.id.clone(),
             title: "Quiz".into(),
@@ -219,9 +223,7 @@ impl World {
             tax_year: year.into(),
             settings: Vec::new(),
         };
-        flow::assign(&self.state, &self.staff, &self.client, a, "")
-            .await
-            .unwrap()
+        flow::assign(&self.state, &self.staff, &self.client, a, "").await
     }
 
     async fn task(&self, task: &Task) -> Task {
@@ -495,16 +497,7 @@ async fn last_years_answers_reach_the_kind_as_prior_answers() {
 async fn a_kind_that_cannot_render_is_not_assigned() {
     let w = world("quiz-broken").await;
     w.quiz.fail.store(true, Ordering::SeqCst);
-    let a = Assignment {
-        type_id: "quiz-broken".into(),
-        title: "Quiz".into(),
-        due_date: String::new(),
-        tax_year: "2025".into(),
-        settings: Vec::new(),
-    };
-    let refused = flow::assign(&w.state, &w.staff, &w.client, a, "")
-        .await
-        .unwrap_err();
+    let refused = w.try_assign("2025").await.unwrap_err();
     assert!(
         refused.to_string().contains("quiz ran out of time"),
         "{refused}"
