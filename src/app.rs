@@ -14,7 +14,7 @@ use crate::infra::web::csrf::csrf_guard;
 use crate::infra::web::headers::security_headers;
 use crate::infra::web::request_log::request_log;
 use crate::state::AppState;
-use crate::{accounts, documents, firm, home};
+use crate::{accounts, documents, firm, home, tasks};
 
 /// Every URL of the portal and the handler that serves it (the accounts pages
 /// in `sign_in_and_up` and `security_settings`, the staff area in `staff`).
@@ -58,6 +58,15 @@ pub fn routes() -> Route {
             head(docs::upload_head)
                 .patch(docs::upload_patch)
                 .delete(docs::upload_delete),
+        )
+        // H2, T1–T3: the client's tasks
+        .at("/tasks/:id", get(tasks::routes::client::page))
+        .at("/tasks/:id/save", post(tasks::routes::client::save))
+        .at("/tasks/:id/upload", post(tasks::routes::client::upload))
+        .at("/tasks/:id/submit", post(tasks::routes::client::submit))
+        .at(
+            "/tasks/:id/messages",
+            post(tasks::routes::client::post_message),
         )
         .nest("/staff", staff())
 }
@@ -176,6 +185,7 @@ fn security_settings(route: Route) -> Route {
 fn staff() -> Route {
     use crate::firm::routes::{self as firm, RequestAction};
     use documents::staff_routes as docs;
+    use tasks::routes::staff as task;
     Route::new()
         // F1: staff sign-in with password and authenticator
         .at("/", get(firm::home))
@@ -204,6 +214,25 @@ fn staff() -> Route {
             get(docs::download).head(docs::download),
         )
         .at("/documents/:id/saved", post(docs::mark_saved))
+        // F3, T1–T3: assigning and reviewing tasks
+        .at("/clients/:id/tasks", get(task::new_task).post(task::assign))
+        .at("/tasks/:id", get(task::page))
+        .at("/tasks/:id/export", get(task::export))
+        .at("/tasks/:id/review", post(task::review))
+        .at("/tasks/:id/reopen", post(task::reopen))
+        .at(
+            "/tasks/:id/cancel",
+            post(task::finish).data(task::Finish::Cancel),
+        )
+        .at(
+            "/tasks/:id/close",
+            post(task::finish).data(task::Finish::Close),
+        )
+        .at("/tasks/:id/messages", post(task::post_message))
+        .at(
+            "/tasks/:id/settings",
+            get(task::settings_form).post(task::revise),
+        )
 }
 
 /// A background job, run by `crate::serve` beside the HTTP server.
@@ -271,6 +300,13 @@ pub fn jobs() -> Vec<Job> {
                     Duration::from_secs(u64::from(config.retention.run_every_minutes.get()) * 60)
                 },
                 |state| Box::pin(documents::jobs::retention(state)),
+            ),
+        ),
+        job(
+            "task due-date reminders",
+            Schedule::Every(
+                |_| HOUSEKEEPING,
+                |state| Box::pin(tasks::reminders::run(state)),
             ),
         ),
         job(

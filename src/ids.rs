@@ -43,3 +43,7 @@ row_id!(
     /// A document (a row of `documents`).
     DocumentId
 );
+row_id!(
+    /// A task (a row of `tasks`).
+    TaskId
+);

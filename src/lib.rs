@@ -14,6 +14,7 @@ pub mod ids;
 pub mod infra;
 pub mod plugin_cli;
 pub mod state;
+pub mod tasks;
 pub mod theme_check;
 pub mod web;
 

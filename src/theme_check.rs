@@ -17,7 +17,12 @@ mod samples;
 pub use samples::{emails, pages};
 
 /// Templates that are only ever extended, never rendered on their own.
-pub const LAYOUTS: [&str; 3] = ["base.html", "card.html", "email/base.html"];
+pub const LAYOUTS: [&str; 4] = [
+    "base.html",
+    "card.html",
+    "email/base.html",
+    "task_fields.html",
+];
 
 /// One rendering of a template with sample data.
 pub struct Sample {

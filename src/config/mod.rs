@@ -43,6 +43,36 @@ pub struct Config {
     pub documents: Documents,
     pub retention: Retention,
     pub plugins: Plugins,
+    pub tasks: Tasks,
+}
+
+/// Tasks (T1–T3).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tasks {
+    /// Days before a task's due date on which the client is reminded of an open
+    /// task, once each (0 = on the due date); empty turns reminders off.
+    pub reminder_days: Vec<u32>,
+}
+
+impl Default for Tasks {
+    fn default() -> Self {
+        Tasks {
+            reminder_days: vec![7, 1, 0],
+        }
+    }
+}
+
+impl Tasks {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.reminder_days.len() > 10 || self.reminder_days.iter().any(|d| *d > 90) {
+            return invalid(
+                "tasks.reminder_days",
+                "expected at most 10 numbers of days, each from 0 to 90",
+            );
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -677,6 +707,7 @@ impl Config {
         self.documents.validate()?;
         self.security.validate()?;
         self.plugins.validate()?;
+        self.tasks.validate()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid(
                 "log.level",

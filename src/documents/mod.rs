@@ -21,7 +21,7 @@ use crate::error::{AppError, AppResult, UserFacing};
 use crate::ids::ClientId;
 use crate::infra::db::DbError;
 use crate::state::AppState;
-use repo::Document;
+pub use repo::Document;
 
 /// A user's mistake in this capability; the text is shown on the page.
 #[derive(Debug, thiserror::Error)]

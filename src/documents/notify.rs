@@ -97,8 +97,9 @@ async fn next_pause(state: &AppState) -> Duration {
     }
 }
 
-/// Who is emailed about client uploads: `mail.staff_notify`, else every active staff member.
-async fn staff_recipients(state: &AppState) -> AppResult<Vec<String>> {
+/// Who is emailed about client uploads (and tasks): `mail.staff_notify`, else
+/// every active staff member.
+pub async fn staff_recipients(state: &AppState) -> AppResult<Vec<String>> {
     if !state.config.mail.staff_notify.is_empty() {
         return Ok(state.config.mail.staff_notify.clone());
     }
@@ -110,6 +111,16 @@ async fn staff_recipients(state: &AppState) -> AppResult<Vec<String>> {
         .filter(|s| s.disabled_at.is_none())
         .map(|s| s.email)
         .collect())
+}
+
+/// Adds a notification to the staff inbox inside the caller's transaction (for
+/// other capabilities' news, such as a submitted task).
+pub fn add_staff_notification(
+    tx: &rusqlite::Connection,
+    text: &str,
+    link: &str,
+) -> rusqlite::Result<()> {
+    repo::notify_staff(tx, text, link)
 }
 
 /// One client's waiting notices.

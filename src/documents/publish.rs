@@ -73,6 +73,33 @@ pub async fn publish(
         "documents_published",
         context! { name => client.account_name.clone().unwrap_or_else(|| client.name.clone()), count => files.len(), names => names.clone(), folder => folder.clone(), link, has_message => !p.message.trim().is_empty() },
     )?;
+    store_published(state, staff, client, p, files, ip, Some(notice)).await
+}
+
+/// Like [`publish`], without the "new documents" email: for files that reach
+/// the client with a notice of their own (a reply in a task's Exchange).
+pub async fn publish_quietly(
+    state: &AppState,
+    staff: &Staff,
+    client: &Client,
+    p: Publication<'_>,
+    files: Vec<Received>,
+    ip: &str,
+) -> DocResult<Vec<Document>> {
+    store_published(state, staff, client, p, files, ip, None).await
+}
+
+async fn store_published(
+    state: &AppState,
+    staff: &Staff,
+    client: &Client,
+    p: Publication<'_>,
+    files: Vec<Received>,
+    ip: &str,
+    notice: Option<crate::infra::render::RenderedEmail>,
+) -> DocResult<Vec<Document>> {
+    let folder = check_publication(&p)?;
+    let names: Vec<String> = files.iter().map(|f| folder::file_name(&f.name)).collect();
     let message = p.message.trim().to_string();
     let (kind, tax_year) = (p.kind.to_string(), p.tax_year);
     let (c, s, ip) = (client.clone(), staff.clone(), ip.to_string());
@@ -112,7 +139,9 @@ pub async fn publish(
                 )?;
                 docs.push(doc);
             }
-            mail::queue(tx, &c.email, &notice)?;
+            if let Some(notice) = &notice {
+                mail::queue(tx, &c.email, notice)?;
+            }
             Ok::<_, DbError>(docs)
         })
         .await?;

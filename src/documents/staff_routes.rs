@@ -87,7 +87,9 @@ async fn render_client(
     let (uploads, published): (Vec<_>, Vec<_>) = docs.iter().partition(|d| d.origin == "client");
     let views = |ds: Vec<&repo::Document>| ds.into_iter().map(super::view).collect::<Vec<_>>();
     let status = form_status(&error);
+    let tasks = crate::tasks::rows_for_client(state, client.id).await?;
     let ctx = context! {
+        tasks => minijinja::Value::from(minijinja::value::Serde(&tasks)),
         client => context! { id => client.public_id.clone(), name => client.name.clone(), email => client.email.clone(), active => client.signed_up_at.is_some() },
         uploads => minijinja::Value::from(minijinja::value::Serde(&views(uploads))),
         published => minijinja::Value::from(minijinja::value::Serde(&views(published))),

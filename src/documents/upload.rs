@@ -87,10 +87,7 @@ pub async fn create(state: &AppState, client: &Client, file: NewFile<'_>) -> Doc
                 ))));
             }
             if repo::client_usage(tx, client_id)? + length > quota {
-                return Ok(Err(refused(format!(
-                    "This file would take you over your storage limit of {}. Ask the firm to make room.",
-                    super::human_size(quota)
-                ))));
+                return Ok(Err(over_quota(quota)));
             }
             repo::record_upload_start(tx, client_id)?;
             let id = repo::insert_upload(
@@ -114,6 +111,13 @@ pub async fn create(state: &AppState, client: &Client, file: NewFile<'_>) -> Doc
         state.store.discard(&blob);
     }
     created
+}
+
+fn over_quota(quota: i64) -> DocumentError {
+    refused(format!(
+        "This file would take you over your storage limit of {}. Ask the firm to make room.",
+        super::human_size(quota)
+    ))
 }
 
 /// The hourly limit was reached; `wait` is how many seconds until a start frees up.
@@ -331,39 +335,145 @@ async fn complete(
     let doc = state
         .db
         .write(move |tx| {
-            let doc = repo::insert(
-                tx,
-                NewDocument {
-                    client_id: c.id,
-                    folder: &u.folder,
-                    name: &u.name,
-                    mime: &u.mime,
-                    size: u.length,
-                    blob: &blob,
-                    wrapped_key: &key,
-                    origin: "client",
-                    kind: "other",
-                    tax_year: None,
-                    message: None,
-                    staff_id: None,
-                },
-            )?;
+            let file = ClientFile {
+                folder: &u.folder,
+                name: &u.name,
+                mime: &u.mime,
+                size: u.length,
+                blob: &blob,
+                wrapped_key: &key,
+            };
+            let doc = insert_client_file(tx, &c, file, &v)?;
             repo::finish_upload(tx, u.id, &doc.public_id)?;
-            repo::queue_upload_notice(tx, c.id, doc.id)?;
-            let detail = format!("{} ({} bytes) into {}", u.name, u.length, u.folder);
-            audit::record(
-                tx,
-                c.actor(),
-                "document_uploaded",
-                &doc.public_id,
-                &detail,
-                &v.ip,
-            )?;
             Ok::<_, DbError>(doc)
         })
         .await?;
     content::index_later(state, doc.clone());
     Ok(Appended::Complete(Box::new(doc)))
+}
+
+struct ClientFile<'a> {
+    folder: &'a str,
+    name: &'a str,
+    mime: &'a str,
+    size: i64,
+    blob: &'a str,
+    wrapped_key: &'a [u8],
+}
+
+/// Lists a file the client sent in its Documents, queues the staff notice and
+/// audits it.
+fn insert_client_file(
+    tx: &rusqlite::Connection,
+    client: &Client,
+    f: ClientFile,
+    visitor: &Visitor,
+) -> rusqlite::Result<Document> {
+    let doc = repo::insert(
+        tx,
+        NewDocument {
+            client_id: client.id,
+            folder: f.folder,
+            name: f.name,
+            mime: f.mime,
+            size: f.size,
+            blob: f.blob,
+            wrapped_key: f.wrapped_key,
+            origin: "client",
+            kind: "other",
+            tax_year: None,
+            message: None,
+            staff_id: None,
+        },
+    )?;
+    repo::queue_upload_notice(tx, client.id, doc.id)?;
+    let detail = format!("{} ({} bytes) into {}", f.name, f.size, f.folder);
+    audit::record(
+        tx,
+        client.actor(),
+        "document_uploaded",
+        &doc.public_id,
+        &detail,
+        &visitor.ip,
+    )?;
+    Ok(doc)
+}
+
+/// A whole file a client sends in one request (against a task's question, or
+/// with an Exchange message). The Send Files limits apply: file size, starts per
+/// hour and the client's quota. The document lands in `folder`, is indexed and
+/// announced to staff with the next batch; `also` runs in the same transaction
+/// (to tag the document with what it was sent for).
+pub async fn receive<S, F>(
+    state: &AppState,
+    client: &Client,
+    folder: &str,
+    name: &str,
+    body: S,
+    visitor: &Visitor,
+    also: F,
+) -> DocResult<Document>
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
+    F: FnOnce(&rusqlite::Connection, &Document) -> rusqlite::Result<()> + Send + 'static,
+{
+    let shown = folder::file_name(name);
+    let folder = folder::clean(folder).ok_or_else(|| refused("That folder cannot be used."))?;
+    let limits = &state.config.documents;
+    let sealed = match seal(state, body, limits.max_file_mb.get() * 1024 * 1024).await {
+        Ok(sealed) => sealed,
+        Err(DocumentError::Refused(m)) => return Err(refused(format!("{shown}: {m}"))),
+        Err(e) => return Err(e),
+    };
+    if sealed.len == 0 {
+        let _ = state.store.remove(&sealed.blob);
+        return Err(refused(super::empty_file_message(&shown)));
+    }
+    let mime = mime_guess::from_path(&shown)
+        .first_or_octet_stream()
+        .essence_str()
+        .to_string();
+    let quota = (limits.client_quota_mb.get() * 1024 * 1024) as i64;
+    let per_hour = limits.uploads_per_hour;
+    let (c, v, blob) = (client.clone(), visitor.clone(), sealed.blob.clone());
+    let stored = state
+        .db
+        .write(move |tx| {
+            if let Some(wait) = repo::hourly_upload_wait(tx, c.id, per_hour)? {
+                return Ok(Err(too_many_uploads(per_hour, wait)));
+            }
+            let size = sealed.len as i64;
+            if repo::client_usage(tx, c.id)? + size > quota {
+                return Ok(Err(over_quota(quota)));
+            }
+            repo::record_upload_start(tx, c.id)?;
+            let file = ClientFile {
+                folder: &folder,
+                name: &shown,
+                mime: &mime,
+                size,
+                blob: &sealed.blob,
+                wrapped_key: &sealed.wrapped_key,
+            };
+            let doc = insert_client_file(tx, &c, file, &v)?;
+            also(tx, &doc)?;
+            Ok::<_, DbError>(Ok(doc))
+        })
+        .await;
+    match stored {
+        Ok(Ok(doc)) => {
+            content::index_later(state, doc.clone());
+            Ok(doc)
+        }
+        Ok(Err(refusal)) => {
+            let _ = state.store.remove(&blob);
+            Err(refusal)
+        }
+        Err(e) => {
+            let _ = state.store.remove(&blob);
+            Err(e.into())
+        }
+    }
 }
 
 /// Cancels an upload and removes what was sent.

@@ -16,7 +16,12 @@ pub async fn home(
     Data(state): Data<&AppState>,
     who: ClientSession,
 ) -> AppResult<Response> {
-    client_page(req, state, &who, "home.html", context! {})
+    let (pending, completed) = crate::tasks::home_lists(state, who.client.id).await?;
+    let ctx = context! {
+        pending => minijinja::Value::from(minijinja::value::Serde(pending)),
+        completed => minijinja::Value::from(minijinja::value::Serde(completed)),
+    };
+    client_page(req, state, &who, "home.html", ctx)
 }
 
 /// Help is public (it explains signing in too) but keeps the signed-in navigation.

@@ -14,6 +14,8 @@ use crate::documents::repo::Notification;
 use crate::documents::{DocView, FolderView};
 use crate::firm::repo::PortalRequest;
 
+mod tasks;
+
 const ERROR: &str = "That is not a valid email address.";
 const JAN_1: i64 = 1_767_225_600;
 const JAN_2: i64 = 1_767_312_000;
@@ -59,6 +61,7 @@ pub fn pages() -> Vec<Sample> {
         staff_home(),
         staff_clients(),
         staff_inbox(),
+        tasks::pages(),
     ]
     .into_iter()
     .flatten()
@@ -177,7 +180,6 @@ fn plain_pages() -> Vec<Sample> {
     vec![
         sample("help.html", "signed out", page("/help", context! {})),
         sample("help.html", "signed in", client_page("/help", context! {})),
-        sample("home.html", "", client_page("/", context! {})),
         sample("error.html", "not found", not_found),
         sample("error.html", "server error", failed),
         sample("notice.html", "", page("/", notice)),
@@ -415,10 +417,12 @@ fn staff_clients() -> Vec<Sample> {
     let docs = Value::from(Serde(docs()));
     let full = context! {
         client => client(true), uploads => docs.clone(), published => docs, error => ERROR,
+        tasks => Value::from(Serde(vec![context! { id => "t1", title => "2025 Organizer", type_name => "Organizer", tax_year => 2025, due => Some("2026-03-01"), done => 3, total => 7, state_label => "Open" }])),
         notice => "Published.", year => 2025,
     };
     let empty = context! {
         client => client(false), uploads => none(), published => none(), error => None::<&str>,
+        tasks => none(),
         notice => None::<&str>, year => 2025,
     };
     let list = context! { clients => rows, q => "jane" };
@@ -476,7 +480,7 @@ fn staff_inbox() -> Vec<Sample> {
 /// Every email (`email/<name>`, for `email/<name>.txt` and `.html`) with the context
 /// its sender gives it.
 pub fn emails() -> Vec<Sample> {
-    [account_emails(), firm_emails()]
+    [account_emails(), firm_emails(), tasks::emails()]
         .into_iter()
         .flatten()
         .collect()

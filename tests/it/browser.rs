@@ -107,6 +107,11 @@ impl Driver {
     }
 
     async fn browser(&self) -> Client {
+        self.browser_sized(390, 844).await
+    }
+
+    /// A browser emulating a phone screen of `width` × `height` CSS pixels.
+    async fn browser_sized(&self, width: u32, height: u32) -> Client {
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
@@ -123,12 +128,12 @@ impl Driver {
                     "--no-first-run",
                     "--disable-dev-shm-usage",
                     format!("--user-data-dir={}", self.profile.path().display()),
-                    "--window-size=390,844",
+                    format!("--window-size={width},{height}"),
                 ],
                 // Headless Chromium will not make a window narrower than 500 px,
                 // so emulate the phone's screen for a true 390 px viewport.
                 "mobileEmulation": {
-                    "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 2.0, "mobile": true, "touch": true },
+                    "deviceMetrics": { "width": width, "height": height, "pixelRatio": 2.0, "mobile": true, "touch": true },
                 },
             }),
         );
@@ -616,5 +621,168 @@ async fn browser_documents_upload_search_and_preview() {
 
     c.close().await.unwrap();
     drop(driver);
+    portal.stop().await;
+}
+
+// ---------- tasks with the real example plugins ----------
+
+/// The task `task` open in a signed-in phone browser (375 × 800).
+async fn task_on_phone(driver: &Driver, portal: &TestPortal, task: &str) -> Client {
+    let c = driver.browser_sized(375, 800).await;
+    sign_in_new_browser(&c, portal, EMAIL, PIN).await;
+    c.goto(&format!("{}/tasks/{task}", portal.url))
+        .await
+        .unwrap();
+    wait_for(&c, "form.task-submit").await;
+    let width = c
+        .execute("return document.documentElement.scrollWidth;", vec![])
+        .await
+        .unwrap();
+    assert!(
+        width.as_u64().is_some_and(|w| w <= 375),
+        "the task page is {width} px wide on a 375 px phone"
+    );
+    c
+}
+
+/// The input of question `field` (ids hold dots, so by attribute).
+fn input(field: &str) -> String {
+    format!("[id='i-{field}']")
+}
+
+#[tokio::test]
+async fn browser_organizer_autosaves_keeps_answers_over_a_reload_and_submits() {
+    use crate::tasks_plugins as tp;
+    let driver = Driver::start().await;
+    let (portal, jane_http, staff) = tp::portal_with_plugins(&tp::example_plugins()).await;
+    let task = tp::assign(
+        &staff,
+        &portal.client_id(EMAIL),
+        "organizer",
+        "2025 organizer",
+        &[("s:questionnaire", "Full 1040 organizer")],
+    )
+    .await;
+    let c = task_on_phone(&driver, &portal, &task).await;
+    let answer = |field: &str| {
+        format!(
+            "SELECT count(*) FROM task_answers WHERE field_id = '{field}' AND value LIKE '%Jane%'"
+        )
+    };
+
+    // Typing is saved by the script, without pressing Save section.
+    type_into(&c, &input("about.first-name"), "Jane").await;
+    portal.eventually_i64(&answer("about.first-name"), 1).await;
+    // A choice that reveals a section shows it without a reload.
+    wait_until(
+        &c,
+        "the spouse section starts hidden",
+        "document.getElementById('s-spouse').hidden",
+    )
+    .await;
+    c.find(Locator::Css(
+        "input[name='v:about.filing-status'][value='Married filing jointly']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_until(
+        &c,
+        "the spouse section shows",
+        "!document.getElementById('s-spouse').hidden",
+    )
+    .await;
+    type_into(&c, &input("spouse.first-name"), "Janet's husband").await;
+    portal
+        .eventually_i64(
+            "SELECT count(*) FROM task_answers WHERE field_id = 'spouse.first-name' AND value LIKE '%husband%'",
+            1,
+        )
+        .await;
+    save_screenshot(&c, "organizer-phone.png").await;
+
+    // A reload finds everything typed.
+    c.refresh().await.unwrap();
+    wait_for(&c, "form.task-submit").await;
+    let kept = c
+        .execute(
+            "return [document.getElementById('i-about.first-name').value, \
+             document.getElementById('i-spouse.first-name').value, \
+             document.querySelector(\"input[name='v:about.filing-status'][value='Married filing jointly']\").checked];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, json!(["Jane", "Janet's husband", true]));
+
+    // The rest over plain HTTP, then Submit from the phone.
+    tp::fill_required(&jane_http, &format!("/tasks/{task}")).await;
+    c.refresh().await.unwrap();
+    click_then(&c, "Submit", "p.notice").await;
+    expect_text(
+        &text_of(&c).await,
+        "Completed: Organizer: Married filing jointly",
+    );
+    assert_eq!(
+        portal.query_text(&format!(
+            "SELECT state FROM tasks WHERE public_id = '{task}'"
+        )),
+        "completed"
+    );
+    portal.stop().await;
+}
+
+#[tokio::test]
+async fn browser_gather_upload_against_an_item_with_the_file_input() {
+    use crate::tasks_plugins as tp;
+    let driver = Driver::start().await;
+    let (portal, _jane, staff) = tp::portal_with_plugins(&tp::example_plugins()).await;
+    let task = tp::assign(
+        &staff,
+        &portal.client_id(EMAIL),
+        "gather",
+        "Documents for 2025",
+        &[
+            ("s:documents", "W-2 (wages)"),
+            ("s:documents", "1099-INT (interest)"),
+        ],
+    )
+    .await;
+    let c = task_on_phone(&driver, &portal, &task).await;
+    let files = tempfile::tempdir().unwrap();
+    let w2 = files.path().join("W-2 Acme.pdf");
+    std::fs::write(&w2, crate::common::pdf_with_text("W-2 Acme")).unwrap();
+    let picker = wait_for(&c, "[id='u-doc.w2']").await;
+    let accept = picker.attr("accept").await.unwrap().unwrap_or_default();
+    assert_eq!(accept, "image/*,.pdf");
+    assert_eq!(
+        picker.attr("capture").await.unwrap().as_deref(),
+        Some("environment")
+    );
+    picker.send_keys(w2.to_str().unwrap()).await.unwrap();
+    let send = find_xpath(
+        &c,
+        "//fieldset[@id='f-doc.w2']//button[normalize-space()='Send file']",
+    )
+    .await;
+    send.click().await.unwrap();
+    wait_until(
+        &c,
+        "the W-2 is listed with its item",
+        "!!document.querySelector(\"[id='f-doc.w2'] ul.files\") && \
+         document.querySelector(\"[id='f-doc.w2'] ul.files\").textContent.includes('W-2 Acme.pdf')",
+    )
+    .await;
+    expect_text(&text_of(&c).await, "Your file was received.");
+    save_screenshot(&c, "gather-phone.png").await;
+    assert_eq!(
+        portal.query_i64("SELECT count(*) FROM task_files WHERE field_id = 'doc.w2'"),
+        1
+    );
+    c.goto(&format!("{}/documents", portal.url)).await.unwrap();
+    wait_for(&c, "main").await;
+    expect_text(&text_of(&c).await, "W-2 Acme.pdf");
     portal.stop().await;
 }

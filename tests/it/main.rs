@@ -24,3 +24,5 @@ mod plugins;
 mod search_ranking;
 mod security;
 mod staff;
+mod tasks;
+mod tasks_plugins;

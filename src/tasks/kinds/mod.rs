@@ -6,7 +6,40 @@
 //! Every call is blocking (a plugin runs synchronously under its own time
 //! limit): call these from `spawn_blocking`.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
+
+use crate::state::AppState;
+
+pub mod exchange;
+pub mod plugin;
+
+/// Every task type staff can assign: the built-in Exchange, then each loaded plugin.
+pub fn available(state: &AppState) -> Vec<Arc<dyn TaskKind>> {
+    let mut kinds: Vec<Arc<dyn TaskKind>> = vec![Arc::new(exchange::Exchange)];
+    kinds.extend(plugin::available(state));
+    #[cfg(test)]
+    kinds.extend(
+        TEST_KINDS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned(),
+    );
+    kinds
+}
+
+/// Kinds the engine's unit tests add (each test its own id).
+#[cfg(test)]
+pub static TEST_KINDS: std::sync::Mutex<Vec<Arc<dyn TaskKind>>> = std::sync::Mutex::new(Vec::new());
+
+/// The task type with this id, if it is available now.
+pub fn find(state: &AppState, type_id: &str) -> Option<Arc<dyn TaskKind>> {
+    available(state)
+        .into_iter()
+        .find(|k| k.info().id == type_id)
+}
 
 /// Who a task type is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
