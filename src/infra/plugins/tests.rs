@@ -317,3 +317,20 @@ fn compiled_copies_no_file_needs_are_removed_at_load() {
     );
     good_still_works(host.find("control").unwrap());
 }
+
+/// Interface 0.1.0 is published: plugins are built against this exact text.
+/// A change to it must be a new version beside it (`plugins/wit/v0.2/`),
+/// never an edit — this test fails on any edit, whitespace included.
+#[test]
+fn the_published_0_1_contract_never_changes() {
+    use sha2::{Digest, Sha256};
+    const PUBLISHED_0_1: &str = "5fa080e223aae1180ccd250ee13b4b626011b40f98e4fd61a45d8edf73e8bb79";
+    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/wit/v0.1/task.wit");
+    let text = std::fs::read(&wit).unwrap();
+    assert_eq!(
+        hex::encode(Sha256::digest(&text)),
+        PUBLISHED_0_1,
+        "plugins/wit/v0.1/task.wit changed: publish a new version beside it instead"
+    );
+    assert!(String::from_utf8(text).unwrap().contains("package portal:task@0.1.0;"));
+}
