@@ -29,6 +29,12 @@ pub fn portal(config: &Path) -> Command {
     c.arg("--config")
         .arg(config)
         .env("PORTAL_LOG__LEVEL", "warn");
+    // The benchmarks' own settings are not the server's configuration.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PORTAL_BENCH_") {
+            c.env_remove(name);
+        }
+    }
     c
 }
 
