@@ -7,6 +7,7 @@
 //! kept for questions the questionnaire does not have (it has about 140).
 
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,7 @@ pub fn run(plugins: &Path) {
     rt.block_on(measure(plugins, &organizer));
 }
 
+/// Sets up the server, staff, the task and its answers; prints the figures.
 async fn measure(plugins: &Path, organizer: &Path) {
     let work = tempfile::tempdir().unwrap();
     let (settings, fields) = organizer_fields(organizer, work.path());
@@ -188,7 +190,6 @@ async fn staff_signed_in(server: &Server, config: &Path) -> reqwest::Client {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    use std::io::Write;
     add.stdin
         .take()
         .unwrap()
