@@ -38,6 +38,14 @@ pub fn portal(config: &Path) -> Command {
     c
 }
 
+/// The machine's load averages (1, 5, 15 minutes): other work on the machine
+/// shows in the tail latencies, so the figures are read beside it.
+pub fn load_average() -> String {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let figures: Vec<&str> = loadavg.split_whitespace().take(3).collect();
+    format!("load average {}", figures.join(" "))
+}
+
 /// The access code in the newest of more than `after` mails in `outbox`, and the count.
 fn latest_code(outbox: &Path, after: usize) -> (String, usize) {
     let re = regex::Regex::new(r"access code is: (\d{6})").unwrap();

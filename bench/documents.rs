@@ -46,8 +46,9 @@ async fn main() {
         size_mb, docs
     );
     println!(
-        "machine: {} cores",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        "machine: {} cores; {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        common::load_average()
     );
 
     let bytes = size_mb * 1024 * 1024;

@@ -53,8 +53,9 @@ fn main() {
     let found = copy_plugins(&dir, &plugins);
     println!("# Portal plugin benchmarks");
     println!(
-        "machine: {} cores; plugins from {} ({found} found) plus the WAT control plugin",
+        "machine: {} cores, {}; plugins from {} ({found} found) plus the WAT control plugin",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
+        page::load_average(),
         dir.display()
     );
     if found == 0 {

@@ -16,6 +16,7 @@ use portal::infra::plugins::{Limits, Runtime};
 
 #[path = "common.rs"]
 mod common;
+pub use common::load_average;
 use common::{Server, browser, csrf_in, portal};
 
 const REQUESTS: usize = 200;
@@ -71,7 +72,10 @@ async fn measure(plugins: &Path, organizer: &Path) {
 
 /// Times the client's task page and the autosave of one answer to `field`.
 async fn time_page(server: &Server, task: &str, field: &str, answers: i64) {
-    println!("with {answers} stored answers:");
+    println!(
+        "with {answers} stored answers ({}):",
+        common::load_average()
+    );
     let page = server.at(&format!("/tasks/{task}"));
     let gets = timed(REQUESTS, |_| async {
         let r = server.http.get(&page).send().await.unwrap();
