@@ -18,11 +18,14 @@
 )]
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+
+#[path = "common.rs"]
+mod common;
+use common::Server;
 
 const MB: f64 = 1024.0 * 1024.0;
 
@@ -43,8 +46,9 @@ async fn main() {
         size_mb, docs
     );
     println!(
-        "machine: {} cores",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        "machine: {} cores; {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        common::load_average()
     );
 
     let bytes = size_mb * 1024 * 1024;
@@ -60,7 +64,11 @@ async fn main() {
     println!("disk+encryption, read     {limit_read:8.1} MB/s");
 
     println!("\n## Through the HTTP server");
-    let server = Server::start(dir.path()).await;
+    let server = Server::start(
+        dir.path(),
+        "[documents]\nmax_file_mb = 8192\nclient_quota_mb = 16384\n",
+    )
+    .await;
     let (up, down, rss) = server.transfer(bytes).await;
     println!(
         "upload                    {up:8.1} MB/s  (target >= {:.1}, half the write limit)",
@@ -125,167 +133,7 @@ fn encryption_rate(bytes: usize) -> f64 {
     bytes as f64 / MB / started.elapsed().as_secs_f64()
 }
 
-struct Server {
-    child: Child,
-    url: String,
-    http: reqwest::Client,
-    csrf: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn portal(config: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_portal"));
-    c.arg("--config")
-        .arg(config)
-        .env("PORTAL_LOG__LEVEL", "warn");
-    c
-}
-
-fn latest_code(outbox: &Path, after: usize) -> (String, usize) {
-    let re = regex::Regex::new(r"access code is: (\d{6})").unwrap();
-    for _ in 0..500 {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(outbox)
-            .map(|d| {
-                d.map(|e| e.unwrap().path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        files.sort();
-        if files.len() > after {
-            let text = std::fs::read_to_string(files.last().unwrap())
-                .unwrap()
-                .replace("=\r\n", "");
-            if let Some(c) = re.captures(&text) {
-                return (c[1].to_string(), files.len());
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("no access code arrived in {}", outbox.display());
-}
-
-/// The CSRF token in the page at `page_url`.
-async fn csrf_on(http: &reqwest::Client, page_url: &str) -> String {
-    let body = http
-        .get(page_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    regex::Regex::new(r#"name="csrf" value="([^"]+)""#)
-        .unwrap()
-        .captures(&body)
-        .unwrap()[1]
-        .to_string()
-}
-
 impl Server {
-    /// Starts `portal serve` on a free port and signs a client in through the real pages.
-    async fn start(dir: &Path) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let data = dir.join("data");
-        let config = dir.join("portal.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\
-                 [storage]\ndata_dir = \"{}\"\n[documents]\nmax_file_mb = 8192\nclient_quota_mb = 16384\n\
-                 [security]\nargon2_memory_kib = 64\nargon2_iterations = 1\n",
-                data.display()
-            ),
-        )
-        .unwrap();
-        let status = portal(&config)
-            .args([
-                "client",
-                "add",
-                "--name",
-                "Bench Client",
-                "--email",
-                "bench@example.com",
-            ])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let child = portal(&config)
-            .arg("serve")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::builder()
-            .cookie_store(true)
-            .build()
-            .unwrap();
-        for _ in 0..500 {
-            if http.get(format!("{url}/healthz")).send().await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let csrf = csrf_on(&http, &format!("{url}/signup")).await;
-        let outbox = data.join("outbox");
-        let seen = std::fs::read_dir(&outbox).map(|d| d.count()).unwrap_or(0);
-        let post = |path: &str, fields: Vec<(&str, String)>| {
-            let mut form = fields;
-            form.push(("csrf", csrf.clone()));
-            http.post(format!("{url}{path}")).form(&form).send()
-        };
-        post(
-            "/signup",
-            vec![
-                ("name", "Bench".into()),
-                ("email", "bench@example.com".into()),
-            ],
-        )
-        .await
-        .unwrap();
-        let (code, seen) = latest_code(&outbox, seen);
-        post("/signup/verify", vec![("code", code)]).await.unwrap();
-        post(
-            "/signup/pin",
-            vec![("pin", "482913".into()), ("confirm", "482913".into())],
-        )
-        .await
-        .unwrap();
-        post("/signin", vec![("email", "bench@example.com".into())])
-            .await
-            .unwrap();
-        post("/signin/pin", vec![("pin", "482913".into())])
-            .await
-            .unwrap();
-        let (code, _) = latest_code(&outbox, seen);
-        let home = post("/signin/code", vec![("code", code)]).await.unwrap();
-        assert_eq!(home.url().path(), "/", "signed in");
-        // Signing in gives the browser a new id, and forms a token bound to the session.
-        let csrf = csrf_on(&http, &format!("{url}/documents/send")).await;
-        Server {
-            child,
-            url,
-            http,
-            csrf,
-        }
-    }
-
-    /// The portal's URL of `path`.
-    fn at(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
-    }
-
     fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
