@@ -55,6 +55,21 @@ async fn multipart(
     b.raw(b.http().post(b.url(path)).multipart(form)).await
 }
 
+/// Posts a multipart form (with its CSRF token) that must be refused: 422,
+/// with `why` on the page.
+async fn refused(
+    b: &Browser,
+    path: &str,
+    texts: &[(&str, &str)],
+    files: &[(&str, &[u8])],
+    why: &str,
+) {
+    let raw = multipart(b, path, texts, files, true).await;
+    assert_eq!(raw.status, 422, "{path}");
+    let page = text(&raw);
+    assert!(page.contains(why), "{why:?} missing from\n{page}");
+}
+
 pub fn text(raw: &Raw) -> String {
     String::from_utf8_lossy(&raw.body).into_owned()
 }
@@ -220,16 +235,14 @@ async fn exchange_from_assignment_through_attachments_to_reopen_and_cancel() {
     home.expect("Completed Tasks")
         .expect("View")
         .expect("Nothing to do right now");
-    let closed = multipart(
+    refused(
         &jane,
         &format!("/tasks/{task}/messages"),
         &[("body", "one more")],
         &[],
-        true,
+        "This conversation is closed.",
     )
     .await;
-    assert_eq!(closed.status, 422);
-    assert!(text(&closed).contains("This conversation is closed."));
     assert_eq!(portal.query_i64("SELECT count(*) FROM task_messages"), 3);
 
     // Staff reopen with a message: the client is emailed it and can write again.
@@ -450,48 +463,37 @@ async fn an_empty_message_or_a_refused_file_is_explained() {
     let staff = staff_browser(&portal).await;
     let task = assign_exchange(&staff, &portal.client_id(JANE), "Thread", "Hello").await;
     jane.get(&format!("/tasks/{task}")).await;
-    let empty = multipart(
-        &jane,
-        &format!("/tasks/{task}/messages"),
-        &[("body", " ")],
-        &[],
-        true,
-    )
-    .await;
-    assert_eq!(empty.status, 422);
-    assert!(text(&empty).contains("Write a message or attach a file."));
+    let (messages, upload) = (
+        format!("/tasks/{task}/messages"),
+        format!("/tasks/{task}/upload"),
+    );
     let long = "x".repeat(10_001);
-    let too_long = multipart(
-        &jane,
-        &format!("/tasks/{task}/messages"),
-        &[("body", &long)],
-        &[("a.pdf", b"%PDF-1.4 a")],
-        true,
-    )
-    .await;
-    assert_eq!(too_long.status, 422);
-    assert!(text(&too_long).contains("at most 10000 characters"));
-    let zero = multipart(
-        &jane,
-        &format!("/tasks/{task}/messages"),
-        &[("body", "hi")],
-        &[("empty.pdf", b"")],
-        true,
-    )
-    .await;
-    assert_eq!(zero.status, 422);
-    assert!(text(&zero).contains("empty.pdf is empty"));
-    // An Exchange has no questions to upload against.
-    let upload = multipart(
-        &jane,
-        &format!("/tasks/{task}/upload"),
-        &[("field", "message")],
-        &[("a.pdf", b"%PDF-1.4 a")],
-        true,
-    )
-    .await;
-    assert_eq!(upload.status, 422);
-    assert!(text(&upload).contains("Choose a question that asks for a file."));
+    let pdf: &[(&str, &[u8])] = &[("a.pdf", b"%PDF-1.4 a")];
+    let cases: [(&str, (&str, &str), &[(&str, &[u8])], &str); 4] = [
+        (
+            &messages,
+            ("body", " "),
+            &[],
+            "Write a message or attach a file.",
+        ),
+        (&messages, ("body", &long), pdf, "at most 10000 characters"),
+        (
+            &messages,
+            ("body", "hi"),
+            &[("empty.pdf", b"")],
+            "empty.pdf is empty",
+        ),
+        // An Exchange has no questions to upload against.
+        (
+            &upload,
+            ("field", "message"),
+            pdf,
+            "Choose a question that asks for a file.",
+        ),
+    ];
+    for (path, field, files, why) in cases {
+        refused(&jane, path, &[field], files, why).await;
+    }
     assert_eq!(portal.query_i64("SELECT count(*) FROM documents"), 0);
     assert_eq!(portal.query_i64("SELECT count(*) FROM task_messages"), 1);
     portal.stop().await;
@@ -515,9 +517,14 @@ async fn a_client_cannot_flood_the_firm_with_messages() {
         .await;
         assert_eq!(sent.status, 200, "{i}: {}", text(&sent));
     }
-    let refused = multipart(&jane, &path, &[("body", "one too many")], &[], true).await;
-    assert_eq!(refused.status, 422);
-    assert!(text(&refused).contains("You have sent 30 messages in the last hour"));
+    refused(
+        &jane,
+        &path,
+        &[("body", "one too many")],
+        &[],
+        "You have sent 30 messages in the last hour",
+    )
+    .await;
     assert_eq!(portal.query_i64("SELECT count(*) FROM task_messages"), 31);
     portal.stop().await;
 }

@@ -87,10 +87,7 @@ pub async fn page(
     who: ClientSession,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let task = tasks::for_client(state, who.client.id, &id).await?;
-    if task.state == tasks::state::CANCELLED {
-        return Err(AppError::NotFound);
-    }
+    let task = own_task(state, &who, &id).await?;
     tasks::opened(state, &who.client, &task).await?;
     task_page(req, state, &who, &task, &[], None).await
 }
@@ -234,11 +231,11 @@ pub async fn upload(
             }
         }
         let Some(f) = &field else { break Ok(()) };
-        let sent = answers::upload(
+        let sent = answers::store_file(
             state,
             &who.client,
             &task,
-            f,
+            Some(&f.id),
             &name,
             stream_of(part),
             &visitor,
