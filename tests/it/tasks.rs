@@ -55,6 +55,9 @@ async fn multipart(
     b.raw(b.http().post(b.url(path)).multipart(form)).await
 }
 
+/// Files for a multipart form: (name, content).
+type Files<'a> = &'a [(&'a str, &'a [u8])];
+
 /// Posts a multipart form (with its CSRF token) that must be refused: 422,
 /// with `why` on the page.
 async fn refused(
@@ -68,6 +71,15 @@ async fn refused(
     assert_eq!(raw.status, 422, "{path}");
     let page = text(&raw);
     assert!(page.contains(why), "{why:?} missing from\n{page}");
+}
+
+/// The client posts a message (and files) in a task's Exchange; it must be
+/// sent. Returns the page.
+async fn message_sent(b: &Browser, task: &str, body: &str, files: &[(&str, &[u8])]) -> String {
+    let path = format!("/tasks/{task}/messages");
+    let sent = multipart(b, &path, &[("body", body)], files, true).await;
+    assert_eq!(sent.status, 200, "{}", text(&sent));
+    text(&sent)
 }
 
 pub fn text(raw: &Raw) -> String {
@@ -168,17 +180,15 @@ async fn exchange_from_assignment_through_attachments_to_reopen_and_cancel() {
     jane.get("/").await.expect("Continue");
 
     // The client answers with an attachment: it lands in Documents, staff hear of it.
-    let reply = multipart(
+    let reply = message_sent(
         &jane,
-        &format!("/tasks/{task}/messages"),
-        &[("body", "Yes, see the statement.")],
+        &task,
+        "Yes, see the statement.",
         &[("1099-B.pdf", &pdf_with_text("Proceeds 1234"))],
-        true,
     )
     .await;
-    assert_eq!(reply.status, 200, "{}", text(&reply));
-    assert!(text(&reply).contains("Your message was sent"));
-    assert!(text(&reply).contains("1099-B.pdf"));
+    assert!(reply.contains("Your message was sent"));
+    assert!(reply.contains("1099-B.pdf"));
     jane.get("/documents")
         .await
         .expect("1099-B.pdf")
@@ -306,15 +316,7 @@ async fn another_client_gets_404_for_a_task_its_posts_and_its_files() {
         "Hello Jane",
     )
     .await;
-    let sent = multipart(
-        &jane,
-        &format!("/tasks/{task}/messages"),
-        &[("body", "private")],
-        &[("w2.pdf", b"%PDF-1.4 jane")],
-        true,
-    )
-    .await;
-    assert_eq!(sent.status, 200, "{}", text(&sent));
+    message_sent(&jane, &task, "private", &[("w2.pdf", b"%PDF-1.4 jane")]).await;
     let doc = portal.query_text(
         "SELECT d.public_id FROM documents d JOIN task_files f ON f.document_id = d.id",
     );
@@ -439,15 +441,7 @@ async fn a_task_and_its_thread_survive_a_restart() {
     )
     .await;
     jane.get(&format!("/tasks/{task}")).await;
-    let sent = multipart(
-        &jane,
-        &format!("/tasks/{task}/messages"),
-        &[("body", "Mine too")],
-        &[],
-        true,
-    )
-    .await;
-    assert_eq!(sent.status, 200, "{}", text(&sent));
+    message_sent(&jane, &task, "Mine too", &[]).await;
     let portal = portal.restart_on_same_address().await;
     jane.get(&format!("/tasks/{task}"))
         .await
@@ -468,8 +462,8 @@ async fn an_empty_message_or_a_refused_file_is_explained() {
         format!("/tasks/{task}/upload"),
     );
     let long = "x".repeat(10_001);
-    let pdf: &[(&str, &[u8])] = &[("a.pdf", b"%PDF-1.4 a")];
-    let cases: [(&str, (&str, &str), &[(&str, &[u8])], &str); 4] = [
+    let pdf: Files = &[("a.pdf", b"%PDF-1.4 a")];
+    let cases: [(&str, (&str, &str), Files, &str); 4] = [
         (
             &messages,
             ("body", " "),
