@@ -297,6 +297,17 @@ impl World {
     }
 }
 
+/// The save showed the kind's failure, and it mentions `why`.
+#[track_caller]
+fn assert_failure(saved: &answers::Saved, why: &str) {
+    let failure = saved
+        .rendered
+        .failure
+        .as_deref()
+        .expect("a failure is shown");
+    assert!(failure.contains(why), "{failure}");
+}
+
 #[tokio::test]
 async fn hidden_answers_are_kept_but_never_submitted() {
     let w = world("quiz-hidden").await;
@@ -395,13 +406,7 @@ async fn a_failing_kind_never_loses_what_was_typed() {
             ],
         )
         .await;
-    assert!(
-        saved
-            .rendered
-            .failure
-            .unwrap()
-            .contains("quiz ran out of time")
-    );
+    assert_failure(&saved, "quiz ran out of time");
     assert!(
         saved.rendered.view.is_some(),
         "the last good view is still shown"
@@ -520,13 +525,7 @@ async fn a_task_whose_type_is_gone_keeps_its_answers_and_says_so() {
     let saved = w
         .save(&task, &[("f", "married"), ("v:married", "no")])
         .await;
-    assert!(
-        saved
-            .rendered
-            .failure
-            .unwrap()
-            .contains("is not installed right now")
-    );
+    assert_failure(&saved, "is not installed right now");
     assert_eq!(
         w.value(&task, "married").await,
         Some(Value::Flag(false)),

@@ -55,6 +55,15 @@ async fn multipart(
     b.raw(b.http().post(b.url(path)).multipart(form)).await
 }
 
+/// A portal with Jane signed in, staff signed in, and an Exchange staff
+/// assigned to Jane: (portal, jane, staff, the task's id).
+async fn jane_with_exchange(title: &str, message: &str) -> (TestPortal, Browser, Browser, String) {
+    let (portal, jane) = TestPortal::with_jane().await;
+    let staff = staff_browser(&portal).await;
+    let task = assign_exchange(&staff, &portal.client_id(JANE), title, message).await;
+    (portal, jane, staff, task)
+}
+
 /// Files for a multipart form: (name, content).
 type Files<'a> = &'a [(&'a str, &'a [u8])];
 
@@ -307,15 +316,7 @@ async fn exchange_from_assignment_through_attachments_to_reopen_and_cancel() {
 
 #[tokio::test]
 async fn another_client_gets_404_for_a_task_its_posts_and_its_files() {
-    let (portal, jane) = TestPortal::with_jane().await;
-    let staff = staff_browser(&portal).await;
-    let task = assign_exchange(
-        &staff,
-        &portal.client_id(JANE),
-        "Jane's thread",
-        "Hello Jane",
-    )
-    .await;
+    let (portal, jane, staff, task) = jane_with_exchange("Jane's thread", "Hello Jane").await;
     message_sent(&jane, &task, "private", &[("w2.pdf", b"%PDF-1.4 jane")]).await;
     let doc = portal.query_text(
         "SELECT d.public_id FROM documents d JOIN task_files f ON f.document_id = d.id",
@@ -431,15 +432,7 @@ async fn every_task_post_needs_the_csrf_token() {
 
 #[tokio::test]
 async fn a_task_and_its_thread_survive_a_restart() {
-    let (portal, jane) = TestPortal::with_jane().await;
-    let staff = staff_browser(&portal).await;
-    let task = assign_exchange(
-        &staff,
-        &portal.client_id(JANE),
-        "Kept",
-        "Before the restart",
-    )
-    .await;
+    let (portal, jane, _staff, task) = jane_with_exchange("Kept", "Before the restart").await;
     jane.get(&format!("/tasks/{task}")).await;
     message_sent(&jane, &task, "Mine too", &[]).await;
     let portal = portal.restart_on_same_address().await;
@@ -453,9 +446,7 @@ async fn a_task_and_its_thread_survive_a_restart() {
 
 #[tokio::test]
 async fn an_empty_message_or_a_refused_file_is_explained() {
-    let (portal, jane) = TestPortal::with_jane().await;
-    let staff = staff_browser(&portal).await;
-    let task = assign_exchange(&staff, &portal.client_id(JANE), "Thread", "Hello").await;
+    let (portal, jane, _staff, task) = jane_with_exchange("Thread", "Hello").await;
     jane.get(&format!("/tasks/{task}")).await;
     let (messages, upload) = (
         format!("/tasks/{task}/messages"),
@@ -495,9 +486,7 @@ async fn an_empty_message_or_a_refused_file_is_explained() {
 
 #[tokio::test]
 async fn a_client_cannot_flood_the_firm_with_messages() {
-    let (portal, jane) = TestPortal::with_jane().await;
-    let staff = staff_browser(&portal).await;
-    let task = assign_exchange(&staff, &portal.client_id(JANE), "Thread", "Hello").await;
+    let (portal, jane, _staff, task) = jane_with_exchange("Thread", "Hello").await;
     jane.get(&format!("/tasks/{task}")).await;
     let path = format!("/tasks/{task}/messages");
     for i in 0..30 {
