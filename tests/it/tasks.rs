@@ -316,7 +316,7 @@ async fn exchange_from_assignment_through_attachments_to_reopen_and_cancel() {
 
 #[tokio::test]
 async fn another_client_gets_404_for_a_task_its_posts_and_its_files() {
-    let (portal, jane, staff, task) = jane_with_exchange("Jane's thread", "Hello Jane").await;
+    let (portal, jane, _staff, task) = jane_with_exchange("Jane's thread", "Hello Jane").await;
     message_sent(&jane, &task, "private", &[("w2.pdf", b"%PDF-1.4 jane")]).await;
     let doc = portal.query_text(
         "SELECT d.public_id FROM documents d JOIN task_files f ON f.document_id = d.id",
