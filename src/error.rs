@@ -30,6 +30,18 @@ impl AppError {
     }
 }
 
+/// The one row `find` looks up on a read connection, or 404 when there is none
+/// (a missing id and another client's id look the same).
+pub async fn read_or_404<T, F>(db: &crate::infra::db::Db, find: F) -> AppResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<Option<T>> + Send + 'static,
+{
+    db.read(move |conn| find(conn).map_err(DbError::from))
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
 impl From<crate::infra::web::csrf::CsrfRejected> for AppError {
     fn from(e: crate::infra::web::csrf::CsrfRejected) -> Self {
         AppError::Forbidden(e.to_string())

@@ -17,7 +17,7 @@ pub mod upload;
 
 use serde::Serialize;
 
-use crate::error::{AppError, AppResult, UserFacing};
+use crate::error::{AppError, AppResult, UserFacing, read_or_404};
 use crate::ids::ClientId;
 use crate::infra::db::DbError;
 use crate::state::AppState;
@@ -258,21 +258,16 @@ pub async fn for_client(
     public_id: &str,
 ) -> AppResult<Document> {
     let id = public_id.to_string();
-    state
-        .db
-        .read(move |conn| repo::for_client(conn, client_id, &id).map_err(DbError::from))
-        .await?
-        .ok_or(AppError::NotFound)
+    read_or_404(&state.db, move |conn| {
+        repo::for_client(conn, client_id, &id)
+    })
+    .await
 }
 
 /// Any document, for staff.
 pub async fn by_public_id(state: &AppState, public_id: &str) -> AppResult<Document> {
     let id = public_id.to_string();
-    state
-        .db
-        .read(move |conn| repo::by_public_id(conn, &id).map_err(DbError::from))
-        .await?
-        .ok_or(AppError::NotFound)
+    read_or_404(&state.db, move |conn| repo::by_public_id(conn, &id)).await
 }
 
 /// Folders a client can send files to: the configured ones, then its own.

@@ -64,7 +64,8 @@ pub async fn clients(
     staff_page(req, state, &who, "staff/clients.html", StatusCode::OK, ctx)
 }
 
-async fn client_or_404(state: &AppState, id: &str) -> AppResult<Client> {
+/// A client by its public id, for staff; 404 when there is none.
+pub(crate) async fn client_or_404(state: &AppState, id: &str) -> AppResult<Client> {
     invite::client_by_public_id(state, id)
         .await
         .map_err(bad_request)?

@@ -202,23 +202,6 @@ pub async fn upload_field(state: &AppState, task: &Task, field: &str) -> TaskRes
     Ok(f.clone())
 }
 
-/// A file sent against an upload question: it lands in the client's Documents,
-/// tagged with the task and question, and becomes (part of) the answer.
-pub async fn upload<S>(
-    state: &AppState,
-    client: &Client,
-    task: &Task,
-    field: &Field,
-    name: &str,
-    body: S,
-    visitor: &Visitor,
-) -> TaskResult<Document>
-where
-    S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
-{
-    store_file(state, client, task, Some(&field.id), name, body, visitor).await
-}
-
 /// Stores a file the client sent for `task` in its Documents, tagged with the
 /// task and, for a question's upload, the question (whose answer it joins).
 pub async fn store_file<S>(

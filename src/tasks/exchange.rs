@@ -2,18 +2,13 @@
 //! firm, with attachments that land in the client's Documents. A new message
 //! tells the other side: the client by email, staff in the inbox and by email.
 
-use bytes::Bytes;
-use futures_util::Stream;
-
 use super::flow::By;
 use super::kinds::exchange::ID;
 use super::{Task, TaskError, TaskResult, notify, refused, repo};
 use crate::accounts::Client;
-use crate::documents::Document;
 use crate::documents::publish::{self, Publication, Received};
 use crate::firm::Staff;
 use crate::ids::DocumentId;
-use crate::infra::web::Visitor;
 use crate::state::AppState;
 
 pub const MAX_MESSAGE: usize = 10_000;
@@ -38,22 +33,6 @@ pub fn check_body(body: &str) -> TaskResult<()> {
         ));
     }
     Ok(())
-}
-
-/// An attachment from the client, stored before its message is posted.
-pub async fn attach<S>(
-    state: &AppState,
-    client: &Client,
-    task: &Task,
-    name: &str,
-    body: S,
-    visitor: &Visitor,
-) -> TaskResult<Document>
-where
-    S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
-{
-    check_open(task)?;
-    super::answers::store_file(state, client, task, None, name, body, visitor).await
 }
 
 /// Files staff attach to a reply: published into the client's Documents

@@ -21,7 +21,7 @@ pub mod views;
 
 use std::sync::Arc;
 
-use crate::error::{AppError, AppResult, UserFacing};
+use crate::error::{AppError, AppResult, UserFacing, read_or_404};
 use crate::ids::ClientId;
 use crate::infra::db::DbError;
 use crate::state::AppState;
@@ -98,21 +98,16 @@ pub mod state {
 /// another client's id.
 pub async fn for_client(state: &AppState, client_id: ClientId, public_id: &str) -> AppResult<Task> {
     let id = public_id.to_string();
-    state
-        .db
-        .read(move |conn| repo::for_client(conn, client_id, &id).map_err(DbError::from))
-        .await?
-        .ok_or(AppError::NotFound)
+    read_or_404(&state.db, move |conn| {
+        repo::for_client(conn, client_id, &id)
+    })
+    .await
 }
 
 /// Any task, for staff.
 pub async fn by_public_id(state: &AppState, public_id: &str) -> AppResult<Task> {
     let id = public_id.to_string();
-    state
-        .db
-        .read(move |conn| repo::by_public_id(conn, &id).map_err(DbError::from))
-        .await?
-        .ok_or(AppError::NotFound)
+    read_or_404(&state.db, move |conn| repo::by_public_id(conn, &id)).await
 }
 
 pub async fn list_for_client(state: &AppState, client_id: ClientId) -> AppResult<Vec<Task>> {

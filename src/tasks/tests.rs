@@ -26,6 +26,14 @@ struct Quiz {
     prior: Mutex<Vec<Answer>>,
 }
 
+impl Quiz {
+    /// The fields of the answers the last submit handed to the kind.
+    fn submitted_fields(&self) -> Vec<String> {
+        let submitted = self.submitted.lock().unwrap();
+        submitted.iter().map(|a| a.field.clone()).collect()
+    }
+}
+
 fn called<T>(result: Result<T, KindError>) -> Called<T> {
     Called {
         result,
@@ -242,6 +250,12 @@ impl World {
             .unwrap()
     }
 
+    /// Saves one answer: `field` = `value`.
+    async fn answer(&self, task: &Task, field: &str, value: &str) -> answers::Saved {
+        self.save(task, &[("f", field), (&format!("v:{field}"), value)])
+            .await
+    }
+
     async fn value(&self, task: &Task, field: &str) -> Option<Value> {
         super::stored_answers(&self.state, task)
             .await
@@ -262,11 +276,11 @@ impl World {
             ip: String::new(),
             user_agent: String::new(),
         };
-        answers::upload(
+        answers::store_file(
             &self.state,
             &self.client,
             &task,
-            &field,
+            Some(&field.id),
             "w2.pdf",
             body,
             &visitor,
@@ -283,22 +297,31 @@ impl World {
     }
 }
 
+/// The save showed the kind's failure, and it mentions `why`.
+#[track_caller]
+fn assert_failure(saved: &answers::Saved, why: &str) {
+    let failure = saved
+        .rendered
+        .failure
+        .as_deref()
+        .expect("a failure is shown");
+    assert!(failure.contains(why), "{failure}");
+}
+
 #[tokio::test]
 async fn hidden_answers_are_kept_but_never_submitted() {
     let w = world("quiz-hidden").await;
     let task = w.assign().await;
-    w.save(&task, &[("f", "married"), ("v:married", "yes")])
-        .await;
-    w.save(&task, &[("f", "spouse"), ("v:spouse", "Sam")]).await;
-    w.save(&task, &[("f", "married"), ("v:married", "no")])
-        .await;
+    w.answer(&task, "married", "yes").await;
+    w.answer(&task, "spouse", "Sam").await;
+    w.answer(&task, "married", "no").await;
     // Spouse is hidden now: kept, not destroyed.
     assert_eq!(
         w.value(&task, "spouse").await,
         Some(Value::Text("Sam".into()))
     );
     // A post naming a hidden field cannot change it.
-    w.save(&task, &[("f", "spouse"), ("v:spouse", "")]).await;
+    w.answer(&task, "spouse", "").await;
     assert_eq!(
         w.value(&task, "spouse").await,
         Some(Value::Text("Sam".into()))
@@ -307,14 +330,7 @@ async fn hidden_answers_are_kept_but_never_submitted() {
         .await;
     let submitted = w.submit(&task).await.unwrap();
     assert_eq!(submitted.state, state::AWAITING_REVIEW);
-    let fields: Vec<String> = w
-        .quiz
-        .submitted
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|a| a.field.clone())
-        .collect();
+    let fields = w.quiz.submitted_fields();
     assert_eq!(
         fields,
         ["married", "w2"],
@@ -345,8 +361,7 @@ async fn progress_is_the_last_render_and_required_questions_block_submit() {
             .unwrap_err()
             .contains("Please answer these before you submit: married; w2")
     );
-    w.save(&task, &[("f", "married"), ("v:married", "yes")])
-        .await;
+    w.answer(&task, "married", "yes").await;
     let t = w.task(&task).await;
     assert_eq!(
         (t.progress_done, t.progress_total),
@@ -391,13 +406,7 @@ async fn a_failing_kind_never_loses_what_was_typed() {
             ],
         )
         .await;
-    assert!(
-        saved
-            .rendered
-            .failure
-            .unwrap()
-            .contains("quiz ran out of time")
-    );
+    assert_failure(&saved, "quiz ran out of time");
     assert!(
         saved.rendered.view.is_some(),
         "the last good view is still shown"
@@ -431,8 +440,7 @@ async fn a_failing_kind_never_loses_what_was_typed() {
 async fn a_returned_item_goes_back_and_accepting_every_item_completes() {
     let w = world("quiz-review").await;
     let task = w.assign().await;
-    w.save(&task, &[("f", "married"), ("v:married", "no")])
-        .await;
+    w.answer(&task, "married", "no").await;
     w.upload_w2(&task, b"%PDF-1.4 last year").await;
     assert!(matches!(w.value(&task, "w2").await, Some(Value::Files(f)) if f.len() == 1));
     w.submit(&task).await.unwrap();
@@ -484,8 +492,7 @@ async fn a_returned_item_goes_back_and_accepting_every_item_completes() {
 async fn last_years_answers_reach_the_kind_as_prior_answers() {
     let w = world("quiz-prior").await;
     let last_year = w.assign_for("2024").await;
-    w.save(&last_year, &[("f", "married"), ("v:married", "yes")])
-        .await;
+    w.answer(&last_year, "married", "yes").await;
     let task = w.assign().await;
     super::render(&w.state, &w.task(&task).await).await.unwrap();
     let prior = w.quiz.prior.lock().unwrap().clone();
@@ -510,8 +517,7 @@ async fn a_kind_that_cannot_render_is_not_assigned() {
 async fn a_task_whose_type_is_gone_keeps_its_answers_and_says_so() {
     let w = world("quiz-gone").await;
     let task = w.assign().await;
-    w.save(&task, &[("f", "married"), ("v:married", "yes")])
-        .await;
+    w.answer(&task, "married", "yes").await;
     super::kinds::TEST_KINDS
         .lock()
         .unwrap()
@@ -519,13 +525,7 @@ async fn a_task_whose_type_is_gone_keeps_its_answers_and_says_so() {
     let saved = w
         .save(&task, &[("f", "married"), ("v:married", "no")])
         .await;
-    assert!(
-        saved
-            .rendered
-            .failure
-            .unwrap()
-            .contains("is not installed right now")
-    );
+    assert_failure(&saved, "is not installed right now");
     assert_eq!(
         w.value(&task, "married").await,
         Some(Value::Flag(false)),
@@ -548,7 +548,7 @@ async fn answers_survive_a_restart() {
         ],
     )
     .await;
-    w.save(&task, &[("f", "spouse"), ("v:spouse", "Sam")]).await;
+    w.answer(&task, "spouse", "Sam").await;
     let config = (*w.state.config).clone();
     let World { state, _dir, .. } = w;
     drop(state);

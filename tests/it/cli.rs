@@ -224,12 +224,7 @@ fn theme_check_passes_the_default_theme_and_names_each_broken_file_and_line() {
         .args(["theme", "check"])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&clean.stdout);
-    assert!(
-        clean.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&clean.stderr)
-    );
+    let stdout = succeeded(&clean);
     assert!(stdout.contains("No problems found"), "{stdout}");
     assert!(
         !dir.path().join("data").exists(),

@@ -1030,15 +1030,17 @@ pub const ADD_JANE: [&str; 6] = [
     "jane@example.com",
 ];
 
-/// Asserts that a command exited 0 (showing its stderr if not); returns its stdout.
+/// Asserts that a command exited 0 (showing its stdout and stderr if not);
+/// returns its stdout.
 #[track_caller]
 pub fn succeeded(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "{}",
+        "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    stdout
 }
 
 /// Starts `portal serve` in `dir`; returns it and the first line it printed.

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::common::{TestPortal, portal_binary as portal};
+use crate::common::{TestPortal, portal_binary as portal, succeeded};
 
 /// A fixture from tests/fixtures/plugins as a `.wasm` file in `dir`.
 fn install(dir: &Path, name: &str) -> std::path::PathBuf {
@@ -91,8 +91,7 @@ fn plugin_list_shows_loaded_plugins_and_failures() {
         .args(["plugin", "list"])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = succeeded(&out);
     assert!(
         text.contains("control \"Control plugin\" 1.0.0 (interface 0.1.0) from "),
         "{text}"

@@ -55,6 +55,42 @@ async fn multipart(
     b.raw(b.http().post(b.url(path)).multipart(form)).await
 }
 
+/// A portal with Jane signed in, staff signed in, and an Exchange staff
+/// assigned to Jane: (portal, jane, staff, the task's id).
+async fn jane_with_exchange(title: &str, message: &str) -> (TestPortal, Browser, Browser, String) {
+    let (portal, jane) = TestPortal::with_jane().await;
+    let staff = staff_browser(&portal).await;
+    let task = assign_exchange(&staff, &portal.client_id(JANE), title, message).await;
+    (portal, jane, staff, task)
+}
+
+/// Files for a multipart form: (name, content).
+type Files<'a> = &'a [(&'a str, &'a [u8])];
+
+/// Posts a multipart form (with its CSRF token) that must be refused: 422,
+/// with `why` on the page.
+async fn refused(
+    b: &Browser,
+    path: &str,
+    texts: &[(&str, &str)],
+    files: &[(&str, &[u8])],
+    why: &str,
+) {
+    let raw = multipart(b, path, texts, files, true).await;
+    assert_eq!(raw.status, 422, "{path}");
+    let page = text(&raw);
+    assert!(page.contains(why), "{why:?} missing from\n{page}");
+}
+
+/// The client posts a message (and files) in a task's Exchange; it must be
+/// sent. Returns the page.
+async fn message_sent(b: &Browser, task: &str, body: &str, files: &[(&str, &[u8])]) -> String {
+    let path = format!("/tasks/{task}/messages");
+    let sent = multipart(b, &path, &[("body", body)], files, true).await;
+    assert_eq!(sent.status, 200, "{}", text(&sent));
+    text(&sent)
+}
+
 pub fn text(raw: &Raw) -> String {
     String::from_utf8_lossy(&raw.body).into_owned()
 }
@@ -153,17 +189,15 @@ async fn exchange_from_assignment_through_attachments_to_reopen_and_cancel() {
     jane.get("/").await.expect("Continue");
 
     // The client answers with an attachment: it lands in Documents, staff hear of it.
-    let reply = multipart(
+    let reply = message_sent(
         &jane,
-        &format!("/tasks/{task}/messages"),
-        &[("body", "Yes, see the statement.")],
+        &task,
+        "Yes, see the statement.",
         &[("1099-B.pdf", &pdf_with_text("Proceeds 1234"))],
-        true,
     )
     .await;
-    assert_eq!(reply.status, 200, "{}", text(&reply));
-    assert!(text(&reply).contains("Your message was sent"));
-    assert!(text(&reply).contains("1099-B.pdf"));
+    assert!(reply.contains("Your message was sent"));
+    assert!(reply.contains("1099-B.pdf"));
     jane.get("/documents")
         .await
         .expect("1099-B.pdf")
@@ -220,16 +254,14 @@ async fn exchange_from_assignment_through_attachments_to_reopen_and_cancel() {
     home.expect("Completed Tasks")
         .expect("View")
         .expect("Nothing to do right now");
-    let closed = multipart(
+    refused(
         &jane,
         &format!("/tasks/{task}/messages"),
         &[("body", "one more")],
         &[],
-        true,
+        "This conversation is closed.",
     )
     .await;
-    assert_eq!(closed.status, 422);
-    assert!(text(&closed).contains("This conversation is closed."));
     assert_eq!(portal.query_i64("SELECT count(*) FROM task_messages"), 3);
 
     // Staff reopen with a message: the client is emailed it and can write again.
@@ -284,24 +316,8 @@ async fn exchange_from_assignment_through_attachments_to_reopen_and_cancel() {
 
 #[tokio::test]
 async fn another_client_gets_404_for_a_task_its_posts_and_its_files() {
-    let (portal, jane) = TestPortal::with_jane().await;
-    let staff = staff_browser(&portal).await;
-    let task = assign_exchange(
-        &staff,
-        &portal.client_id(JANE),
-        "Jane's thread",
-        "Hello Jane",
-    )
-    .await;
-    let sent = multipart(
-        &jane,
-        &format!("/tasks/{task}/messages"),
-        &[("body", "private")],
-        &[("w2.pdf", b"%PDF-1.4 jane")],
-        true,
-    )
-    .await;
-    assert_eq!(sent.status, 200, "{}", text(&sent));
+    let (portal, jane, _staff, task) = jane_with_exchange("Jane's thread", "Hello Jane").await;
+    message_sent(&jane, &task, "private", &[("w2.pdf", b"%PDF-1.4 jane")]).await;
     let doc = portal.query_text(
         "SELECT d.public_id FROM documents d JOIN task_files f ON f.document_id = d.id",
     );
@@ -416,25 +432,9 @@ async fn every_task_post_needs_the_csrf_token() {
 
 #[tokio::test]
 async fn a_task_and_its_thread_survive_a_restart() {
-    let (portal, jane) = TestPortal::with_jane().await;
-    let staff = staff_browser(&portal).await;
-    let task = assign_exchange(
-        &staff,
-        &portal.client_id(JANE),
-        "Kept",
-        "Before the restart",
-    )
-    .await;
+    let (portal, jane, _staff, task) = jane_with_exchange("Kept", "Before the restart").await;
     jane.get(&format!("/tasks/{task}")).await;
-    let sent = multipart(
-        &jane,
-        &format!("/tasks/{task}/messages"),
-        &[("body", "Mine too")],
-        &[],
-        true,
-    )
-    .await;
-    assert_eq!(sent.status, 200, "{}", text(&sent));
+    message_sent(&jane, &task, "Mine too", &[]).await;
     let portal = portal.restart_on_same_address().await;
     jane.get(&format!("/tasks/{task}"))
         .await
@@ -446,52 +446,39 @@ async fn a_task_and_its_thread_survive_a_restart() {
 
 #[tokio::test]
 async fn an_empty_message_or_a_refused_file_is_explained() {
-    let (portal, jane) = TestPortal::with_jane().await;
-    let staff = staff_browser(&portal).await;
-    let task = assign_exchange(&staff, &portal.client_id(JANE), "Thread", "Hello").await;
+    let (portal, jane, _staff, task) = jane_with_exchange("Thread", "Hello").await;
     jane.get(&format!("/tasks/{task}")).await;
-    let empty = multipart(
-        &jane,
-        &format!("/tasks/{task}/messages"),
-        &[("body", " ")],
-        &[],
-        true,
-    )
-    .await;
-    assert_eq!(empty.status, 422);
-    assert!(text(&empty).contains("Write a message or attach a file."));
+    let (messages, upload) = (
+        format!("/tasks/{task}/messages"),
+        format!("/tasks/{task}/upload"),
+    );
     let long = "x".repeat(10_001);
-    let too_long = multipart(
-        &jane,
-        &format!("/tasks/{task}/messages"),
-        &[("body", &long)],
-        &[("a.pdf", b"%PDF-1.4 a")],
-        true,
-    )
-    .await;
-    assert_eq!(too_long.status, 422);
-    assert!(text(&too_long).contains("at most 10000 characters"));
-    let zero = multipart(
-        &jane,
-        &format!("/tasks/{task}/messages"),
-        &[("body", "hi")],
-        &[("empty.pdf", b"")],
-        true,
-    )
-    .await;
-    assert_eq!(zero.status, 422);
-    assert!(text(&zero).contains("empty.pdf is empty"));
-    // An Exchange has no questions to upload against.
-    let upload = multipart(
-        &jane,
-        &format!("/tasks/{task}/upload"),
-        &[("field", "message")],
-        &[("a.pdf", b"%PDF-1.4 a")],
-        true,
-    )
-    .await;
-    assert_eq!(upload.status, 422);
-    assert!(text(&upload).contains("Choose a question that asks for a file."));
+    let pdf: Files = &[("a.pdf", b"%PDF-1.4 a")];
+    let cases: [(&str, (&str, &str), Files, &str); 4] = [
+        (
+            &messages,
+            ("body", " "),
+            &[],
+            "Write a message or attach a file.",
+        ),
+        (&messages, ("body", &long), pdf, "at most 10000 characters"),
+        (
+            &messages,
+            ("body", "hi"),
+            &[("empty.pdf", b"")],
+            "empty.pdf is empty",
+        ),
+        // An Exchange has no questions to upload against.
+        (
+            &upload,
+            ("field", "message"),
+            pdf,
+            "Choose a question that asks for a file.",
+        ),
+    ];
+    for (path, field, files, why) in cases {
+        refused(&jane, path, &[field], files, why).await;
+    }
     assert_eq!(portal.query_i64("SELECT count(*) FROM documents"), 0);
     assert_eq!(portal.query_i64("SELECT count(*) FROM task_messages"), 1);
     portal.stop().await;
@@ -499,9 +486,7 @@ async fn an_empty_message_or_a_refused_file_is_explained() {
 
 #[tokio::test]
 async fn a_client_cannot_flood_the_firm_with_messages() {
-    let (portal, jane) = TestPortal::with_jane().await;
-    let staff = staff_browser(&portal).await;
-    let task = assign_exchange(&staff, &portal.client_id(JANE), "Thread", "Hello").await;
+    let (portal, jane, _staff, task) = jane_with_exchange("Thread", "Hello").await;
     jane.get(&format!("/tasks/{task}")).await;
     let path = format!("/tasks/{task}/messages");
     for i in 0..30 {
@@ -515,9 +500,14 @@ async fn a_client_cannot_flood_the_firm_with_messages() {
         .await;
         assert_eq!(sent.status, 200, "{i}: {}", text(&sent));
     }
-    let refused = multipart(&jane, &path, &[("body", "one too many")], &[], true).await;
-    assert_eq!(refused.status, 422);
-    assert!(text(&refused).contains("You have sent 30 messages in the last hour"));
+    refused(
+        &jane,
+        &path,
+        &[("body", "one too many")],
+        &[],
+        "You have sent 30 messages in the last hour",
+    )
+    .await;
     assert_eq!(portal.query_i64("SELECT count(*) FROM task_messages"), 31);
     portal.stop().await;
 }

@@ -107,6 +107,23 @@ pub async fn upload(b: &Browser, task: &str, field: &str, name: &str, bytes: &[u
     .await
 }
 
+/// Sends a PDF holding `content` against `field`; it must be received.
+/// Returns the page.
+pub async fn upload_pdf(b: &Browser, task: &str, field: &str, name: &str, content: &str) -> String {
+    let sent = upload(b, task, field, name, &pdf_with_text(content)).await;
+    assert_eq!(sent.status, 200, "{}", text(&sent));
+    text(&sent)
+}
+
+/// Saves one answer (`field` = `value`) on the task page at `path`.
+async fn save_answer(b: &Browser, path: &str, field: &str, value: &str) {
+    let value_key = format!("v:{field}");
+    let fields = [("f", field), (value_key.as_str(), value)];
+    b.post(&format!("{path}/save"), &fields)
+        .await
+        .expect("Saved.");
+}
+
 /// The stored value of one answer (JSON), or "" if none.
 fn stored(portal: &TestPortal, task: &str, field: &str) -> String {
     portal.query_text(&format!(
@@ -406,8 +423,7 @@ pub async fn fill_required(b: &Browser, path: &str) {
         if plugin_issue(&page.body, &field).contains(r#"type="file""#) {
             let task = path.trim_start_matches("/tasks/");
             let name = format!("{field}.pdf");
-            let sent = upload(b, task, &field, &name, &pdf_with_text(&field)).await;
-            assert_eq!(sent.status, 200, "{}", text(&sent));
+            upload_pdf(b, task, &field, &name, &field).await;
             continue;
         }
         let value = plausible(&field, &plugin_issue(&page.body, &field));
@@ -524,16 +540,8 @@ async fn gather_uploads_na_return_replace_and_accept_to_completed() {
         .expect("0 of 3 done");
 
     // A file against an item lands in Documents; another item is N/A with a reason.
-    let sent = upload(
-        &jane,
-        &task,
-        "doc.w2",
-        "W-2 Acme.pdf",
-        &pdf_with_text("W-2"),
-    )
-    .await;
-    assert_eq!(sent.status, 200, "{}", text(&sent));
-    assert!(text(&sent).contains("Your file was received."));
+    let page = upload_pdf(&jane, &task, "doc.w2", "W-2 Acme.pdf", "W-2").await;
+    assert!(page.contains("Your file was received."));
     jane.get("/documents")
         .await
         .expect("W-2 Acme.pdf")
@@ -559,15 +567,14 @@ async fn gather_uploads_na_return_replace_and_accept_to_completed() {
         )
         .await;
     page.expect("Saved.").expect("1 of 3 done");
-    let sent = upload(
+    upload_pdf(
         &jane,
         &task,
         "custom.closing-statement-for-the-condo",
         "closing.pdf",
-        &pdf_with_text("Closing"),
+        "Closing",
     )
     .await;
-    assert_eq!(sent.status, 200, "{}", text(&sent));
     jane.post(&format!("{path}/submit"), &[])
         .await
         .expect("You sent this to your firm");
@@ -597,15 +604,7 @@ async fn gather_uploads_na_return_replace_and_accept_to_completed() {
     let page = jane.get(&path).await;
     page.expect("Returned by your firm: This is the 2024 form; we need 2025.")
         .expect("Save section");
-    let sent = upload(
-        &jane,
-        &task,
-        "doc.w2",
-        "W-2 Acme 2025.pdf",
-        &pdf_with_text("W-2 2025"),
-    )
-    .await;
-    assert_eq!(sent.status, 200, "{}", text(&sent));
+    upload_pdf(&jane, &task, "doc.w2", "W-2 Acme 2025.pdf", "W-2 2025").await;
     // An accepted item is locked.
     let sent = upload(
         &jane,
@@ -731,12 +730,7 @@ async fn extension_request_changes_then_revised_and_approved() {
     let page = jane.get(&path).await;
     page.expect(r#"id="h-figure.pay">$2,500.00"#)
         .expect("Save section");
-    jane.post(
-        &format!("{path}/save"),
-        &[("f", "decision"), ("v:decision", "Approve")],
-    )
-    .await
-    .expect("Saved.");
+    save_answer(&jane, &path, "decision", "Approve").await;
     jane.post(&format!("{path}/submit"), &[])
         .await
         .expect("Completed");
@@ -767,21 +761,14 @@ async fn another_client_gets_404_and_tasks_do_not_see_each_other() {
     )
     .await;
     jane.get(&format!("/tasks/{first}")).await;
-    jane.post(
-        &format!("/tasks/{first}/save"),
-        &[("f", "about.first-name"), ("v:about.first-name", "Janet")],
-    )
-    .await
-    .expect("Saved.");
-    let sent = upload(
+    save_answer(
         &jane,
-        &gather,
-        "doc.w2",
-        "jane-w2.pdf",
-        &pdf_with_text("W-2"),
+        &format!("/tasks/{first}"),
+        "about.first-name",
+        "Janet",
     )
     .await;
-    assert_eq!(sent.status, 200, "{}", text(&sent));
+    upload_pdf(&jane, &gather, "doc.w2", "jane-w2.pdf", "W-2").await;
     let doc = portal.query_text(
         "SELECT d.public_id FROM task_files f JOIN documents d ON d.id = f.document_id",
     );
@@ -798,12 +785,7 @@ async fn another_client_gets_404_and_tasks_do_not_see_each_other() {
     for (b, client, job) in [(&jane, &cid, "Plumber"), (&bob, &bob_id, "Astronaut")] {
         let last = assign_for(&staff, client, "organizer", "2024", "2024", &organizer).await;
         b.get(&format!("/tasks/{last}")).await;
-        b.post(
-            &format!("/tasks/{last}/save"),
-            &[("f", "about.occupation"), ("v:about.occupation", job)],
-        )
-        .await
-        .expect("Saved.");
+        save_answer(b, &format!("/tasks/{last}"), "about.occupation", job).await;
     }
     let this_year = assign(&staff, &cid, "organizer", "2025 again", &organizer).await;
     let page = jane.get(&format!("/tasks/{this_year}")).await;
@@ -970,21 +952,14 @@ async fn a_plugin_that_traps_in_render_keeps_answers_and_the_rest_of_the_portal(
     assert_eq!(portal.query_i64("SELECT count(*) FROM tasks"), before);
 
     // Everything else keeps working: another task, Documents, home.
-    jane.post(
-        &format!("/tasks/{organizer}/save"),
-        &[("f", "about.first-name"), ("v:about.first-name", "Jane")],
-    )
-    .await
-    .expect("Saved.");
-    let sent = upload(
+    save_answer(
         &jane,
-        &organizer,
-        "about.id",
-        "id.pdf",
-        &pdf_with_text("ID"),
+        &format!("/tasks/{organizer}"),
+        "about.first-name",
+        "Jane",
     )
     .await;
-    assert_eq!(sent.status, 200, "{}", text(&sent));
+    upload_pdf(&jane, &organizer, "about.id", "id.pdf", "ID").await;
     jane.get("/documents").await.expect("id.pdf");
     assert_listed(&jane, "Pending Tasks", "Checklist").await;
 
@@ -1050,12 +1025,7 @@ fn plugin_check_and_list_on_the_example_plugins() {
             .arg(&file)
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{name}: {text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = succeeded(&out);
         for expected in [
             &format!("type: {name} \"{exports_ok}\" 1.0.0") as &str,
             "interface 0.1.0",
@@ -1095,8 +1065,7 @@ fn plugin_check_and_list_on_the_example_plugins() {
         .args(["plugin", "list"])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = succeeded(&out);
     for line in [
         "organizer \"Tax organizer\" 1.0.0 (interface 0.1.0)",
         "gather \"Document request\" 1.0.0 (interface 0.1.0)",

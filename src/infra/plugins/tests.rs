@@ -332,5 +332,9 @@ fn the_published_0_1_contract_never_changes() {
         PUBLISHED_0_1,
         "plugins/wit/v0.1/task.wit changed: publish a new version beside it instead"
     );
-    assert!(String::from_utf8(text).unwrap().contains("package portal:task@0.1.0;"));
+    assert!(
+        String::from_utf8(text)
+            .unwrap()
+            .contains("package portal:task@0.1.0;")
+    );
 }

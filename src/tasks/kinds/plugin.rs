@@ -48,12 +48,12 @@ impl TaskKind for PluginKind {
     }
 
     fn settings_form(&self) -> Called<Vec<Section>> {
-        adapt(self.plugin.settings_form(), |s| Ok(sections(s)))
+        adapt(self.plugin.settings_form(), |s| Ok(all(s, section)))
     }
 
     fn check_settings(&self, settings: &[Answer]) -> Called<Vec<Issue>> {
         let settings = to_wit_answers(settings);
-        adapt(self.plugin.check_settings(&settings), |i| Ok(issues(i)))
+        adapt(self.plugin.check_settings(&settings), |i| Ok(all(i, issue)))
     }
 
     fn render(
@@ -71,10 +71,10 @@ impl TaskKind for PluginKind {
         );
         adapt(called, |rendered| match rendered {
             Ok(view) => Ok(View {
-                sections: sections(view.sections),
+                sections: all(view.sections, section),
                 done: view.done,
                 total: view.total,
-                issues: issues(view.issues),
+                issues: all(view.issues, issue),
             }),
             Err(refusal) => Err(KindError::Refused(refusal)),
         })
@@ -102,7 +102,7 @@ impl TaskKind for PluginKind {
                     },
                     notify_staff: o.notify_staff,
                 })
-                .map_err(issues))
+                .map_err(|i| all(i, issue)))
         })
     }
 }
@@ -170,16 +170,18 @@ fn to_wit_value(value: &Value) -> wit::Value {
     }
 }
 
-fn sections(sections: Vec<wit::Section>) -> Vec<Section> {
-    sections
-        .into_iter()
-        .map(|s| Section {
-            id: s.id,
-            title: s.title,
-            intro: s.intro,
-            fields: s.fields.into_iter().map(field).collect(),
-        })
-        .collect()
+/// Each of `items` converted by `f`.
+fn all<A, B>(items: Vec<A>, f: fn(A) -> B) -> Vec<B> {
+    items.into_iter().map(f).collect()
+}
+
+fn section(s: wit::Section) -> Section {
+    Section {
+        id: s.id,
+        title: s.title,
+        intro: s.intro,
+        fields: all(s.fields, field),
+    }
 }
 
 fn field(f: wit::Field) -> Field {
@@ -214,13 +216,10 @@ fn kind(k: wit::Kind) -> FieldKind {
     }
 }
 
-fn issues(issues: Vec<wit::Issue>) -> Vec<Issue> {
-    issues
-        .into_iter()
-        .map(|i| Issue {
-            field: i.field,
-            message: i.message,
-            blocking: i.blocking,
-        })
-        .collect()
+fn issue(i: wit::Issue) -> Issue {
+    Issue {
+        field: i.field,
+        message: i.message,
+        blocking: i.blocking,
+    }
 }

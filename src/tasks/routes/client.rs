@@ -87,10 +87,7 @@ pub async fn page(
     who: ClientSession,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let task = tasks::for_client(state, who.client.id, &id).await?;
-    if task.state == tasks::state::CANCELLED {
-        return Err(AppError::NotFound);
-    }
+    let task = own_task(state, &who, &id).await?;
     tasks::opened(state, &who.client, &task).await?;
     task_page(req, state, &who, &task, &[], None).await
 }
@@ -207,6 +204,20 @@ fn saved_json(saved: &answers::Saved) -> Response {
     .into_response()
 }
 
+/// Stores one file the client sent for the task: against the question `field`,
+/// or (`None`) for a message; a refusal is the message to show.
+async fn store(
+    state: &AppState,
+    who: &ClientSession,
+    task: &Task,
+    field: Option<&str>,
+    (name, part): (String, poem::web::Field),
+    visitor: &Visitor,
+) -> AppResult<Result<crate::documents::Document, String>> {
+    let body = stream_of(part);
+    user_error(answers::store_file(state, &who.client, task, field, &name, body, visitor).await)
+}
+
 /// Files sent against one question (multipart: csrf, field, files).
 #[handler]
 pub async fn upload(
@@ -234,17 +245,8 @@ pub async fn upload(
             }
         }
         let Some(f) = &field else { break Ok(()) };
-        let sent = answers::upload(
-            state,
-            &who.client,
-            &task,
-            f,
-            &name,
-            stream_of(part),
-            &visitor,
-        )
-        .await;
-        if let Err(m) = user_error(sent)? {
+        let sent = store(state, &who, &task, Some(&f.id), (name, part), &visitor).await?;
+        if let Err(m) = sent {
             break Err(m);
         }
     };
@@ -318,9 +320,7 @@ pub async fn post_message(
         {
             break Err(m);
         }
-        match user_error(
-            exchange::attach(state, &who.client, &task, &name, stream_of(part), &visitor).await,
-        )? {
+        match store(state, &who, &task, None, (name, part), &visitor).await? {
             Ok(doc) => attached.push(doc.id),
             Err(m) => break Err(m),
         }

@@ -10,8 +10,9 @@ use poem::web::{Data, Path, Query};
 use poem::{Request, Response, handler};
 
 use super::{FormReader, form_value, stream_of};
-use crate::accounts::{Client, invite};
+use crate::accounts::Client;
 use crate::documents::publish::Received;
+use crate::documents::staff_routes::client_or_404;
 use crate::error::{AppError, AppResult};
 use crate::infra::db::DbError;
 use crate::infra::web::client_ip;
@@ -20,9 +21,7 @@ use crate::state::AppState;
 use crate::tasks::flow::{self, Assignment, Decision};
 use crate::tasks::views::{self, Known};
 use crate::tasks::{self as tasks, Task, exchange, kinds, repo};
-use crate::web::{
-    Empty, StaffSession, bad_request, form_status, see_other, staff_page, user_error,
-};
+use crate::web::{Empty, StaffSession, form_status, see_other, staff_page, user_error};
 use poem::web::Multipart;
 
 type Pairs = Vec<(String, String)>;
@@ -38,13 +37,6 @@ async fn task_and_client(state: &AppState, id: &str) -> AppResult<(Task, Client)
     let task = tasks::by_public_id(state, id).await?;
     let client = client_of(state, &task).await?;
     Ok((task, client))
-}
-
-async fn client_by_id(state: &AppState, id: &str) -> AppResult<Client> {
-    invite::client_by_public_id(state, id)
-        .await
-        .map_err(bad_request)?
-        .ok_or(AppError::NotFound)
 }
 
 fn client_ctx(c: &Client) -> Ctx {
@@ -166,7 +158,7 @@ pub async fn new_task(
     Path(id): Path<String>,
     Query(q): Query<NewQuery>,
 ) -> AppResult<Response> {
-    let client = client_by_id(state, &id).await?;
+    let client = client_or_404(state, &id).await?;
     let typed = vec![("type".to_string(), q.kind.unwrap_or_default())];
     assign_page(req, state, &who, &client, &typed, None).await
 }
@@ -179,7 +171,7 @@ pub async fn assign(
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<Pairs>,
 ) -> AppResult<Response> {
-    let client = client_by_id(state, &id).await?;
+    let client = client_or_404(state, &id).await?;
     let a = Assignment {
         type_id: form_value(&form, "type").to_string(),
         title: form_value(&form, "title").to_string(),

@@ -194,14 +194,7 @@ async fn a_questionnaire_from_first_answer_to_accepted() {
     .await;
     let (_, page) = jane.post(&format!("{path}/submit"), &[]).await;
     assert!(page.contains("You sent this to your firm"), "{page}");
-    let sent: Vec<String> = w
-        .quiz
-        .submitted
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|a| a.field.clone())
-        .collect();
+    let sent = w.quiz.submitted_fields();
     assert_eq!(sent, ["married", "w2"]);
     let (status, _) = jane
         .post(
