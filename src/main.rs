@@ -179,7 +179,12 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    init_logging(&loaded.config.log.level);
+    let mut level = loaded.config.log.level.clone();
+    if matches!(cli.command, Command::Plugin(PluginCommand::Check { .. })) {
+        // `plugin check` prints the plugin's own log lines beside each call.
+        level.push_str(",plugin=off");
+    }
+    init_logging(&level);
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
