@@ -218,9 +218,14 @@ pub async fn assign(
 }
 
 async fn first_render(state: &AppState, task: &Task) -> TaskResult<()> {
-    match super::render(state, task).await?.failure {
+    // Staff see the kind's own reason: nothing reached the client, so the
+    // client's "everything you entered is saved" would mislead.
+    match super::render(state, task).await?.cause {
         None => Ok(()),
-        Some(failure) => refused(format!("The task type could not show this task. {failure}")),
+        Some(cause) => refused(format!(
+            "The task was not assigned: its type could not show it ({cause}). \
+             Nothing was sent to the client."
+        )),
     }
 }
 

@@ -287,7 +287,10 @@ pub async fn keep_log(
 /// the kind failed now) and the failure to show, if any.
 pub struct Rendered {
     pub view: Option<View>,
+    /// What the client is told when the kind failed.
     pub failure: Option<String>,
+    /// Why the kind failed, in the kind's (or host's) own words, for staff.
+    pub cause: Option<String>,
 }
 
 /// Asks the kind to render the task from its saved answers and keeps the
@@ -296,9 +299,11 @@ pub async fn render(state: &AppState, task: &Task) -> AppResult<Rendered> {
     let kind = match kind_of(state, task) {
         Ok(kind) => kind,
         Err(e) => {
+            let message = crate::web::message(e)?;
             return Ok(Rendered {
                 view: last_view(task),
-                failure: Some(crate::web::message(e)?),
+                failure: Some(message.clone()),
+                cause: Some(message),
             });
         }
     };
@@ -313,6 +318,7 @@ pub async fn render(state: &AppState, task: &Task) -> AppResult<Rendered> {
             Ok(Rendered {
                 view: Some(view),
                 failure: None,
+                cause: None,
             })
         }
         Err(e) => {
@@ -329,6 +335,7 @@ pub async fn render(state: &AppState, task: &Task) -> AppResult<Rendered> {
             Ok(Rendered {
                 view: last_view(task),
                 failure: Some(kind_failure(&e)),
+                cause: Some(e.to_string()),
             })
         }
     }

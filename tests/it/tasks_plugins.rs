@@ -945,7 +945,7 @@ async fn a_plugin_that_traps_in_render_keeps_answers_and_the_rest_of_the_portal(
         &cid,
         "control",
         &[("s:name", "x")],
-        "The task type could not show this task. This task could not be updated just now \
+        "The task was not assigned: its type could not show it \
          (plugin `control` 1.0.0: render trapped",
     )
     .await;
